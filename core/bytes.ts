@@ -1,0 +1,145 @@
+/** Byte helpers shared by the core. */
+
+export const textEncoder = new TextEncoder();
+
+/** Concatenates `chunks` (of `total` bytes, if known) into one buffer; a single chunk is returned as is. */
+export function concatBytes(chunks: readonly Uint8Array[], total = -1): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  if (total < 0) {
+    total = 0;
+    for (const chunk of chunks) total += chunk.length;
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Pieces kept by reference before they are packed into one growing buffer. */
+const MAX_LOOSE_PIECES = 32;
+
+/**
+ * Collects the pieces of a message. A few pieces are kept as views (no copy); many small ones
+ * (a message sent as thousands of tiny fragments) are packed into one buffer that doubles as
+ * it grows, so memory stays proportional to the bytes held and the copying stays linear.
+ */
+export class ByteAccumulator {
+  size = 0;
+  private pieces: Uint8Array[] = [];
+  private packed: Uint8Array | null = null;
+
+  push(piece: Uint8Array): void {
+    if (piece.length === 0) return;
+    const size = this.size + piece.length;
+    if (this.packed) {
+      if (size > this.packed.length) {
+        const grown = new Uint8Array(Math.max(size, this.packed.length * 2));
+        grown.set(this.packed.subarray(0, this.size));
+        this.packed = grown;
+      }
+      this.packed.set(piece, this.size);
+    } else if (this.pieces.length < MAX_LOOSE_PIECES) {
+      this.pieces.push(piece);
+    } else {
+      const packed = new Uint8Array(Math.max(size * 2, 4096));
+      let offset = 0;
+      for (const p of this.pieces) {
+        packed.set(p, offset);
+        offset += p.length;
+      }
+      packed.set(piece, offset);
+      this.packed = packed;
+      this.pieces = [];
+    }
+    this.size = size;
+  }
+
+  /** Everything pushed, as one buffer; the accumulator is empty afterwards. */
+  take(): Uint8Array {
+    const out = this.packed
+      ? this.packed.subarray(0, this.size)
+      : this.pieces.length === 0
+      ? new Uint8Array(0)
+      : concatBytes(this.pieces, this.size);
+    this.pieces = [];
+    this.packed = null;
+    this.size = 0;
+    return out;
+  }
+}
+
+/**
+ * Runs steps in order. A step runs at once when nothing is pending, or when it is queued by the
+ * step now running (it belongs at that step's place); once an asynchronous result is awaited,
+ * later steps wait behind it. `onSettled` is called after each deferred step, so that the owner
+ * can tell its user there is something new.
+ */
+export class SerialQueue {
+  private tail: Promise<void> | null = null;
+  private pending = 0;
+  private running = false;
+  private readonly onSettled: () => void;
+  private readonly onCrash: (error: unknown) => void;
+
+  constructor(onSettled: () => void, onCrash: (error: unknown) => void) {
+    this.onSettled = onSettled;
+    this.onCrash = onCrash;
+  }
+
+  /** A step queued now would run at once. */
+  get immediate(): boolean {
+    return this.pending === 0 || this.running;
+  }
+
+  /** Runs `step` after every step queued before it. */
+  run(step: () => void): void {
+    if (this.immediate) step();
+    else this.chain(() => this.within(step));
+  }
+
+  /**
+   * Passes `value` to `then` in order. A promise starts its work at once; only the
+   * delivery of its result waits its turn.
+   */
+  await<T>(value: T | Promise<T>, then: (value: T) => void, onError: (error: unknown) => void): void {
+    if (this.immediate && !isPromise(value)) {
+      then(value as T);
+      return;
+    }
+    const settled = Promise.resolve(value);
+    settled.catch(() => {}); // handled in its turn below
+    this.chain(() =>
+      settled.then(
+        (result) => this.within(() => then(result)),
+        (error) => this.within(() => onError(error)),
+      )
+    );
+  }
+
+  private within(step: () => void): void {
+    this.running = true;
+    try {
+      step();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private chain(step: () => void | Promise<void>): void {
+    this.pending++;
+    this.tail = (this.tail ?? Promise.resolve())
+      .then(step)
+      .catch(this.onCrash)
+      .then(() => {
+        if (--this.pending === 0) this.tail = null;
+        this.onSettled();
+      });
+  }
+}
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}

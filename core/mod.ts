@@ -1,0 +1,37 @@
+/**
+ * anyws core: the WebSocket protocol (RFC 6455) as a pure state machine — bytes in, events out.
+ * Runs on any JavaScript runtime and any byte transport.
+ */
+export {
+  ClientConnection,
+  type ClientConnectionOptions,
+  closePayload,
+  Connection,
+  type ConnectionEvent,
+  type ConnectionOptions,
+  ReadyState,
+  type SendOptions,
+  type ServerAcceptOptions,
+  ServerConnection,
+  type ServerConnectionOptions,
+} from "./connection.ts";
+export { CloseCode, type ErrorCode, isValidCloseCode, WebSocketError } from "./errors.ts";
+export {
+  type ClientExtensionFactory,
+  type EncodedPayload,
+  type Extension,
+  ExtensionError,
+  type ServerExtensionFactory,
+} from "./extension.ts";
+export { type ExtensionOffer, type ExtensionParam, formatExtensions, parseExtensions } from "./extension-header.ts";
+export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3 } from "./frame.ts";
+export {
+  acceptKey,
+  type AcceptOptions,
+  generateKey,
+  type RejectOptions,
+  type UpgradeRequest,
+} from "./handshake.ts";
+export { HeaderList, type HeadersInit, type HttpLimits } from "./http.ts";
+export { applyMask } from "./mask.ts";
+export { isValidUtf8, Utf8Validator } from "./utf8.ts";

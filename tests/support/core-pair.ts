@@ -1,0 +1,63 @@
+/** Drives a client and a server core against each other in memory, for tests. */
+import {
+  ClientConnection,
+  type ClientConnectionOptions,
+  type Connection,
+  type ConnectionEvent,
+  ServerConnection,
+  type ServerConnectionOptions,
+  type ServerAcceptOptions,
+} from "../../core/mod.ts";
+
+export interface Pair {
+  client: ClientConnection;
+  server: ServerConnection;
+  clientEvents: ConnectionEvent[];
+  serverEvents: ConnectionEvent[];
+  /** Moves bytes both ways until neither side has anything to write. */
+  pump(): void;
+}
+
+/** Collects a connection's output as one buffer. */
+export function drainOutput(connection: Connection): Uint8Array {
+  const chunks = connection.pollOutput();
+  let size = 0;
+  for (const c of chunks) size += c.length;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+export function createPair(
+  options: {
+    server?: ServerConnectionOptions;
+    client?: Partial<ClientConnectionOptions>;
+    accept?: ServerAcceptOptions | false;
+  } = {},
+): Pair {
+  const server = new ServerConnection(options.server);
+  const client = new ClientConnection({ host: "example.com", ...options.client });
+  const clientEvents: ConnectionEvent[] = [];
+  const serverEvents: ConnectionEvent[] = [];
+  const pump = () => {
+    for (let round = 0; round < 1000; round++) {
+      const toServer = drainOutput(client);
+      const toClient = drainOutput(server);
+      if (toServer.length) server.receive(toServer);
+      if (toClient.length) client.receive(toClient);
+      for (const event of server.pollEvents()) {
+        serverEvents.push(event);
+        if (event.type === "upgrade" && options.accept !== false) server.accept(options.accept || {});
+      }
+      clientEvents.push(...client.pollEvents());
+      if (!toServer.length && !toClient.length) return;
+    }
+    throw new Error("pump did not settle");
+  };
+  pump();
+  return { client, server, clientEvents, serverEvents, pump };
+}

@@ -1,0 +1,47 @@
+// The only host globals core/ may use, declared by hand so tsconfig.core.json can type-check
+// core/ with no DOM, Node, Deno or Bun types at all (DESIGN.md: "Globals allowed: TextEncoder,
+// TextDecoder, typed arrays"; randomness defaults to crypto.getRandomValues). Every runtime
+// anyws supports provides these. Used by tsconfig.core.json only.
+
+interface TextEncoderEncodeIntoResult {
+  read: number;
+  written: number;
+}
+
+interface TextEncoder {
+  readonly encoding: string;
+  encode(input?: string): Uint8Array<ArrayBuffer>;
+  encodeInto(source: string, destination: Uint8Array): TextEncoderEncodeIntoResult;
+}
+
+declare var TextEncoder: {
+  prototype: TextEncoder;
+  new (): TextEncoder;
+};
+
+interface TextDecoderOptions {
+  fatal?: boolean;
+  ignoreBOM?: boolean;
+}
+
+interface TextDecodeOptions {
+  stream?: boolean;
+}
+
+interface TextDecoder {
+  readonly encoding: string;
+  readonly fatal: boolean;
+  readonly ignoreBOM: boolean;
+  decode(input?: ArrayBuffer | ArrayBufferView, options?: TextDecodeOptions): string;
+}
+
+declare var TextDecoder: {
+  prototype: TextDecoder;
+  new (label?: string, options?: TextDecoderOptions): TextDecoder;
+};
+
+interface Crypto {
+  getRandomValues<T extends ArrayBufferView | null>(array: T): T;
+}
+
+declare var crypto: Crypto;
