@@ -8,7 +8,9 @@
  *   bun bench/core.ts
  *
  * Options: --only=1a,3a (scenarios), --impl=anyws|ws (measure one side only, e.g. under
- * `node --cpu-prof`), --time=MS (measured time per round, default 300), --rounds=N (default 3).
+ * `node --cpu-prof`), --time=MS (measured time per round, default 100), --rounds=N (default 5),
+ * --clock=cpu (time by the process's CPU time instead of performance.now(): steadier when other
+ * processes share the cores, but it also counts the runtime's GC and compiler threads).
  *
  * What is compared, per scenario (each figure is the median of the rounds; rounds alternate
  * which side goes first):
@@ -42,9 +44,11 @@ const option = (name: string): string | undefined =>
 const ONLY = option("only")?.split(",");
 const IMPL = option("impl") ?? "both"; // anyws | ws | both
 const JSON_OUT = args.includes("--json"); // child mode: print results as one JSON line
-const TIME_MS = Number(option("time") ?? 200);
+const TIME_MS = Number(option("time") ?? 100);
 const ROUNDS = Number(option("rounds") ?? 5);
-const WARMUP_MS = Math.max(100, TIME_MS);
+const WARMUP_MS = Math.max(150, TIME_MS);
+/** wall: performance.now(). cpu: the process's CPU time, steadier when other work shares the cores. */
+const CLOCK = option("clock") === "cpu" ? "cpu" : "wall";
 
 const RUNTIME = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
@@ -67,9 +71,11 @@ interface Ws {
   Sender: { frame(data: Uint8Array | string, options: WsFrameOptions): Buffer[] };
 }
 
+// By absolute path: ws's "exports" hide lib/, and Bun answers a bare "ws" with its own built-in
+// stand-in, not the package.
 const require = createRequire(import.meta.url);
-const ws: Ws = require("ws");
-const wsDir = dirname(require.resolve("ws"));
+const wsDir = dirname(require.resolve("ws/package.json"));
+const ws: Ws = require(join(wsDir, "index.js"));
 const wsVersion: string = require(join(wsDir, "package.json")).version;
 
 /** Which masking code ws ended up with (ws/lib/buffer-util.js picks it when first loaded). */
@@ -104,34 +110,43 @@ interface Scenario {
   sides: () => Record<Side, () => Case>;
 }
 
+/** Milliseconds on the chosen clock. */
+function now(): number {
+  if (CLOCK === "wall") return performance.now();
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
 /** Units per second over `ms` of timed batches. */
 function rate(c: Case, ms: number): number {
   let units = 0;
   let elapsed = 0;
   while (elapsed < ms) {
     c.prepare?.();
-    const t0 = performance.now();
+    const t0 = now();
     units += c.run();
-    elapsed += performance.now() - t0;
+    elapsed += now() - t0;
   }
   return units / (elapsed / 1000);
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-/** Warms each side up, then measures them in alternating order; the median of the rounds. */
-function measure(cases: Record<string, Case>): Record<string, number> {
-  const names = Object.keys(cases);
+/**
+ * Warms each side up, then measures them round after round, alternating which goes first;
+ * returns each side's rate per round. Rounds pair the sides in time, so a ratio taken per round
+ * is steadier than a ratio of medians when something else is using the machine.
+ */
+function measure<S extends string>(cases: Record<S, Case>): Record<S, number[]> {
+  const names = Object.keys(cases) as S[];
   for (const name of names) rate(cases[name], WARMUP_MS);
-  const samples: Record<string, number[]> = {};
+  const samples = {} as Record<S, number[]>;
   for (const name of names) samples[name] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? names : [...names].reverse();
     for (const name of order) samples[name].push(rate(cases[name], TIME_MS));
   }
-  const result: Record<string, number> = {};
-  for (const name of names) result[name] = median(samples[name]);
-  return result;
+  return samples;
 }
 
 function check(ok: boolean, what: string): void {
@@ -523,10 +538,10 @@ const SCENARIOS: Scenario[] = [
 
 // ---- Running and reporting -------------------------------------------------------------------
 
-/** What one process measured: ws's masking code, and per scenario id, units/s per side. */
+/** What one process measured: ws's masking code, and per scenario id each side's rate per round. */
 interface Run {
   masking: string;
-  results: Record<string, Partial<Record<Side, number>>>;
+  results: Record<string, Partial<Record<Side, number[]>>>;
 }
 
 function runHere(sides: Side[]): Run {
@@ -534,7 +549,7 @@ function runHere(sides: Side[]): Run {
   for (const s of SCENARIOS) {
     if (ONLY && !ONLY.includes(s.id)) continue;
     const factories = s.sides();
-    const cases: Record<string, Case> = {};
+    const cases = {} as Record<Side, Case>;
     for (const side of sides) cases[side] = factories[side]();
     results[s.id] = measure(cases);
   }
@@ -545,7 +560,8 @@ function runHere(sides: Side[]): Run {
 function runWithoutBufferutil(): Run | string {
   const self = fileURLToPath(import.meta.url);
   const runtimeArgs = RUNTIME === "deno" ? ["run", "-A", self] : RUNTIME === "bun" ? [self] : [...process.execArgv, self];
-  const childArgs = [`--impl=${IMPL}`, "--json", `--time=${TIME_MS}`, `--rounds=${ROUNDS}`, ...(ONLY ? [`--only=${ONLY}`] : [])];
+  const childArgs = [`--impl=${IMPL}`, "--json", `--time=${TIME_MS}`, `--rounds=${ROUNDS}`, `--clock=${CLOCK}`];
+  if (ONLY) childArgs.push(`--only=${ONLY}`);
   const child = spawnSync(process.execPath, [...runtimeArgs, ...childArgs], {
     env: { ...process.env, WS_NO_BUFFER_UTIL: "1" },
     encoding: "utf8",
@@ -560,8 +576,13 @@ function format(value: number | undefined, unit: Scenario["unit"]): string {
   return unit === "frames" ? `${(value / 1e6).toFixed(2)} M/s` : `${(value / 1e9).toFixed(2)} GB/s`;
 }
 
-const ratioOf = (r: Partial<Record<Side, number>> | undefined): number | undefined =>
-  r?.anyws !== undefined && r.ws !== undefined ? r.anyws / r.ws : undefined;
+/** anyws/ws per round (the rounds pair them in time): median, lowest, highest. */
+function ratios(r: Partial<Record<Side, number[]>> | undefined): { median: number; low: number; high: number } | undefined {
+  const theirs = r?.ws;
+  if (!r?.anyws || !theirs) return undefined;
+  const each = r.anyws.map((a, i) => a / theirs[i]);
+  return { median: median(each), low: Math.min(...each), high: Math.max(...each) };
+}
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -585,6 +606,7 @@ function main(): void {
   const version = RUNTIME === "node" ? `Node ${process.version}` : `${RUNTIME} ${process.versions[RUNTIME]}`;
   console.log(`anyws core vs ws ${wsVersion} (Receiver, Sender.frame) on ${version}, ${process.arch}, ${cpus().length} CPUs`);
   console.log(`load average at start: ${loadavg()[0].toFixed(2)}; per side: ${WARMUP_MS} ms warm-up, median of ${ROUNDS} rounds of ${TIME_MS} ms; input copies untimed`);
+  if (CLOCK === "cpu") console.log("clock: the process's CPU time (all its threads), not wall time");
   const runs: Run[] = [runHere(sides)];
   if (sides.includes("ws")) {
     const child = runWithoutBufferutil();
@@ -592,28 +614,31 @@ function main(): void {
     else runs.push(child);
   }
 
-  const rows = [["scenario", "ws masking", "anyws", "ws", "anyws/ws"]];
+  const rows = [["scenario", "ws masking", "anyws", "ws", "anyws/ws", "range"]];
   for (const s of SCENARIOS) {
     runs.forEach((run, i) => {
       const r = run.results[s.id];
       if (!r) return;
-      const ratio = ratioOf(r);
+      const ratio = ratios(r);
       rows.push([
         i === 0 ? `${s.id.padEnd(3)}${s.title}` : "",
         run.masking,
-        format(r.anyws, s.unit),
-        format(r.ws, s.unit),
-        ratio === undefined ? "—" : `${ratio.toFixed(2)}x`,
+        format(r.anyws && median(r.anyws), s.unit),
+        format(r.ws && median(r.ws), s.unit),
+        ratio ? `${ratio.median.toFixed(2)}x` : "—",
+        ratio ? `${ratio.low.toFixed(2)}–${ratio.high.toFixed(2)}` : "—",
       ]);
     });
   }
   console.log("\n" + table(rows) + "\n");
-  if (runs.length > 1) console.log("(each row is one process; the second runs with WS_NO_BUFFER_UTIL=1)\n");
+  console.log("anyws/ws: median over the rounds of the per-round ratio; range: the lowest and highest of those.");
+  if (runs.length > 1) console.log("Each row is one process; the second runs with WS_NO_BUFFER_UTIL=1.");
+  console.log("");
 
   if (sides.length < 2) return;
   for (const { ids, target, label } of TARGETS) {
     const worst = ids
-      .map((id) => ({ id, ratio: Math.min(...runs.map((run) => ratioOf(run.results[id]) ?? Infinity)) }))
+      .map((id) => ({ id, ratio: Math.min(...runs.map((run) => ratios(run.results[id])?.median ?? Infinity)) }))
       .filter((x) => x.ratio !== Infinity);
     if (worst.length === 0) continue;
     const misses = worst.filter((x) => x.ratio < target).map((x) => `${x.id} at ${x.ratio.toFixed(2)}x`);

@@ -332,6 +332,21 @@ export abstract class Connection implements FrameHandler {
     this.sendMessage(Opcode.BINARY, data, false, options);
   }
 
+  /**
+   * Sends a message framed once by `prepareMessage()`, as pub/sub does for many connections.
+   * Server role only: a client masks every frame with its own key (RFC 6455 §5.3).
+   */
+  sendPrepared(message: PreparedMessage): void {
+    if (this.isClient) throw new WebSocketError("ERR_INVALID_ARGUMENT", "prepared messages are for the server role");
+    this.assertCanSend();
+    if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
+    this.lastSent = this.now;
+    this.outgoing.run(() => {
+      if (this.closeWritten || this.state === ReadyState.CLOSED) return;
+      for (const chunk of message.chunks) this.output.push(chunk);
+    });
+  }
+
   /** Sends a ping (RFC 6455 §5.5.2). */
   ping(data: Uint8Array | string = EMPTY): void {
     this.sendControl(Opcode.PING, data);
@@ -511,8 +526,9 @@ export abstract class Connection implements FrameHandler {
       this.incoming.run(() => {
         if (this.failed) return;
         this.events.push({ type: "ping", data: payload });
-        // RFC 6455 §5.5.2: answer with the same payload, unless we have already sent a close frame.
-        if (this.options.autoPong && !this.closeSent && this.state === ReadyState.OPEN) {
+        // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
+        // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
+        if (this.options.autoPong && this.state !== ReadyState.CLOSED) {
           this.writeFrame(Opcode.PONG, payload);
         }
       });
@@ -563,7 +579,8 @@ export abstract class Connection implements FrameHandler {
     this.lastSent = this.now;
     if (this.extensions.length === 0 || options?.compress === false || continuing || !fin) {
       const frameOpcode = continuing ? Opcode.CONTINUATION : opcode;
-      this.outgoing.run(() => this.writeMessage(frameOpcode, payload, fin, 0, owned));
+      if (this.outgoing.immediate) this.writeMessage(frameOpcode, payload, fin, 0, owned);
+      else this.outgoing.run(() => this.writeMessage(frameOpcode, payload, fin, 0, owned));
       return;
     }
     let result: EncodedPayload | Promise<EncodedPayload> = { data: payload, rsv: 0 };
@@ -966,6 +983,22 @@ export class ClientConnection extends Connection {
 }
 
 // ---- Helpers ------------------------------------------------------------------------------
+
+/** A message framed once, unmasked, to be written to any number of server connections. */
+export interface PreparedMessage {
+  readonly chunks: readonly Uint8Array[];
+  /** Payload bytes. */
+  readonly size: number;
+}
+
+/** Frames a message for `sendPrepared()`; strings are text messages, bytes binary unless `binary` is false. */
+export function prepareMessage(data: string | Uint8Array, binary = typeof data !== "string"): PreparedMessage {
+  const payload = typeof data === "string" ? textEncoder.encode(data) : data;
+  if (!binary && typeof data !== "string" && !isWellFormedUtf8(payload)) {
+    throw new WebSocketError("ERR_INVALID_UTF8", "text message is not valid UTF-8");
+  }
+  return { chunks: encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, true, 0, null), size: payload.length };
+}
 
 /**
  * The payload of a close frame we send (RFC 6455 §5.5.1): nothing, or a sendable code

@@ -10,6 +10,8 @@ export {
   type ConnectionEvent,
   type ConnectionOptions,
   ReadyState,
+  type PreparedMessage,
+  prepareMessage,
   type SendOptions,
   type ServerAcceptOptions,
   ServerConnection,

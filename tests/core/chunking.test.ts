@@ -341,7 +341,7 @@ describe("chunking invariance, client → server (masked)", () => {
 
   test("generated sequences with 64-bit lengths", () => {
     let large = 0;
-    for (const seed of [101, 102, 103, 104, 105, 106, 107, 108]) {
+    for (const seed of [101, 102, 103, 104]) {
       const s = generateScenario(seed, true);
       large += s.frames.filter((f) => f.payload.length >= 65536).length; // frames with a 64-bit length
       assertScenario("server", s, seed);

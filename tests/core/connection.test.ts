@@ -396,7 +396,8 @@ for (const role of ROLES) {
       assert.equal(new TextDecoder().decode(frame.payload.subarray(2)), "bye");
       side.frame(Opcode.TEXT, "in flight");
       side.frame(Opcode.PING, "p");
-      assert.deepEqual(side.written(), [], "no pong after our close frame");
+      const [pong] = side.written();
+      assert.equal(pong.opcode, Opcode.PONG, "pings are still answered after our close frame (RFC 6455 §5.5.2)");
       side.frame(Opcode.CLOSE, new Uint8Array([0x0f, 0xa0]));
       assert.deepEqual(side.events().map((e) => e.type), ["text", "ping", "close"]);
       assert.equal(side.conn.readyState, ReadyState.CLOSED);
@@ -901,5 +902,27 @@ describe("extensions", () => {
     assert.equal(pair.client.readyState, ReadyState.CLOSED);
     assert.ok(wakes.count > 0, "onWake told the owner about asynchronous results");
     assert.ok(log.includes("dispose"));
+  });
+});
+
+describe("prepared messages (pub/sub)", () => {
+  test("framed once, the same bytes go to every server connection and arrive as messages", async () => {
+    const { prepareMessage } = await import("../../core/connection.ts");
+    const text = prepareMessage("to all");
+    const binary = prepareMessage(new Uint8Array(5000));
+    const pairs = [createPair(), createPair()];
+    for (const pair of pairs) {
+      pair.clientEvents.length = 0;
+      pair.server.sendPrepared(text);
+      pair.server.sendPrepared(binary);
+      const chunks = pair.server.pollOutput();
+      assert.equal(chunks[chunks.length - 1], binary.chunks[binary.chunks.length - 1], "not copied");
+      pair.client.receive(concat(chunks));
+      const events = pair.client.pollEvents();
+      assert.deepEqual(events[0], { type: "text", data: "to all" });
+      assert.ok(events[1].type === "binary" && events[1].data.length === 5000);
+    }
+    assert.throws(() => pairs[0].client.sendPrepared(text), WebSocketError);
+    assert.throws(() => prepareMessage(new Uint8Array([0xff]), false), WebSocketError);
   });
 });

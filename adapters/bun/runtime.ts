@@ -1,0 +1,562 @@
+/**
+ * Bun's byte-moving layer: `Bun.listen` and `Bun.connect` sockets as `Transport`s (the contract in
+ * adapters/shared/transport.ts). No protocol logic lives here.
+ *
+ * What Bun 1.4.5 does, as found while writing this (tests/adapters/bun/transport.test.ts checks
+ * what the adapter builds on):
+ *
+ * - `socket.write()` is unbuffered: one send(2) per call, even inside Bun's own callbacks (no
+ *   automatic corking), returning how many bytes the kernel (or, over TLS, the TLS layer) took:
+ *   possibly fewer, 0 when full, -1 once the socket is closed or shut down. `drain` fires when it
+ *   can take more (over TLS also once, spuriously, after the handshake). The rest is ours: a queue
+ *   of the caller's chunks or views into them (no copy), written in order from `drain`.
+ * - There is no writev. Small chunks written in one tick are queued and go out together at the
+ *   end of the tick (a microtask), copied into writes of up to `COALESCE_LIMIT` bytes; as soon as
+ *   that many bytes are queued they go out at once; a chunk that large is written uncopied.
+ * - The `data` callback's bytes are a fresh ArrayBuffer per read (TCP and TLS, checked over long
+ *   transfers): the handler owns them, unmasking in place is safe, nothing is copied here.
+ * - `pause()`/`resume()` exist and stop/restart reading, but a `data` callback can still come
+ *   after `pause()` (seen over TLS: 64 KiB right after a `pause()` in `open`). Such chunks, and
+ *   a FIN behind them, are held here until `resume()`, so that a paused transport reads nothing.
+ * - `end()` closes a TCP socket at once (its `close` callback runs inside `end()`) but leaves a
+ *   TLS socket open until the peer's FIN; `shutdown()` is the half-close on both. So `end()` here
+ *   is: flush the queue, `shutdown()`, wait for the peer's FIN (Bun then closes a TCP socket by
+ *   itself; a TLS socket is closed from the `end` callback), at most `lingerMs` — a wait that
+ *   restarts while queued bytes are still moving.
+ * - `close()` closes gracefully (the kernel still delivers what it holds, then a FIN) and calls
+ *   `close` synchronously on TCP; on TLS it first sends close_notify and, to a peer that does not
+ *   read, never completes (the socket is then detached and even `terminate()` is ignored).
+ *   `terminate()` resets (SO_LINGER 0) and closes at once. So `destroy()`, and giving up after the
+ *   linger, is `close()` on TCP (as Node's `socket.destroy()`: the peer sees a FIN) and
+ *   `terminate()` on TLS (the peer sees a reset).
+ * - A client's TLS verdict: with a `handshake` callback, `open` and the `Bun.connect` promise come
+ *   before the handshake, and a refused certificate closes the socket without an error anywhere
+ *   else. The dial resolves (and calls `bind`) from `handshake`, or rejects with its error.
+ * - A handler that throws makes Bun call the `error` callback and keep the socket open; here the
+ *   transport is then destroyed and `onClose(error)` reports the exception.
+ */
+import { rootCertificates } from "node:tls";
+import type {
+  Dial,
+  DialOptions,
+  Listen,
+  Listener,
+  ListenOptions,
+  Runtime,
+  TlsClientOptions,
+  Transport,
+  TransportHandler,
+} from "../shared/transport.ts";
+
+/**
+ * `write()` returns false once more than this many bytes wait in the transport's own queue, i.e.
+ * beyond what the kernel already took (its send buffer, often several MiB, comes first). As Node's
+ * default socket high-water mark (64 KiB since Node 22).
+ */
+export const HIGH_WATER_MARK = 64 * 1024;
+
+/**
+ * Queued chunks smaller than this are copied together into writes of up to this many bytes, and
+ * queued writes wait for the end of the tick until this many bytes are queued. Larger chunks are
+ * written from the caller's memory. Measured on Bun 1.4.5 (see the test file's header): a 2-byte
+ * header + 32-byte payload as one copied write costs 30% less CPU than two writes; 64 small
+ * messages per tick batched cost 3-14x less than a write each; copying a header together with a
+ * payload of 16 KiB or more did not pay.
+ */
+export const COALESCE_LIMIT = 16 * 1024;
+
+/** After `end()`, how long to wait for the peer's FIN (or for any write progress) before closing. */
+export const END_LINGER_MS = 3000;
+
+export interface BunRuntimeOptions {
+  /** Overrides `HIGH_WATER_MARK`. */
+  highWaterMark?: number;
+  /** Overrides `END_LINGER_MS`. */
+  lingerMs?: number;
+}
+
+interface Settings {
+  readonly highWaterMark: number;
+  readonly lingerMs: number;
+}
+
+/** What a Bun socket carries in `socket.data`: its transport, once there is one. */
+type Slot = BunTransport | undefined;
+type BunSocket = Bun.Socket<Slot>;
+
+/** Reading and writing. */
+const OPEN = 0;
+/** `end()` was called; the queue is still being flushed. */
+const FLUSHING = 1;
+/** Our FIN is out (`shutdown()`); waiting for the peer's. */
+const SHUT = 2;
+const CLOSED = 3;
+type State = typeof OPEN | typeof FLUSHING | typeof SHUT | typeof CLOSED;
+
+class BunTransport implements Transport {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly #socket: BunSocket;
+  readonly #tls: boolean;
+  readonly #settings: Settings;
+  #handler: TransportHandler | undefined;
+  #state: State = OPEN;
+  /** Chunks not yet written (the caller's, or views into them), from `#head` on. */
+  #queue: Uint8Array[] = [];
+  #head = 0;
+  #queued = 0;
+  /** A `write()` returned false: `onDrain` is owed once the queue empties. */
+  #owesDrain = false;
+  /** The socket took less than it was given: nothing more until `drain`. */
+  #blocked = false;
+  /** A flush is queued for the end of this tick. */
+  #scheduled = false;
+  #peerEnded = false;
+  #paused = false;
+  /** Chunks read while paused, for resume(); and whether the peer's FIN came behind them. */
+  #held: Uint8Array[] | null = null;
+  #endHeld = false;
+  #error: Error | undefined;
+  #linger: ReturnType<typeof setTimeout> | undefined;
+  /** `performance.now()` of the last flush that moved bytes, while flushing for `end()`. */
+  #progressAt = 0;
+
+  constructor(socket: BunSocket, tls: boolean, settings: Settings) {
+    this.#socket = socket;
+    this.#tls = tls;
+    this.#settings = settings;
+    this.remoteAddress = socket.remoteAddress ?? "";
+    this.remotePort = socket.remotePort ?? 0;
+    socket.data = this;
+    socket.setNoDelay(true);
+  }
+
+  /** Connects the handler; from now on the socket's events reach it. */
+  attach(handler: TransportHandler): void {
+    this.#handler = handler;
+  }
+
+  get bufferedAmount(): number {
+    return this.#queued;
+  }
+
+  write(chunks: readonly Uint8Array[]): boolean {
+    if (this.#state !== OPEN) return false; // after end() or destroy(): dropped
+    const queue = this.#queue;
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i];
+      if (chunk.byteLength === 0) continue;
+      queue.push(chunk);
+      this.#queued += chunk.byteLength;
+    }
+    if (!this.#blocked) {
+      // Small writes wait for the end of the tick, to go out together; enough bytes go now.
+      if (this.#queued >= COALESCE_LIMIT) this.#flush();
+      else if (!this.#scheduled && this.#queued !== 0) {
+        this.#scheduled = true;
+        queueMicrotask(this.#flushTask);
+      }
+    }
+    if (this.#queued <= this.#settings.highWaterMark) return true;
+    this.#owesDrain = true;
+    return false;
+  }
+
+  end(): void {
+    if (this.#state !== OPEN) return;
+    this.#state = FLUSHING;
+    this.#progressAt = performance.now();
+    this.#armLinger();
+    if (!this.#blocked) this.#flush(); // and, once the queue is empty, shutdown
+  }
+
+  destroy(): void {
+    this.#close(undefined);
+  }
+
+  pause(): void {
+    if (this.#state === CLOSED || this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    if (this.#state === CLOSED || !this.#paused) return;
+    this.#paused = false;
+    this.#socket.resume();
+    if (this.#held !== null) queueMicrotask(this.#deliverHeld);
+  }
+
+  // --- Bun's socket events ---
+
+  onData(chunk: Uint8Array): void {
+    if (this.#state === CLOSED) return;
+    // Bun may still hand over what it had read (over TLS: decrypted) when pause() came.
+    this.#handler!.onData(chunk);
+  }
+
+  /** After resume(): what arrived while paused, in order, then a FIN that came behind it. */
+  readonly #deliverHeld = (): void => {
+    while (this.#held !== null && !this.#paused && this.#state !== CLOSED) {
+      const chunk = this.#held.shift()!;
+      if (this.#held.length === 0) this.#held = null;
+      this.#handler!.onData(chunk);
+    }
+    if (this.#held === null && this.#endHeld && this.#state !== CLOSED) {
+      this.#endHeld = false;
+      this.#peerEnd();
+    }
+  };
+
+  onDrain(): void {
+    if (this.#state !== OPEN && this.#state !== FLUSHING) return;
+    this.#blocked = false;
+    this.#flush();
+  }
+
+  /** The peer's FIN (Bun's `end`). */
+  onEnd(): void {
+    if (this.#state === CLOSED || this.#peerEnded) return;
+    if (this.#held !== null) this.#endHeld = true; // after the held data, on resume()
+    else this.#peerEnd();
+  }
+
+  /** Like the Node adapter: tells the handler, then ends our side once the handler has had its say. */
+  #peerEnd(): void {
+    this.#peerEnded = true;
+    this.#handler!.onEnd();
+    if (this.#state === OPEN) this.end();
+    // Both FINs are out: Bun closes TCP sockets by itself, TLS ones on `end()`.
+    else if (this.#state === SHUT) this.#socket.end();
+  }
+
+  /** Bun's `error`: an exception from a handler, or a failed TLS session. */
+  onError(error: Error): void {
+    if (this.#state === CLOSED) {
+      rethrow(error); // thrown by onClose itself: nothing left to report it to
+      return;
+    }
+    this.#error ??= error;
+    this.#close(this.#error);
+  }
+
+  onClose(error: Error | undefined): void {
+    if (this.#state === CLOSED) return;
+    // Nothing more will come: what was held for resume() goes to the handler now.
+    const held = this.#held;
+    this.#held = null;
+    if (held !== null) for (const chunk of held) this.#handler!.onData(chunk);
+    // After our FIN, Bun closes a TCP socket on the peer's FIN without calling `end`.
+    if ((this.#endHeld || (this.#state === SHUT && error === undefined)) && !this.#peerEnded) {
+      this.#peerEnded = true;
+      this.#handler!.onEnd();
+    }
+    this.#finish(error ?? this.#error);
+  }
+
+  // --- writing ---
+
+  readonly #flushTask = (): void => {
+    this.#scheduled = false;
+    if (!this.#blocked && (this.#state === OPEN || this.#state === FLUSHING)) this.#flush();
+  };
+
+  /**
+   * Writes what is queued, in order, until the socket takes no more (then `drain` follows): small
+   * neighbours copied into one write, larger chunks from the caller's memory as they are.
+   */
+  #flush(): void {
+    const socket = this.#socket;
+    const queue = this.#queue;
+    let head = this.#head;
+    let moved = 0;
+    while (head < queue.length) {
+      let chunk = queue[head];
+      let last = head;
+      if (chunk.byteLength < COALESCE_LIMIT && head + 1 < queue.length) {
+        // Copy it and the small chunks after it into one write of up to COALESCE_LIMIT bytes.
+        let total = chunk.byteLength;
+        while (last + 1 < queue.length && total + queue[last + 1].byteLength <= COALESCE_LIMIT) {
+          total += queue[++last].byteLength;
+        }
+        if (last > head) {
+          chunk = new Uint8Array(total);
+          for (let k = head, offset = 0; k <= last; offset += queue[k++].byteLength) chunk.set(queue[k], offset);
+        }
+      }
+      const written = socket.write(chunk);
+      if (written < 0) break; // closed or shutting down: `close` follows
+      moved += written;
+      if (written < chunk.byteLength) {
+        this.#blocked = true;
+        // What is left of a coalesced buffer takes the last slot it was copied from.
+        queue[last] = chunk.subarray(written);
+        for (let k = head; k < last; k++) queue[k] = EMPTY;
+        head = last;
+        break;
+      }
+      for (let k = head; k <= last; k++) queue[k] = EMPTY;
+      head = last + 1;
+    }
+    if (this.#state === CLOSED) return; // closed from inside write(): the queue is gone
+    this.#queued -= moved;
+    if (head === queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (head > 1024 && head * 2 > queue.length) {
+      this.#queue = queue.slice(head);
+      this.#head = 0;
+    } else {
+      this.#head = head;
+    }
+    if (moved > 0 && this.#state === FLUSHING) this.#progressAt = performance.now();
+    if (this.#head !== this.#queue.length) return;
+    if (this.#state === FLUSHING) this.#shutdown();
+    else if (this.#owesDrain && this.#state === OPEN) {
+      this.#owesDrain = false;
+      this.#handler!.onDrain();
+    }
+  }
+
+  // --- closing ---
+
+  /** Everything is written: send our FIN and wait (at most `lingerMs`) for the peer's. */
+  #shutdown(): void {
+    this.#state = SHUT;
+    this.#armLinger();
+    this.#socket.shutdown();
+    // Both FINs are out: close now (Bun would too, a moment later).
+    if (this.#peerEnded && this.#state === SHUT) this.#socket.end();
+  }
+
+  #armLinger(): void {
+    clearTimeout(this.#linger);
+    this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs);
+  }
+
+  readonly #lingerExpired = (): void => {
+    this.#linger = undefined;
+    if (this.#state === FLUSHING) {
+      // Still flushing: wait on while bytes move, give up once they have not for `lingerMs`.
+      const idle = performance.now() - this.#progressAt;
+      if (idle < this.#settings.lingerMs) {
+        this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs - idle);
+        return;
+      }
+      this.#close(undefined); // as the Node adapter: what was left unsent is dropped silently
+      return;
+    }
+    if (this.#state === SHUT) this.#close(undefined); // no FIN from the peer: close anyway
+  };
+
+  /** Closes now, dropping the queue; `onClose(error)` once. */
+  #close(error: Error | undefined): void {
+    if (this.#state === CLOSED) return;
+    try {
+      this.#finish(error);
+    } finally {
+      // Bun's `close` callback follows (synchronously) and finds the state Closed.
+      // TCP: a graceful close (the peer sees a FIN); TLS: a reset, as close() can wait forever.
+      if (this.#tls) this.#socket.terminate();
+      else this.#socket.close();
+    }
+  }
+
+  #finish(error: Error | undefined): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    this.#dropQueue();
+    this.#owesDrain = false;
+    this.#held = null;
+    this.#handler?.onClose(error);
+  }
+
+  #dropQueue(): void {
+    this.#queue = [];
+    this.#head = 0;
+    this.#queued = 0;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** An Error saying what failed, keeping the cause's `code` (ECONNREFUSED, EADDRINUSE, …). */
+function wrapError(message: string, cause: unknown): Error {
+  const code = (cause as { code?: unknown } | null)?.code;
+  let detail = cause instanceof Error ? cause.message : String(cause);
+  if (typeof code === "string" && !detail.includes(code)) detail += ` (${code})`;
+  const error = new Error(`${message}: ${detail}`, { cause }) as Error & { code?: string };
+  if (typeof code === "string") error.code = code;
+  return error;
+}
+
+/** `host:port`, IPv6 in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// listen
+
+function makeListen(settings: Settings): Listen {
+  return (options: ListenOptions, accept) => {
+    const tls = options.tls !== undefined;
+    let server: Bun.TCPSocketListener<Slot>;
+    try {
+      server = Bun.listen<Slot>({
+        hostname: options.hostname,
+        port: options.port,
+        tls: options.tls ? { cert: options.tls.cert, key: options.tls.key } : undefined,
+        allowHalfOpen: true, // we decide when to end after the peer's FIN
+        socket: {
+          binaryType: "uint8array",
+          // TLS: called once the handshake is done (no `handshake` callback is given).
+          open(socket) {
+            const transport = new BunTransport(socket, tls, settings);
+            try {
+              transport.attach(accept(transport));
+            } catch (e) {
+              socket.data = undefined;
+              socket.terminate();
+              rethrow(e); // as an uncaught exception, as Node's `connection` listener would
+            }
+          },
+          data: (socket, chunk) => socket.data?.onData(chunk),
+          drain: (socket) => socket.data?.onDrain(),
+          end: (socket) => socket.data?.onEnd(),
+          error: (socket, error) => socket.data?.onError(error),
+          close: (socket, error) => socket.data?.onClose(error),
+        },
+      });
+    } catch (e) {
+      return Promise.reject(wrapError(`anyws: cannot listen on ${hostPort(options.hostname, options.port)}`, e));
+    }
+    let closed = false;
+    const listener: Listener = {
+      port: server.port,
+      hostname: server.hostname,
+      close() {
+        if (!closed) {
+          closed = true;
+          server.stop(false); // stop accepting; open connections are left alone
+        }
+        return Promise.resolve();
+      },
+    };
+    return Promise.resolve(listener);
+  };
+}
+
+/** Reports `error` as an uncaught exception, outside Bun's socket callbacks (which would catch it). */
+function rethrow(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// dial
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const isIpAddress = (host: string) => host.includes(":") || IPV4.test(host);
+
+/** Bun's client TLS options for the contract's. */
+function clientTls(host: string, options: TlsClientOptions): Bun.TLSOptions {
+  const name = options.servername ?? host;
+  const extra = options.ca === undefined ? [] : Array.isArray(options.ca) ? options.ca : [options.ca];
+  return {
+    // Bun's `ca` replaces the default roots; the contract adds to them.
+    ca: extra.length ? [...rootCertificates, ...extra] : undefined,
+    // "" sends no SNI (RFC 6066 allows names only; Bun would send the IP) and still checks the
+    // certificate against the IP. An explicit servername is sent and checked as given.
+    serverName: isIpAddress(name) && options.servername === undefined ? "" : name,
+    rejectUnauthorized: options.rejectUnauthorized !== false,
+  };
+}
+
+function makeDial(settings: Settings): Dial {
+  return (options: DialOptions, bind) =>
+    new Promise<Transport>((resolve, reject) => {
+      const where = hostPort(options.host, options.port);
+      const tls = options.tls !== undefined;
+      let settled = false;
+      const fail = (error: unknown, what: string) => {
+        if (settled) return;
+        settled = true;
+        reject(wrapError(`anyws: ${what} ${where}`, error));
+      };
+      const established = (socket: BunSocket) => {
+        if (settled) {
+          socket.terminate();
+          return;
+        }
+        settled = true;
+        const transport = new BunTransport(socket, tls, settings);
+        try {
+          transport.attach(bind(transport));
+        } catch (e) {
+          socket.data = undefined;
+          socket.terminate();
+          reject(e);
+          return;
+        }
+        resolve(transport);
+      };
+      const handlers: Bun.SocketHandler<Slot> = {
+        binaryType: "uint8array",
+        open(socket) {
+          if (!tls) established(socket);
+        },
+        data: (socket, chunk) => socket.data?.onData(chunk),
+        drain: (socket) => socket.data?.onDrain(),
+        end: (socket) => socket.data?.onEnd(),
+        error(socket, error) {
+          if (socket.data) socket.data.onError(error);
+          else {
+            fail(error, "TLS failed with");
+            socket.terminate();
+          }
+        },
+        close(socket, error) {
+          if (socket.data) socket.data.onClose(error);
+          else fail(error ?? new Error("the connection closed"), "cannot connect to");
+        },
+        connectError: (_socket, error) => fail(error, "cannot connect to"),
+      };
+      if (tls) {
+        // With this callback, `open` comes before the handshake and Bun leaves the verdict to us.
+        handlers.handshake = (socket, authorized, authorizationError) => {
+          if (authorized) established(socket);
+          else {
+            fail(authorizationError ?? new Error("certificate not trusted"), "TLS: certificate not accepted for");
+            socket.terminate();
+          }
+        };
+      }
+      Bun.connect<Slot>({
+        hostname: options.host,
+        port: options.port,
+        tls: options.tls ? clientTls(options.host, options.tls) : undefined,
+        allowHalfOpen: true,
+        socket: handlers,
+      }).catch((e: unknown) => fail(e, "cannot connect to"));
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A Bun runtime with its own high-water mark or linger time. */
+export function createBunRuntime(options: BunRuntimeOptions = {}): Runtime {
+  const settings: Settings = {
+    highWaterMark: options.highWaterMark ?? HIGH_WATER_MARK,
+    lingerMs: options.lingerMs ?? END_LINGER_MS,
+  };
+  return { name: "bun", listen: makeListen(settings), dial: makeDial(settings) };
+}
+
+export const bunRuntime: Runtime = createBunRuntime();

@@ -1,0 +1,35 @@
+/** What every runtime adapter exports besides `serve` and `WebSocket`. */
+export {
+  checkOrigin,
+  createServe,
+  type SendResult,
+  type ServeOptions,
+  type ServerHandlers,
+  type ServerOptions,
+  ServerWebSocket,
+  type ShutdownOptions,
+  type UpgradeInfo,
+  type UpgradeResponse,
+  WebSocketServer,
+} from "./server.ts";
+export {
+  type BinaryType,
+  CloseEvent,
+  createWebSocketClass,
+  ErrorEvent,
+  WebSocket as BaseWebSocket,
+  type WebSocketOptions,
+} from "./websocket.ts";
+export { ConnectionError } from "./errors.ts";
+export type { SendData } from "./data.ts";
+export type {
+  Dial,
+  Listen,
+  Listener,
+  Runtime,
+  TlsClientOptions,
+  TlsServerOptions,
+  Transport,
+  TransportHandler,
+} from "./transport.ts";
+export { CloseCode, HeaderList, ReadyState, WebSocketError } from "../../core/mod.ts";

@@ -1,0 +1,551 @@
+/**
+ * The WebSocket server, written once for every runtime: per-connection sockets, the upgrade
+ * hook, backpressure, keepalive, pub/sub and graceful shutdown. A runtime supplies `listen`.
+ */
+import {
+  type ConnectionEvent,
+  type ConnectionOptions,
+  type HeadersInit,
+  type PreparedMessage,
+  prepareMessage,
+  ReadyState,
+  type ServerExtensionFactory,
+  ServerConnection,
+  type UpgradeRequest,
+} from "../../core/mod.ts";
+import { ConnectionError } from "./errors.ts";
+import { isBlob, type SendData, viewBytes } from "./data.ts";
+import { now, Session, type SessionOwner } from "./session.ts";
+import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
+
+/** What the upgrade hook sees: the request, and who sent it. */
+export interface UpgradeInfo extends UpgradeRequest {
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/** The upgrade hook's answer: accept (the default), or reject with an HTTP response. */
+export type UpgradeResponse<T> =
+  | { accept?: true; protocol?: string; headers?: HeadersInit; data?: T }
+  | { accept: false; status: number; statusText?: string; headers?: HeadersInit; body?: string | Uint8Array };
+
+export interface ServerHandlers<T = undefined> {
+  /**
+   * Decides on each upgrade request. Without a hook, or when it returns nothing, the request is
+   * accepted with the first subprotocol the client offered (as `ws` does).
+   */
+  upgrade?(request: UpgradeInfo): UpgradeResponse<T> | void | Promise<UpgradeResponse<T> | void>;
+  open?(ws: ServerWebSocket<T>): void;
+  /** Text arrives as a string, binary as a Uint8Array view (valid until the handler returns, unless kept). */
+  message?(ws: ServerWebSocket<T>, data: string | Uint8Array, isBinary: boolean): void;
+  close?(ws: ServerWebSocket<T>, code: number, reason: string, wasClean: boolean): void;
+  drain?(ws: ServerWebSocket<T>): void;
+  ping?(ws: ServerWebSocket<T>, data: Uint8Array): void;
+  pong?(ws: ServerWebSocket<T>, data: Uint8Array): void;
+  /** The connection failed (protocol error by the peer, transport error), or a handler threw. */
+  error?(ws: ServerWebSocket<T>, error: Error): void;
+}
+
+export interface ServerOptions extends Omit<ConnectionOptions, "now" | "onWake" | "random"> {
+  /** Only upgrade requests for this path are accepted (404 otherwise). */
+  path?: string;
+  /**
+   * Bytes a socket may have waiting in its send buffer; a `send()` beyond it is dropped (it
+   * returns 0), or closes the connection with 1008 when `closeOnBackpressureLimit`. Default 16 MiB.
+   */
+  backpressureLimit?: number;
+  closeOnBackpressureLimit?: boolean;
+  /** Extensions the server supports (permessage-deflate), in order of preference. */
+  extensions?: ServerExtensionFactory[];
+}
+
+export interface ServeOptions extends ServerOptions {
+  port?: number;
+  hostname?: string;
+  tls?: TlsServerOptions;
+}
+
+export interface ShutdownOptions {
+  code?: number;
+  reason?: string;
+  /** Milliseconds to wait for closing handshakes before the rest are terminated. Default 5000. */
+  timeout?: number;
+}
+
+/** Result of `send()`: bytes written (> 0), -1 queued under backpressure, 0 dropped. */
+export type SendResult = number;
+
+const DEFAULT_BACKPRESSURE_LIMIT = 16 * 1024 * 1024;
+const DEFAULT_KEEPALIVE = 30_000;
+
+/**
+ * Accepts connections from any transport: from its own listener, or handed over by an HTTP
+ * server's upgrade (Node) or by any other stack.
+ */
+export class WebSocketServer<T = undefined> {
+  /** Open sockets. */
+  readonly clients = new Set<ServerWebSocket<T>>();
+  private readonly handshaking = new Set<Session>();
+  private readonly topics = new Map<string, Set<ServerWebSocket<T>>>();
+  private readonly handlers: ServerHandlers<T>;
+  readonly options: ServerOptions;
+  private listener: Listener | null = null;
+  private closing = false;
+
+  constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
+    this.options = options;
+    this.handlers = handlers;
+  }
+
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  get hostname(): string {
+    return this.listener?.hostname ?? "";
+  }
+
+  /** Listens with `runtime`; used by each adapter's `serve()`. */
+  async listen(runtime: Runtime, options: ServeOptions): Promise<this> {
+    this.listener = await runtime.listen(
+      { port: options.port ?? 0, hostname: options.hostname ?? "127.0.0.1", tls: options.tls },
+      (transport) => this.accept(transport),
+    );
+    return this;
+  }
+
+  /** Takes a new transport whose first bytes are an upgrade request; returns its handler. */
+  accept(transport: Transport): TransportHandler {
+    const o = this.options;
+    const connection = new ServerConnection({
+      ...o,
+      keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
+      now: now(),
+      onWake: () => session.flush(),
+    });
+    const owner = new Handshake(this, transport);
+    const session = new Session(connection, owner);
+    owner.session = session;
+    if (this.closing) {
+      session.bind(transport);
+      connection.abort();
+      transport.destroy();
+      return session;
+    }
+    this.handshaking.add(session);
+    return session.bind(transport);
+  }
+
+  /** Sends to every subscriber of `topic`, framed once. Returns how many sockets it went to. */
+  publish(topic: string, data: string | ArrayBuffer | ArrayBufferView, except?: ServerWebSocket<T>): number {
+    const subscribers = this.topics.get(topic);
+    if (!subscribers || subscribers.size === 0) return 0;
+    const message = prepareMessage(typeof data === "string" ? data : viewBytes(data));
+    let count = 0;
+    for (const ws of subscribers) {
+      if (ws !== except && ws.sendPrepared(message) !== 0) count++;
+    }
+    return count;
+  }
+
+  subscriberCount(topic: string): number {
+    return this.topics.get(topic)?.size ?? 0;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, close every socket (1001 by default), wait for the
+   * closing handshakes up to `timeout`, then terminate the rest.
+   */
+  async close(options: ShutdownOptions = {}): Promise<void> {
+    this.closing = true;
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.close();
+    for (const session of this.handshaking) session.destroy();
+    const code = options.code ?? 1001;
+    const reason = options.reason ?? "server shutting down";
+    const closed = [...this.clients].map((ws) => ws.closed);
+    for (const ws of this.clients) ws.close(code, reason);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeout ?? 5000)));
+    await Promise.race([Promise.all(closed), timeout]);
+    clearTimeout(timer);
+    for (const ws of this.clients) ws.terminate();
+    await Promise.all(closed);
+  }
+
+  // ---- for the sockets and handshakes of this server --------------------------------------
+
+  /** @internal */
+  async upgrade(handshake: Handshake, request: UpgradeRequest): Promise<void> {
+    const session = handshake.session;
+    const connection = session.connection as ServerConnection;
+    const transport = handshake.transport;
+    const info: UpgradeInfo = { ...request, remoteAddress: transport.remoteAddress, remotePort: transport.remotePort };
+    let answer: UpgradeResponse<T> | void;
+    if (this.options.path !== undefined && request.path !== this.options.path) {
+      answer = { accept: false, status: 404, body: "no WebSocket endpoint here" };
+    } else {
+      try {
+        answer = await this.handlers.upgrade?.(info);
+      } catch (error) {
+        this.reportError(null, error);
+        answer = { accept: false, status: 500, body: "upgrade failed" };
+      }
+    }
+    if (session.transportClosed || connection.readyState !== ReadyState.CONNECTING || connection.closeExpected) return;
+    if (answer && answer.accept === false) {
+      connection.reject(answer);
+      session.flush();
+      return;
+    }
+    const protocol = (answer?.protocol ?? request.protocols[0]) || undefined; // "" chooses none
+    const ws = new ServerWebSocket<T>(this, session, info, answer?.data as T);
+    handshake.socket = ws;
+    try {
+      connection.accept({ protocol, headers: answer?.headers });
+    } catch (error) {
+      // The hook's answer was not sendable (an unoffered subprotocol, a bad header): a server bug.
+      this.reportError(null, error);
+      connection.reject({ status: 500, body: "upgrade failed" });
+    }
+    session.flush();
+  }
+
+  /** @internal */
+  opened(session: Session, ws: ServerWebSocket<T>): void {
+    this.handshaking.delete(session);
+    this.clients.add(ws);
+    this.call(ws, () => this.handlers.open?.(ws));
+  }
+
+  /** @internal */
+  ended(session: Session, ws: ServerWebSocket<T> | null): void {
+    this.handshaking.delete(session);
+    if (ws === null) return;
+    this.clients.delete(ws);
+    for (const topic of ws.topics) this.unsubscribe(ws, topic);
+  }
+
+  /** @internal */
+  subscribe(ws: ServerWebSocket<T>, topic: string): void {
+    let set = this.topics.get(topic);
+    if (!set) this.topics.set(topic, (set = new Set()));
+    set.add(ws);
+  }
+
+  /** @internal */
+  unsubscribe(ws: ServerWebSocket<T>, topic: string): void {
+    const set = this.topics.get(topic);
+    if (!set) return;
+    set.delete(ws);
+    if (set.size === 0) this.topics.delete(topic);
+  }
+
+  /** @internal */
+  get handler(): ServerHandlers<T> {
+    return this.handlers;
+  }
+
+  /** Runs a user handler; what it throws goes to the error handler, or is reported as uncaught. */
+  /** @internal */
+  call(ws: ServerWebSocket<T> | null, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.reportError(ws, error);
+    }
+  }
+
+  /** @internal */
+  reportError(ws: ServerWebSocket<T> | null, error: unknown): void {
+    const err = error instanceof Error ? error : new Error(String(error));
+    if (ws && this.handlers.error) {
+      try {
+        this.handlers.error(ws, err);
+        return;
+      } catch (inner) {
+        error = inner;
+      }
+    }
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
+
+/** Owns a session until its handshake ends, then hands its events to the socket. */
+class Handshake<T = unknown> implements SessionOwner {
+  session!: Session;
+  socket: ServerWebSocket<T> | null = null;
+  readonly transport: Transport;
+  private readonly server: WebSocketServer<T>;
+
+  constructor(server: WebSocketServer<T>, transport: Transport) {
+    this.server = server;
+    this.transport = transport;
+  }
+
+  onEvent(event: ConnectionEvent): void {
+    if (event.type === "upgrade") {
+      void this.server.upgrade(this, event.request);
+    } else if (this.socket !== null) {
+      this.socket.onEvent(event);
+    }
+  }
+
+  onDrain(): void {
+    this.socket?.onDrain();
+  }
+
+  onTransportClose(error?: Error): void {
+    this.server.ended(this.session, this.socket);
+    this.socket?.onTransportClose(error);
+  }
+}
+
+/** One accepted WebSocket connection on the server. */
+export class ServerWebSocket<T = undefined> {
+  /** Per-connection data, from the upgrade hook's answer. */
+  data: T;
+  /** The upgrade request, with the peer's address. */
+  readonly request: UpgradeInfo;
+  /** Resolves once the transport is closed. */
+  readonly closed: Promise<void>;
+
+  private readonly server: WebSocketServer<T>;
+  private readonly session: Session;
+  private readonly subscriptions = new Set<string>();
+  private negotiatedProtocol = "";
+  private negotiatedExtensions = "";
+  private blobQueue: Promise<void> | null = null; // a Blob being read keeps later sends in order
+  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null; // from the connection
+  private errorReported = false;
+  private resolveClosed!: () => void;
+
+  constructor(server: WebSocketServer<T>, session: Session, request: UpgradeInfo, data: T) {
+    this.server = server;
+    this.session = session;
+    this.request = request;
+    this.data = data;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  get readyState(): ReadyState {
+    if (this.closeEvent !== null && this.session.transportClosed) return ReadyState.CLOSED;
+    const state = this.session.connection.readyState;
+    return state === ReadyState.CLOSED ? ReadyState.CLOSING : state;
+  }
+
+  get protocol(): string {
+    return this.negotiatedProtocol;
+  }
+
+  get extensions(): string {
+    return this.negotiatedExtensions;
+  }
+
+  get remoteAddress(): string {
+    return this.request.remoteAddress;
+  }
+
+  /** Bytes waiting in the send buffer. */
+  get bufferedAmount(): number {
+    return this.session.transport?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Sends a message: a string as text, bytes or a Blob as binary. Returns the bytes written
+   * (> 0, or 1 for an empty message), -1 if it was queued under backpressure, 0 if dropped
+   * (closed, or over `backpressureLimit`).
+   */
+  send(data: SendData, options?: { compress?: boolean }): SendResult {
+    if (!this.canSend()) return 0;
+    if (isBlob(data) || this.blobQueue !== null) return this.sendLater(data, options);
+    return this.sendNow(data, options);
+  }
+
+  private sendNow(data: string | ArrayBuffer | ArrayBufferView, options?: { compress?: boolean }): SendResult {
+    const connection = this.session.connection;
+    let size: number;
+    if (typeof data === "string") {
+      connection.sendText(data, options);
+      size = data.length;
+    } else {
+      const bytes = viewBytes(data);
+      connection.sendBinary(bytes, options);
+      size = bytes.length;
+    }
+    return this.flushed(size);
+  }
+
+  /** @internal Sends a message framed once for many sockets (pub/sub). */
+  sendPrepared(message: PreparedMessage): SendResult {
+    if (!this.canSend()) return 0;
+    this.session.connection.sendPrepared(message);
+    return this.flushed(message.size);
+  }
+
+  ping(data?: string | ArrayBuffer | ArrayBufferView): void {
+    if (this.session.connection.readyState !== ReadyState.OPEN) return;
+    this.session.connection.ping(data === undefined || typeof data === "string" ? data : viewBytes(data));
+    this.session.flush();
+  }
+
+  pong(data?: string | ArrayBuffer | ArrayBufferView): void {
+    if (this.session.connection.readyState !== ReadyState.OPEN) return;
+    this.session.connection.pong(data === undefined || typeof data === "string" ? data : viewBytes(data));
+    this.session.flush();
+  }
+
+  /** Starts the closing handshake. Throws on a code or reason that may not be sent. */
+  close(code?: number, reason?: string): void {
+    this.session.connection.close(code, reason);
+    this.session.flush();
+  }
+
+  /** Ends the connection at once, without a closing handshake. */
+  terminate(): void {
+    this.session.destroy();
+  }
+
+  subscribe(topic: string): void {
+    if (this.readyState !== ReadyState.OPEN || this.subscriptions.has(topic)) return;
+    this.subscriptions.add(topic);
+    this.server.subscribe(this, topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.subscriptions.delete(topic)) return;
+    this.server.unsubscribe(this, topic);
+  }
+
+  isSubscribed(topic: string): boolean {
+    return this.subscriptions.has(topic);
+  }
+
+  get topics(): string[] {
+    return [...this.subscriptions];
+  }
+
+  /** Sends to every other subscriber of `topic` (this socket excluded, as in Bun). */
+  publish(topic: string, data: string | ArrayBuffer | ArrayBufferView): number {
+    return this.server.publish(topic, data, this);
+  }
+
+  // ---- from the session -------------------------------------------------------------------
+
+  /** @internal */
+  onEvent(event: ConnectionEvent): void {
+    const server = this.server;
+    const handlers = server.handler;
+    switch (event.type) {
+      case "open":
+        this.negotiatedProtocol = event.protocol;
+        this.negotiatedExtensions = event.extensions;
+        server.opened(this.session, this);
+        return;
+      case "text":
+      case "binary":
+        if (handlers.message) {
+          try {
+            handlers.message(this, event.data, event.type === "binary");
+          } catch (error) {
+            server.reportError(this, error);
+          }
+        }
+        return;
+      case "ping":
+        if (handlers.ping) server.call(this, () => handlers.ping!(this, event.data));
+        return;
+      case "pong":
+        if (handlers.pong) server.call(this, () => handlers.pong!(this, event.data));
+        return;
+      case "error":
+        this.reportError(new ConnectionError(event.reason, event.code));
+        return;
+      case "close":
+        this.closeEvent = event;
+        this.server.ended(this.session, this);
+        this.subscriptions.clear();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** @internal */
+  onDrain(): void {
+    const handlers = this.server.handler;
+    if (handlers.drain) this.server.call(this, () => handlers.drain!(this));
+  }
+
+  /** @internal The transport closed; the connection reported its close event before this. */
+  onTransportClose(error?: Error): void {
+    if (error) this.reportError(new ConnectionError(error.message, 1006, { cause: error }));
+    const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
+    const handlers = this.server.handler;
+    if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean));
+    this.resolveClosed();
+  }
+
+  private reportError(error: Error): void {
+    if (this.errorReported) return;
+    this.errorReported = true;
+    const handlers = this.server.handler;
+    if (handlers.error) this.server.call(this, () => handlers.error!(this, error));
+  }
+
+  private canSend(): boolean {
+    const connection = this.session.connection;
+    if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return false;
+    const o = this.server.options;
+    if (this.bufferedAmount >= (o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT)) {
+      if (o.closeOnBackpressureLimit) this.close(1008, "send buffer limit exceeded");
+      return false;
+    }
+    return true;
+  }
+
+  private flushed(size: number): SendResult {
+    this.session.flush();
+    return this.session.backpressured ? -1 : Math.max(size, 1);
+  }
+
+  /** Reads a Blob, keeping every later send behind it. */
+  private sendLater(data: SendData, options?: { compress?: boolean }): SendResult {
+    const previous = this.blobQueue ?? Promise.resolve();
+    const bytes = isBlob(data) ? data.arrayBuffer() : Promise.resolve(data);
+    const next: Promise<void> = previous
+      .then(() => bytes)
+      .then((value) => {
+        if (this.blobQueue === next) this.blobQueue = null;
+        if (this.canSend()) this.sendNow(value, options);
+      });
+    this.blobQueue = next;
+    next.catch((error) => this.reportError(error instanceof Error ? error : new Error(String(error))));
+    return -1;
+  }
+}
+
+/** An upgrade hook answer that rejects browsers from other origins with 403 (RFC 6455 §10.2). */
+export function checkOrigin(
+  request: UpgradeInfo,
+  allowed: readonly string[],
+  options: { allowMissing?: boolean } = {},
+): UpgradeResponse<never> | undefined {
+  const origin = request.origin;
+  if (origin === null) {
+    return options.allowMissing === false ? { accept: false, status: 403, body: "Origin required" } : undefined;
+  }
+  const normalized = origin.toLowerCase();
+  if (allowed.some((o) => o.toLowerCase() === normalized)) return undefined;
+  return { accept: false, status: 403, body: "Origin not allowed" };
+}
+
+/** Builds a runtime's `serve()`. */
+export function createServe(runtime: Runtime) {
+  return function serve<T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>): Promise<WebSocketServer<T>> {
+    return new WebSocketServer<T>(options, handlers).listen(runtime, options);
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The contract between the runtime adapters and the shared layer. An adapter only moves bytes:
+ * it turns its runtime's sockets into `Transport`s and calls a `TransportHandler` for what
+ * happens on them. Everything else (the protocol, timers, the API) is written once above it.
+ */
+
+/** What the shared layer is told about one byte stream. */
+export interface TransportHandler {
+  /** Bytes received. The handler takes ownership of `chunk`: the adapter must not reuse its memory. */
+  onData(chunk: Uint8Array): void;
+  /** The peer ended its side of the stream (TCP FIN, stream end). */
+  onEnd(): void;
+  /** The write buffer has emptied after a `write()` that returned false. */
+  onDrain(): void;
+  /** The transport is closed for good, after `end()`, `destroy()`, the peer or an error. Called once. */
+  onClose(error?: Error): void;
+}
+
+/** One byte stream, as the shared layer uses it. */
+export interface Transport {
+  /**
+   * Writes chunks in order; the transport keeps references to them until written. Returns false
+   * when its buffer is above its high-water mark: the data is still queued, and `onDrain` follows
+   * once the buffer is empty.
+   */
+  write(chunks: readonly Uint8Array[]): boolean;
+  /** Bytes accepted by `write()` and not yet handed to the operating system. */
+  readonly bufferedAmount: number;
+  /** Sends what is buffered, then closes the stream (TCP: FIN, then close once the peer's FIN arrives or after a short while). */
+  end(): void;
+  /** Closes at once and drops anything buffered. */
+  destroy(): void;
+  /** Stops reading (the kernel buffers, then TCP flow control pushes back on the peer). */
+  pause(): void;
+  resume(): void;
+  /** The peer's address (IPv6 without brackets) and port; "" and 0 where the stream has none. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+}
+
+/** Server-side TLS: PEM text or bytes. */
+export interface TlsServerOptions {
+  cert: string | Uint8Array;
+  key: string | Uint8Array;
+}
+
+/** Client-side TLS. */
+export interface TlsClientOptions {
+  /** Extra trusted CA certificates (PEM). */
+  ca?: string | Uint8Array | (string | Uint8Array)[];
+  /** The name to verify and send as SNI; defaults to the host (never an IP address for SNI). */
+  servername?: string;
+  /** False accepts any certificate (testing only). Default true. */
+  rejectUnauthorized?: boolean;
+}
+
+export interface ListenOptions {
+  port: number;
+  hostname: string;
+  tls?: TlsServerOptions;
+}
+
+/** A listening socket. */
+export interface Listener {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  readonly hostname: string;
+  /** Stops accepting; connections already accepted are left alone. */
+  close(): Promise<void>;
+}
+
+/** Called for each accepted connection; returns the handler its events go to. */
+export type Accept = (transport: Transport) => TransportHandler;
+
+/** Listens on a TCP (or TLS) port. Rejects if the port cannot be bound. */
+export type Listen = (options: ListenOptions, accept: Accept) => Promise<Listener>;
+
+export interface DialOptions {
+  host: string; // a name, an IPv4 address, or an IPv6 address without brackets
+  port: number;
+  tls?: TlsClientOptions;
+}
+
+/**
+ * Opens a TCP (or TLS) connection. `bind` is called with the transport before any of its
+ * events, and returns the handler for them. Rejects if the connection cannot be made.
+ */
+export type Dial = (options: DialOptions, bind: (transport: Transport) => TransportHandler) => Promise<Transport>;
+
+/** A runtime's way of listening and dialing. */
+export interface Runtime {
+  readonly name: string;
+  listen: Listen;
+  dial: Dial;
+}

@@ -1,0 +1,374 @@
+/**
+ * A WHATWG-compatible WebSocket client (https://websockets.spec.whatwg.org/), written once for
+ * every runtime on the core's ClientConnection. A runtime supplies `dial`.
+ */
+import {
+  type ClientExtensionFactory,
+  ClientConnection,
+  type ConnectionEvent,
+  type ConnectionOptions,
+  type HeadersInit,
+  ReadyState,
+} from "../../core/mod.ts";
+import { ConnectionError } from "./errors.ts";
+import { isBlob, type SendData, toArrayBuffer, viewBytes } from "./data.ts";
+import { now, Session, type SessionOwner } from "./session.ts";
+import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
+
+export type BinaryType = "blob" | "arraybuffer" | "uint8array";
+
+/** Options beyond the browser's. */
+export interface WebSocketOptions extends Omit<ConnectionOptions, "now" | "onWake"> {
+  /** Extra request headers. */
+  headers?: HeadersInit;
+  /** The Origin header to send (browsers always send one; other clients usually don't). */
+  origin?: string;
+  tls?: TlsClientOptions;
+  /** Milliseconds for connecting and the opening handshake together. Default 10,000. */
+  connectTimeout?: number;
+  /** Extensions to offer (permessage-deflate), in order of preference. */
+  extensions?: ClientExtensionFactory[];
+}
+
+/** The close event (not a global in every runtime). */
+export class CloseEvent extends Event {
+  readonly code: number;
+  readonly reason: string;
+  readonly wasClean: boolean;
+  constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
+    super(type);
+    this.code = init.code ?? 0;
+    this.reason = init.reason ?? "";
+    this.wasClean = init.wasClean ?? false;
+  }
+}
+
+/** The error event, carrying what went wrong (browsers give no detail; a server-side client can). */
+export class ErrorEvent extends Event {
+  readonly error: Error;
+  readonly message: string;
+  constructor(type: string, error: Error) {
+    super(type);
+    this.error = error;
+    this.message = error.message;
+  }
+}
+
+type Handler = ((this: WebSocket, event: Event) => unknown) | null;
+
+/** Parses and checks a WebSocket URL (WHATWG "establish a WebSocket connection", steps 1–7). */
+function parseUrl(url: string | URL): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DOMException(`Invalid URL: ${String(url)}`, "SyntaxError");
+  }
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new DOMException(`The URL's scheme must be ws or wss, not ${parsed.protocol}`, "SyntaxError");
+  }
+  if (parsed.hash !== "" || String(url).includes("#")) {
+    throw new DOMException("A WebSocket URL cannot have a fragment", "SyntaxError");
+  }
+  return parsed;
+}
+
+/** RFC 7230 token characters, for subprotocol names (RFC 6455 §4.1). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function parseProtocols(protocols: string | string[] | undefined): string[] {
+  const list = protocols === undefined ? [] : typeof protocols === "string" ? [protocols] : [...protocols];
+  const seen = new Set<string>();
+  for (const protocol of list) {
+    if (!TOKEN.test(protocol)) throw new DOMException(`Invalid subprotocol: ${JSON.stringify(protocol)}`, "SyntaxError");
+    if (seen.has(protocol)) throw new DOMException(`Duplicate subprotocol: ${protocol}`, "SyntaxError");
+    seen.add(protocol);
+  }
+  return list;
+}
+
+/** The base class; each runtime's module exports a subclass bound to its `dial`. */
+export class WebSocket extends EventTarget implements SessionOwner {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+  readonly CONNECTING = 0;
+  readonly OPEN = 1;
+  readonly CLOSING = 2;
+  readonly CLOSED = 3;
+
+  readonly url: string;
+  private binary: BinaryType = "blob";
+  private negotiatedProtocol = "";
+  private negotiatedExtensions = "";
+  private state: ReadyState = ReadyState.CONNECTING;
+  private session: Session | null = null;
+  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null;
+  private failure: Error | null = null;
+  private discarded = 0; // bytes sent after closing, counted in bufferedAmount as the spec says
+  private pendingBlobs = 0;
+  private blobQueue: Promise<void> | null = null;
+  private readonly handlers = new Map<string, { handler: Handler; listener: EventListener }>();
+  private readonly origin: string;
+
+  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime) {
+    super();
+    const parsed = parseUrl(url);
+    const offered = parseProtocols(protocols);
+    this.url = parsed.href;
+    this.origin = parsed.origin;
+    if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
+    void this.connect(runtime, parsed, offered, options);
+  }
+
+  get readyState(): ReadyState {
+    return this.state;
+  }
+
+  get protocol(): string {
+    return this.negotiatedProtocol;
+  }
+
+  get extensions(): string {
+    return this.negotiatedExtensions;
+  }
+
+  get binaryType(): BinaryType {
+    return this.binary;
+  }
+
+  set binaryType(value: BinaryType) {
+    // As in browsers, an unknown value is ignored.
+    if (value === "blob" || value === "arraybuffer" || value === "uint8array") this.binary = value;
+  }
+
+  /** Bytes queued for sending and not yet handed to the network. */
+  get bufferedAmount(): number {
+    return (this.session?.transport?.bufferedAmount ?? 0) + this.pendingBlobs + this.discarded;
+  }
+
+  get onopen(): Handler {
+    return this.getHandler("open");
+  }
+  set onopen(handler: Handler) {
+    this.setHandler("open", handler);
+  }
+  get onmessage(): Handler {
+    return this.getHandler("message");
+  }
+  set onmessage(handler: Handler) {
+    this.setHandler("message", handler);
+  }
+  get onerror(): Handler {
+    return this.getHandler("error");
+  }
+  set onerror(handler: Handler) {
+    this.setHandler("error", handler);
+  }
+  get onclose(): Handler {
+    return this.getHandler("close");
+  }
+  set onclose(handler: Handler) {
+    this.setHandler("close", handler);
+  }
+
+  send(data: SendData): void {
+    if (this.state === ReadyState.CONNECTING) {
+      throw new DOMException("The WebSocket is not open yet", "InvalidStateError");
+    }
+    if (isBlob(data) || this.blobQueue !== null) {
+      this.sendLater(data);
+      return;
+    }
+    this.sendNow(data);
+  }
+
+  /**
+   * Starts the closing handshake. As in browsers: the code must be 1000 or 3000–4999
+   * (InvalidAccessError) and the reason at most 123 bytes of UTF-8 (SyntaxError).
+   */
+  close(code?: number, reason?: string): void {
+    if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+      throw new DOMException(`The close code must be 1000 or between 3000 and 4999, not ${code}`, "InvalidAccessError");
+    }
+    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) {
+      throw new DOMException("The close reason must be at most 123 bytes of UTF-8", "SyntaxError");
+    }
+    if (this.state === ReadyState.CLOSING || this.state === ReadyState.CLOSED) return;
+    if (this.state === ReadyState.CONNECTING || this.session === null) {
+      this.fail(new ConnectionError("WebSocket closed before the connection was established", 1006));
+      return;
+    }
+    this.state = ReadyState.CLOSING;
+    // WHATWG: a reason without a code is sent with 1000.
+    this.session.connection.close(code ?? (reason !== undefined ? 1000 : undefined), reason);
+    this.session.flush();
+  }
+
+  // ---- SessionOwner -------------------------------------------------------------------------
+
+  /** @internal */
+  onEvent(event: ConnectionEvent): void {
+    switch (event.type) {
+      case "open":
+        this.negotiatedProtocol = event.protocol;
+        this.negotiatedExtensions = event.extensions;
+        this.state = ReadyState.OPEN;
+        this.dispatchEvent(new Event("open"));
+        return;
+      case "text":
+        if (this.state === ReadyState.OPEN) this.dispatchMessage(event.data);
+        return;
+      case "binary":
+        if (this.state === ReadyState.OPEN) this.dispatchMessage(this.binaryData(event.data));
+        return;
+      case "handshake_failed": {
+        const status = event.status !== undefined && event.status !== 101 ? ` (HTTP ${event.status})` : "";
+        this.failure ??= new ConnectionError(`WebSocket handshake failed: ${event.reason}${status}`, 1006);
+        return;
+      }
+      case "error":
+        this.failure ??= new ConnectionError(event.reason, event.code);
+        return;
+      case "close":
+        this.closeEvent = event;
+        if (this.state !== ReadyState.CLOSED) this.state = ReadyState.CLOSING;
+        return;
+      default:
+        return; // pings are answered by the core; pongs and fragments need no event here
+    }
+  }
+
+  /** @internal */
+  onDrain(): void {}
+
+  /** @internal */
+  onTransportClose(error?: Error): void {
+    if (error) this.failure ??= new ConnectionError(error.message, 1006, { cause: error });
+    this.finish();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private async connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): Promise<void> {
+    const secure = url.protocol === "wss:";
+    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port ? Number(url.port) : secure ? 443 : 80;
+    const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
+    const connection = new ClientConnection({
+      ...options,
+      host: url.host,
+      path: (url.pathname || "/") + url.search,
+      protocols,
+      handshakeTimeout: timeout,
+      now: now(),
+      onWake: () => this.session?.flush(),
+    });
+    const session = new Session(connection, this);
+    this.session = session;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const dialed = runtime.dial({ host, port, tls: secure ? options.tls ?? {} : undefined }, (transport: Transport) =>
+        session.bind(transport)
+      );
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`connecting to ${url.host} timed out`)), timeout);
+      });
+      const transport = await Promise.race([dialed, timedOut]);
+      if (this.state === ReadyState.CLOSED) transport.destroy(); // closed while connecting
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.fail(new ConnectionError(`cannot connect to ${url.host}: ${message}`, 1006, { cause: error }));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Fails the connection (WHATWG "fail the WebSocket connection"): error, then close with 1006. */
+  private fail(error: Error): void {
+    this.failure ??= error;
+    if (this.session !== null && !this.session.transportClosed && this.session.transport !== null) {
+      this.session.destroy(); // onTransportClose finishes
+      return;
+    }
+    this.session?.connection.abort();
+    this.finish();
+  }
+
+  /** The connection is closed: fire error (if it failed or closed uncleanly), then close. */
+  private finish(): void {
+    if (this.state === ReadyState.CLOSED) return;
+    this.state = ReadyState.CLOSED;
+    const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
+    if (!event.wasClean) {
+      this.dispatchEvent(new ErrorEvent("error", this.failure ?? new ConnectionError("connection closed abnormally", 1006)));
+    }
+    this.dispatchEvent(new CloseEvent("close", event));
+  }
+
+  private sendNow(data: string | ArrayBuffer | ArrayBufferView): void {
+    const bytes = typeof data === "string" ? null : viewBytes(data);
+    const session = this.session!;
+    const connection = session.connection;
+    if (this.state !== ReadyState.OPEN || connection.readyState !== ReadyState.OPEN) {
+      // WHATWG: after close(), data is discarded but still counted in bufferedAmount.
+      this.discarded += bytes ? bytes.length : new TextEncoder().encode(data as string).length;
+      return;
+    }
+    if (bytes) connection.sendBinary(bytes);
+    else connection.sendText(data as string);
+    session.flush();
+  }
+
+  private sendLater(data: SendData): void {
+    const size = isBlob(data) ? data.size : 0;
+    this.pendingBlobs += size;
+    const previous = this.blobQueue ?? Promise.resolve();
+    const bytes = isBlob(data) ? data.arrayBuffer() : Promise.resolve(data);
+    const next: Promise<void> = previous
+      .then(() => bytes)
+      .then((value) => {
+        this.pendingBlobs -= size;
+        if (this.blobQueue === next) this.blobQueue = null;
+        this.sendNow(value);
+      });
+    this.blobQueue = next;
+    next.catch((error) => this.fail(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  private binaryData(bytes: Uint8Array): Blob | ArrayBuffer | Uint8Array {
+    if (this.binary === "uint8array") return bytes;
+    if (this.binary === "arraybuffer") return toArrayBuffer(bytes);
+    return new Blob([bytes as Uint8Array<ArrayBuffer>]);
+  }
+
+  private dispatchMessage(data: unknown): void {
+    this.dispatchEvent(new MessageEvent("message", { data, origin: this.origin }));
+  }
+
+  private getHandler(type: string): Handler {
+    return this.handlers.get(type)?.handler ?? null;
+  }
+
+  private setHandler(type: string, handler: Handler): void {
+    const previous = this.handlers.get(type);
+    if (previous) this.removeEventListener(type, previous.listener);
+    this.handlers.delete(type);
+    if (typeof handler !== "function") return;
+    const listener: EventListener = (event) => handler.call(this, event as never);
+    this.handlers.set(type, { handler, listener });
+    this.addEventListener(type, listener);
+  }
+}
+
+/** Builds a runtime's WebSocket class: `new WebSocket(url, protocols?, options?)`. */
+export function createWebSocketClass(runtime: Runtime): typeof WebSocket {
+  return class extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[], options?: WebSocketOptions) {
+      super(url, protocols, options, runtime);
+    }
+  };
+}

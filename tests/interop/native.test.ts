@@ -1,0 +1,139 @@
+/**
+ * Interop with the runtime's own WebSocket client (`globalThis.WebSocket`: Deno's and Bun's
+ * native implementations; Node 22+ has undici's) against our server, over real loopback sockets.
+ * The standard API cannot send pings; our server pings and checks the pong. Where the native
+ * client has a non-standard `ping()` (Bun), it pings too.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { runtimeName } from "../../adapters/auto.ts";
+import { until } from "../support/net.ts";
+import {
+  assertBytes,
+  assertExchange,
+  BIG,
+  BINARY,
+  CLOSE_CODE,
+  CLOSE_CODE_2,
+  CLOSE_REASON,
+  CLOSE_REASON_2,
+  deferred,
+  PING,
+  PING_2,
+  type Received,
+  startRecordingServer,
+  TEXT,
+  withTimeout,
+} from "../support/interop.ts";
+
+type NativeWebSocket = {
+  readyState: number;
+  binaryType: string;
+  extensions: string;
+  protocol: string;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: unknown) => void): void;
+  ping?: (data?: ArrayBufferView) => void;
+};
+type NativeWebSocketClass = new (url: string) => NativeWebSocket;
+
+const Native = (globalThis as { WebSocket?: NativeWebSocketClass }).WebSocket;
+const peer = `${runtimeName}'s native WebSocket client`;
+
+/** Opens the native client with binaryType "arraybuffer", recording what it dispatches. */
+async function openNative(url: string) {
+  const ws = new Native!(url);
+  ws.binaryType = "arraybuffer";
+  const messages: Received[] = [];
+  const closed = deferred<{ code: number; reason: string; wasClean: boolean }>();
+  ws.addEventListener("message", (e) => {
+    const data = (e as MessageEvent).data as unknown;
+    if (typeof data === "string") messages.push({ text: data });
+    else if (data instanceof ArrayBuffer) messages.push({ binary: new Uint8Array(data) });
+    else messages.push({ text: `unexpected ${Object.prototype.toString.call(data)}` });
+  });
+  ws.addEventListener("close", (e) => {
+    const c = e as CloseEvent;
+    closed.resolve({ code: c.code, reason: c.reason, wasClean: c.wasClean });
+  });
+  await withTimeout(new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("close", () => reject(new Error(`${peer} did not open`)));
+  }), 10_000, `${peer} to open`);
+  return { ws, messages, closed: closed.promise };
+}
+
+describe(`interop on ${runtimeName}: our server × ${peer}`, () => {
+  if (Native === undefined) {
+    // Deno and Bun always have one: there a missing WebSocket is a failure, not a skip.
+    if (runtimeName === "node") {
+      test.skip(`no globalThis.WebSocket on Node ${process.version} (it needs --experimental-websocket before Node 22)`);
+    } else {
+      test(`${runtimeName} has a native WebSocket`, () => assert.fail(`globalThis.WebSocket is missing on ${runtimeName}`));
+    }
+    return;
+  }
+
+  test("text, binary, 1 MiB, server ping, client-initiated close with code and reason", async () => {
+    const ours = await startRecordingServer();
+    let client: Awaited<ReturnType<typeof openNative>> | null = null;
+    try {
+      client = await openNative(`ws://127.0.0.1:${ours.port}/`);
+      const record = await ours.next();
+      assert.equal(client.ws.extensions, "", `nothing negotiated (offered: ${record.offeredExtensions || "none"})`);
+      assert.equal(record.extensions, "");
+      client.ws.send(TEXT);
+      client.ws.send(BINARY.slice().buffer);
+      client.ws.send(BIG);
+      const c = client;
+      await until(() => c.messages.length >= 3, "three echoes", 10_000);
+      assertExchange(record.messages, `what our server received from ${peer}`);
+      assertExchange(client.messages, `echoes ${peer} received`);
+
+      // Our server pings; the native client answers with the same payload.
+      record.socket.ping(PING_2);
+      await until(() => record.pongs.length >= 1, "our server to get a pong", 5000);
+      assertBytes(record.pongs[0], PING_2, "the pong our server saw");
+
+      if (typeof client.ws.ping === "function") {
+        // Bun's client can ping (non-standard): our server sees it and answers (the core pongs).
+        client.ws.ping(PING);
+        await until(() => record.pings.length >= 1, `our server to see ${peer}'s ping`, 5000);
+        assertBytes(record.pings[0], PING, "the ping our server saw");
+      } else {
+        assert.notEqual(runtimeName, "bun", "Bun's native client has ping()");
+      }
+
+      client.ws.close(CLOSE_CODE, CLOSE_REASON);
+      const serverSaw = await withTimeout(record.closed, 10_000, "our server's close handler");
+      assert.deepEqual(serverSaw, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
+      const clientSaw = await withTimeout(client.closed, 10_000, `${peer}'s close event`);
+      assert.equal(clientSaw.code, CLOSE_CODE, "our server echoes the close code");
+      assert.equal(clientSaw.wasClean, true);
+      assert.deepEqual(record.errors, []);
+    } finally {
+      if (client && client.ws.readyState < 2) client.ws.close();
+      await ours.server.close({ timeout: 1000 });
+      if (client) await withTimeout(client.closed, 5000, `${peer} to close`);
+    }
+  });
+
+  test("server-initiated close: the native client sees code, reason and wasClean exactly", async () => {
+    const ours = await startRecordingServer();
+    let client: Awaited<ReturnType<typeof openNative>> | null = null;
+    try {
+      client = await openNative(`ws://127.0.0.1:${ours.port}/`);
+      const record = await ours.next();
+      record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
+      const clientSaw = await withTimeout(client.closed, 10_000, `${peer}'s close event`);
+      assert.deepEqual(clientSaw, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true });
+      const serverSaw = await withTimeout(record.closed, 10_000, "our server's close handler");
+      assert.equal(serverSaw.code, CLOSE_CODE_2);
+      assert.equal(serverSaw.wasClean, true);
+    } finally {
+      if (client && client.ws.readyState < 2) client.ws.close();
+      await ours.server.close({ timeout: 1000 });
+    }
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * Interop with python-websockets (Debian's python3-websockets) over real loopback sockets: our
+ * server × its asyncio client, our client × its asyncio server. The Python side is
+ * python_websockets_peer.py, run as a child process; it reports what it received as JSON
+ * lines (text exactly, bytes as hex or SHA-256), and the test asserts on them.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { runtimeName } from "../../adapters/auto.ts";
+import { until } from "../support/net.ts";
+import { Child, findPython, sourcePath } from "../support/child.ts";
+import {
+  assertBytes,
+  assertExchange,
+  BIG,
+  BIG_SIZE,
+  BINARY,
+  clientExchange,
+  clientObservesServerClose,
+  CLOSE_CODE,
+  CLOSE_CODE_2,
+  CLOSE_REASON,
+  CLOSE_REASON_2,
+  hex,
+  PING,
+  PING_2,
+  rawPing,
+  startRecordingServer,
+  TEXT,
+  withTimeout,
+} from "../support/interop.ts";
+
+const SCRIPT = sourcePath("./python_websockets_peer.py", import.meta.url);
+const python = findPython();
+const peer = python ? `python-websockets ${python.version}` : "python-websockets";
+
+const PARAMETERS = {
+  text: TEXT,
+  binary_hex: hex(BINARY),
+  big_size: BIG_SIZE,
+  ping_hex: hex(PING),
+  ping2_hex: hex(PING_2),
+  close: [CLOSE_CODE, CLOSE_REASON],
+  close2: [CLOSE_CODE_2, CLOSE_REASON_2],
+};
+
+type Described = { text: string } | { length: number; sha256: string; hex?: string };
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)));
+}
+
+/** Checks python's description of the three messages against what was sent. */
+async function assertDescribed(messages: Described[], what: string): Promise<void> {
+  assert.equal(messages.length >= 3, true, `${what}: ${messages.length} messages`);
+  assert.deepEqual(messages[0], { text: TEXT }, `${what}: the text message`);
+  assert.deepEqual(messages[1], { length: BINARY.length, sha256: await sha256(BINARY), hex: hex(BINARY) }, `${what}: the binary message`);
+  assert.deepEqual(messages[2], { length: BIG.length, sha256: await sha256(BIG) }, `${what}: the 1 MiB message`);
+}
+
+function lastJson(child: Child): Record<string, unknown> {
+  const line = child.lines.filter((l) => l.startsWith("{")).at(-1);
+  assert.ok(line, `no report from python:\n${child.describe()}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
+  test("python3 with the websockets module is installed (Debian: python3-websockets)", () => {
+    assert.ok(python, "no python3 can `import websockets`: apt-get install python3-websockets");
+  });
+
+  test(`our server × ${peer} client: text, binary, 1 MiB, pings both ways, closes both ways`, async () => {
+    assert.ok(python, "python3-websockets is missing");
+    const ours = await startRecordingServer({
+      onMessage(record, data) {
+        if (data === "ping me") {
+          record.socket.ping(PING_2);
+          record.socket.send("pinged");
+          return true;
+        }
+        if (data === "close me") {
+          record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
+          return true;
+        }
+        return false;
+      },
+    });
+    const child = new Child(python.command, [
+      SCRIPT,
+      JSON.stringify({ ...PARAMETERS, mode: "client", url: `ws://127.0.0.1:${ours.port}/` }),
+    ]);
+    try {
+      const exit = await withTimeout(child.done(), 15_000, "the python client");
+      assert.deepEqual(exit, { code: 0, signal: null }, child.describe());
+      const result = lastJson(child);
+
+      // What our server received and saw, byte-exact.
+      const [first, second] = ours.connections;
+      assert.ok(first && second, "two connections");
+      assert.match(first.offeredExtensions, /permessage-deflate/, "python offers permessage-deflate");
+      assert.equal(first.extensions, "", "our server declines it (it negotiates none yet)");
+      assertExchange(first.messages.slice(0, 3), `what our server received from ${peer}`);
+      assert.deepEqual(first.messages.slice(3), [{ text: "ping me" }]);
+      assert.equal(first.pings.length, 1);
+      assertBytes(first.pings[0], PING, `the ping ${peer} sent`);
+      await until(() => first.pongs.length >= 1, "the pong to our server's ping");
+      assertBytes(first.pongs[0], PING_2, `the pong ${peer} sent`);
+      assert.deepEqual(await first.closed, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
+      assert.deepEqual(first.errors, []);
+
+      // What python received and saw.
+      assert.deepEqual(result.extensions, [], "no extension in use on the python side");
+      assert.equal(result.response_extensions, null, "our server answered with no Sec-WebSocket-Extensions");
+      await assertDescribed(result.echoes as Described[], `echoes ${peer} received`);
+      assert.equal(result.pong, true, "python got the pong to its ping, with its payload");
+      assert.deepEqual(result.after_ping, { text: "pinged" });
+      assert.equal((result.close_received as unknown[])[0], CLOSE_CODE, "our server echoes the close code");
+      assert.deepEqual(result.closed_by_server, [CLOSE_CODE_2, CLOSE_REASON_2], `${peer} saw our server's close exactly`);
+      const secondClose = await withTimeout(second.closed, 5000, "the second connection's close");
+      assert.equal(secondClose.code, CLOSE_CODE_2);
+      assert.equal(secondClose.wasClean, true);
+    } finally {
+      await child.kill();
+      await ours.server.close({ timeout: 1000 });
+    }
+  });
+
+  test(`our client × ${peer} server: text, binary, 1 MiB, pings both ways, closes both ways`, async () => {
+    assert.ok(python, "python3-websockets is missing");
+    const child = new Child(python.command, [SCRIPT, JSON.stringify({ ...PARAMETERS, mode: "server" })]);
+    try {
+      await until(() => child.lines.length > 0 || child.exit !== null, "python to listen", 10_000).catch(() => {});
+      assert.ok(child.lines.length > 0, `python did not start:\n${child.describe()}`);
+      const { port } = JSON.parse(child.lines[0]) as { port: number };
+      const url = `ws://127.0.0.1:${port}/`;
+      const reports = () => child.lines.slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+      const clientSaw = await clientExchange(url, `our client × ${peer}`);
+      assert.equal(clientSaw.code, CLOSE_CODE, `${peer} echoes the close code`);
+      assert.equal(clientSaw.wasClean, true);
+      await until(() => reports().length >= 1, "python's report on the first connection", 5000);
+      const first = reports()[0];
+      assert.equal(first.request_extensions, null, "our client offers no extension");
+      await assertDescribed(first.messages as Described[], `what ${peer} received from our client`);
+      assert.equal(first.pong, true, `our client answered python's ping with its payload: ${JSON.stringify(first)}`);
+      assert.deepEqual(first.close_received, [CLOSE_CODE, CLOSE_REASON], `${peer} saw our close exactly`);
+
+      await rawPing(port, `our ping to ${peer}`);
+
+      const closedByPeer = await clientObservesServerClose(url, `our client × ${peer}`);
+      assert.deepEqual(closedByPeer, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true });
+    } finally {
+      child.process.stdin?.end();
+      await withTimeout(child.done(), 3000, "python to exit").catch(() => child.kill());
+      await child.kill();
+    }
+  });
+});

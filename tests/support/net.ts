@@ -1,0 +1,108 @@
+/** Helpers for tests over real loopback sockets, on whichever runtime runs them. */
+import { ClientConnection, type ConnectionEvent } from "../../core/mod.ts";
+import { runtime } from "../../adapters/auto.ts";
+import type { Transport } from "../../adapters/shared/transport.ts";
+
+/** The TLS fixtures, found from the sources whether this runs from them or compiled in dist/. */
+export const TLS_DIR = new URL("../fixtures/tls/", import.meta.url.replace("/dist/tests/", "/tests/"));
+
+/** Reads a fixture file as text, on any runtime. */
+export async function readFixture(name: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  return readFile(new URL(name, TLS_DIR), "utf8");
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when `condition()` holds, polling; rejects after `timeout` ms with `what`. */
+export async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+/**
+ * A hand-driven client: a raw transport with a core ClientConnection on top, so a test can
+ * misbehave (stop reading, send half frames, never answer) where a real client would not.
+ */
+export class RawClient {
+  transport!: Transport;
+  readonly connection: ClientConnection;
+  readonly events: ConnectionEvent[] = [];
+  readonly received: Uint8Array[] = [];
+  closed = false;
+  ended = false;
+  /** When false, bytes are kept in `received` instead of going to the connection. */
+  parse = true;
+
+  private constructor(connection: ClientConnection) {
+    this.connection = connection;
+  }
+
+  /** `handshake: false` sends nothing: the test writes raw bytes itself. */
+  static async connect(
+    port: number,
+    options: { path?: string; autoPong?: boolean; protocols?: string[]; handshake?: boolean } = {},
+  ) {
+    const client = new RawClient(
+      new ClientConnection({ host: `127.0.0.1:${port}`, path: options.path, autoPong: options.autoPong, protocols: options.protocols }),
+    );
+    client.transport = await runtime.dial({ host: "127.0.0.1", port }, () => ({
+      onData: (chunk) => {
+        client.received.push(chunk);
+        if (client.parse) {
+          client.connection.receive(chunk);
+          client.pump();
+        }
+      },
+      onEnd: () => {
+        // The server closed its side: like any peer, close ours.
+        client.ended = true;
+        client.connection.receiveEof();
+        client.pump();
+        client.transport.end();
+      },
+      onDrain: () => {},
+      onClose: () => {
+        client.closed = true;
+        client.connection.receiveEof();
+        client.pump();
+      },
+    }));
+    if (options.handshake === false) {
+      client.parse = false;
+      client.connection.pollOutput();
+    }
+    client.pump();
+    return client;
+  }
+
+  /** Writes the connection's output and collects its events. */
+  pump(): void {
+    const output = this.connection.pollOutput();
+    if (output.length && !this.closed) this.transport.write(output);
+    this.events.push(...this.connection.pollEvents());
+  }
+
+  async opened(): Promise<void> {
+    await until(() => this.events.some((e) => e.type === "open" || e.type === "handshake_failed"), "the handshake");
+    const failed = this.events.find((e) => e.type === "handshake_failed");
+    if (failed) throw new Error(`handshake failed: ${JSON.stringify(failed)}`);
+  }
+
+  write(bytes: Uint8Array): void {
+    this.transport.write([bytes]);
+  }
+
+  destroy(): void {
+    this.transport.destroy();
+  }
+
+  async whenClosed(timeout = 5000): Promise<void> {
+    await until(() => this.closed, "the transport to close", timeout);
+  }
+}
