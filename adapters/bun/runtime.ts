@@ -192,7 +192,8 @@ class BunTransport implements Transport {
   onData(chunk: Uint8Array): void {
     if (this.#state === CLOSED) return;
     // Bun may still hand over what it had read (over TLS: decrypted) when pause() came.
-    this.#handler!.onData(chunk);
+    if (this.#paused || this.#held !== null) (this.#held ??= []).push(chunk);
+    else this.#handler!.onData(chunk);
   }
 
   /** After resume(): what arrived while paused, in order, then a FIN that came behind it. */

@@ -1,0 +1,48 @@
+/** The server and the client over in-memory Web Streams: no socket at all, any runtime. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { acceptStreams, type ByteStreams, createStreamsWebSocket, WebSocketServer } from "../../../adapters/streams/mod.ts";
+import { until } from "../../support/net.ts";
+
+/** Two connected ends of an in-memory duplex byte stream. */
+function duplexPair(): [ByteStreams, ByteStreams] {
+  const aToB = new TransformStream<Uint8Array, Uint8Array>();
+  const bToA = new TransformStream<Uint8Array, Uint8Array>();
+  return [
+    { readable: bToA.readable, writable: aToB.writable },
+    { readable: aToB.readable, writable: bToA.writable },
+  ];
+}
+
+test("a WebSocket server and client talk over a pair of TransformStreams", async () => {
+  const seen: { host: string; port: number }[] = [];
+  let remote = "";
+  const server = new WebSocketServer<undefined>({}, {
+    upgrade: (request) => void (remote = request.remoteAddress),
+    message: (ws, data, isBinary) => ws.send(isBinary ? data : `echo ${data}`),
+  });
+  const WebSocket = createStreamsWebSocket((target) => {
+    seen.push({ host: target.host, port: target.port });
+    const [clientEnd, serverEnd] = duplexPair();
+    acceptStreams(server, serverEnd, { remoteAddress: "in-memory" });
+    return clientEnd;
+  });
+  const ws = new WebSocket("ws://stream.example:9000/chat");
+  ws.binaryType = "uint8array";
+  const messages: unknown[] = [];
+  ws.onmessage = (e) => messages.push((e as MessageEvent).data);
+  await until(() => ws.readyState === WebSocket.OPEN, "open");
+  ws.send("hello");
+  ws.send(new Uint8Array(100_000).fill(9));
+  await until(() => messages.length === 2, "two echoes");
+  assert.equal(messages[0], "echo hello");
+  assert.ok(messages[1] instanceof Uint8Array && messages[1].length === 100_000 && messages[1].every((b) => b === 9));
+  assert.deepEqual(seen, [{ host: "stream.example", port: 9000 }]);
+  assert.equal(remote, "in-memory");
+  const closed = new Promise<CloseEvent>((resolve) => (ws.onclose = (e) => resolve(e as CloseEvent)));
+  ws.close(1000, "done");
+  const event = await closed;
+  assert.equal(event.code, 1000);
+  assert.equal(event.wasClean, true);
+  await until(() => server.clients.size === 0, "the server to let go of the socket");
+});
