@@ -11,12 +11,12 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, SerialQueue, concatBytes, textEncoder } from "./bytes.ts";
+import { ByteAccumulator, SerialQueue, concatBytes, encodeUtf8, textEncoder } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
 import { type ExtensionOffer, formatExtensions } from "./extension-header.ts";
-import { MAX_CONTROL_PAYLOAD, Opcode, type FrameHandler, FrameParser, encodeFrame, isControlOpcode } from "./frame.ts";
+import { MAX_CONTROL_PAYLOAD, Opcode, type FrameHandler, FrameParser, encodeAsciiTextFrame, encodeFrame, isControlOpcode } from "./frame.ts";
 import {
   type AcceptOptions,
   type ClientHandshakeResult,
@@ -124,6 +124,10 @@ const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
 const EMPTY = new Uint8Array(0);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** For bytes already known to be valid: on Deno a non-fatal decoder is several times faster. */
+const trustedDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+/** Messages up to this size are checked for ASCII in JS before decoding. */
+const ASCII_CHECK_MAX = 256;
 
 function defaultRandom(target: Uint8Array): void {
   crypto.getRandomValues(target);
@@ -174,8 +178,9 @@ export abstract class Connection implements FrameHandler {
   private closingAt = 0;
   private closedAt = 0;
 
-  private randomPool: Uint8Array;
+  private readonly randomPool: Uint8Array;
   private randomOffset = RANDOM_POOL_SIZE;
+  private readonly keyBuffer = new Uint8Array(4);
 
   constructor(isClient: boolean, options: ConnectionOptions) {
     this.isClient = isClient;
@@ -317,7 +322,8 @@ export abstract class Connection implements FrameHandler {
     let payload: Uint8Array;
     let owned: boolean;
     if (typeof data === "string") {
-      payload = textEncoder.encode(data);
+      if (this.trySendAscii(data, options)) return;
+      payload = encodeUtf8(data);
       owned = true;
     } else {
       if (!isWellFormedUtf8(data)) throw new WebSocketError("ERR_INVALID_UTF8", "text message is not valid UTF-8");
@@ -439,15 +445,18 @@ export abstract class Connection implements FrameHandler {
       this.streamMessage(data, messageEnd);
       return true;
     }
-    this.messageBytes.push(data);
-    if (!messageEnd) return true;
-    const payload = this.messageBytes.take();
+    let payload = data; // a message in one piece is delivered as that piece
+    if (!messageEnd || this.messageBytes.size !== 0) {
+      this.messageBytes.push(data);
+      if (!messageEnd) return true;
+      payload = this.messageBytes.take();
+    }
     this.endMessage();
     if (!text) {
       this.deliver({ type: "binary", data: payload });
       return true;
     }
-    const decoded = decodeUtf8(payload);
+    const decoded = decodeText(payload);
     if (decoded === null) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
     this.deliver({ type: "text", data: decoded });
     return true;
@@ -602,6 +611,21 @@ export abstract class Connection implements FrameHandler {
     );
   }
 
+  /**
+   * The common case of a short ASCII text message that nothing transforms or splits, framed
+   * straight from the string. False (nothing sent) when the general path is needed.
+   */
+  private trySendAscii(text: string, options: SendOptions | undefined): boolean {
+    if (options?.fin === false || (this.extensions.length !== 0 && options?.compress !== false)) return false;
+    if (this.sendingOpcode !== 0 || text.length > this.options.fragmentSize || !this.outgoing.immediate) return false;
+    this.assertCanSend();
+    const frame = encodeAsciiTextFrame(text, this.isClient ? this.maskKey() : null);
+    if (frame === null) return false;
+    this.lastSent = this.now;
+    this.output.push(frame);
+    return true;
+  }
+
   /** Writes a message's frames, split by `fragmentSize` (RFC 6455 §5.4). RSV bits go on the first frame. */
   private writeMessage(opcode: number, payload: Uint8Array, fin: boolean, rsv: number, owned: boolean): void {
     if (this.closeWritten || this.state === ReadyState.CLOSED) return; // aborted while this waited
@@ -648,15 +672,23 @@ export abstract class Connection implements FrameHandler {
     }
   }
 
-  /** A fresh masking key for each frame (RFC 6455 §5.3), from a pool of random bytes. */
+  /**
+   * A fresh masking key for each frame (RFC 6455 §5.3), from a pool of random bytes. The key is
+   * one reused buffer: `encodeFrame` copies it into the frame header and keeps no reference.
+   */
   private maskKey(): Uint8Array {
     if (this.randomOffset + 4 > RANDOM_POOL_SIZE) {
-      this.randomPool = new Uint8Array(RANDOM_POOL_SIZE); // earlier keys may still be referenced
       this.options.random(this.randomPool);
       this.randomOffset = 0;
     }
-    const key = this.randomPool.subarray(this.randomOffset, this.randomOffset + 4);
-    this.randomOffset += 4;
+    const pool = this.randomPool;
+    const at = this.randomOffset;
+    const key = this.keyBuffer;
+    key[0] = pool[at];
+    key[1] = pool[at + 1];
+    key[2] = pool[at + 2];
+    key[3] = pool[at + 3];
+    this.randomOffset = at + 4;
     return key;
   }
 
@@ -1021,6 +1053,17 @@ export function closePayload(code: number | undefined, reason = ""): Uint8Array 
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);
   return payload;
+}
+
+/** `bytes` decoded, or null if they are not UTF-8; short ASCII takes a cheaper decoder. */
+function decodeText(bytes: Uint8Array): string | null {
+  const length = bytes.length;
+  if (length <= ASCII_CHECK_MAX) {
+    let bits = 0;
+    for (let i = 0; i < length; i++) bits |= bytes[i];
+    if (bits < 0x80) return trustedDecoder.decode(bytes);
+  }
+  return decodeUtf8(bytes);
 }
 
 function decodeUtf8(bytes: Uint8Array): string | null {

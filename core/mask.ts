@@ -4,39 +4,113 @@
  */
 
 const keyBytes = new Uint8Array(4);
-const keyWord = new Uint32Array(keyBytes.buffer);
+const keyWord = new Int32Array(keyBytes.buffer);
 
-/** Payloads shorter than this are masked byte by byte; longer ones a 32-bit word at a time. */
-const WORD_MASK_MIN = 32;
+/**
+ * Ranges shorter than this are masked byte by byte (4 at a time, key bytes in locals): creating
+ * the word view costs more than it saves below it. Longer ones go a 32-bit word at a time, 8
+ * words per iteration (10-25% faster than 4 on V8 and JSC).
+ */
+const WORD_MASK_MIN = 128;
 
 /**
  * XORs `data` in place with `key`, as if `data` started `phase` bytes into the payload
  * (so a payload that arrives in pieces can be unmasked piece by piece).
  */
 export function applyMask(data: Uint8Array, key: Uint8Array, phase = 0): void {
-  const length = data.length;
-  let i = 0;
-  if (length >= WORD_MASK_MIN) {
+  maskRange(data, 0, data.length, key, phase);
+}
+
+/** XORs `data[start:end]` in place with `key`, the range starting `phase` bytes into the payload. */
+export function maskRange(data: Uint8Array, start: number, end: number, key: Uint8Array, phase = 0): void {
+  let i = start;
+  const shift = phase - start; // data[i] takes key[(shift + i) & 3]
+  if (end - i >= WORD_MASK_MIN) {
     // Bytes up to the first 4-byte-aligned address, then whole words, then the tail.
-    const head = -data.byteOffset & 3;
-    for (; i < head; i++) data[i] ^= key[(phase + i) & 3];
-    const start = phase + i;
-    keyBytes[0] = key[start & 3];
-    keyBytes[1] = key[(start + 1) & 3];
-    keyBytes[2] = key[(start + 2) & 3];
-    keyBytes[3] = key[(start + 3) & 3];
-    const k = keyWord[0];
-    const words = (length - i) >>> 2;
-    const w = new Uint32Array(data.buffer, data.byteOffset + i, words);
+    const head = i + (-(data.byteOffset + i) & 3);
+    for (; i < head; i++) data[i] ^= key[(shift + i) & 3];
+    const k = wordKey(key, shift + i);
+    const words = (end - i) >>> 2;
+    const w = new Int32Array(data.buffer, data.byteOffset + i, words);
     let j = 0;
-    for (const unrolled = words & ~3; j < unrolled; j += 4) {
+    for (const unrolled = words & ~7; j < unrolled; j += 8) {
       w[j] ^= k;
       w[j + 1] ^= k;
       w[j + 2] ^= k;
       w[j + 3] ^= k;
+      w[j + 4] ^= k;
+      w[j + 5] ^= k;
+      w[j + 6] ^= k;
+      w[j + 7] ^= k;
     }
     for (; j < words; j++) w[j] ^= k;
     i += words << 2;
   }
-  for (; i < length; i++) data[i] ^= key[(phase + i) & 3];
+  const k0 = key[(shift + i) & 3];
+  const k1 = key[(shift + i + 1) & 3];
+  const k2 = key[(shift + i + 2) & 3];
+  const k3 = key[(shift + i + 3) & 3];
+  for (const quads = end - ((end - i) & 3); i < quads; i += 4) {
+    data[i] ^= k0;
+    data[i + 1] ^= k1;
+    data[i + 2] ^= k2;
+    data[i + 3] ^= k3;
+  }
+  for (; i < end; i++) data[i] ^= key[(shift + i) & 3];
+}
+
+/**
+ * Writes `source` masked with `key` into `target` at `offset`, copying and masking in one pass
+ * (for a payload the caller still owns). `source` is not changed.
+ */
+export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array, offset: number): void {
+  const length = source.length;
+  if (length >= WORD_MASK_MIN && ((source.byteOffset - (target.byteOffset + offset)) & 3) !== 0) {
+    // Not alike aligned, so no word view fits both: copy natively, then mask in place.
+    target.set(source, offset);
+    maskRange(target, offset, offset + length, key);
+    return;
+  }
+  let i = 0;
+  if (length >= WORD_MASK_MIN) {
+    const head = -source.byteOffset & 3;
+    for (; i < head; i++) target[offset + i] = source[i] ^ key[i & 3];
+    const k = wordKey(key, i);
+    const words = (length - i) >>> 2;
+    const s = new Int32Array(source.buffer, source.byteOffset + i, words);
+    const t = new Int32Array(target.buffer, target.byteOffset + offset + i, words);
+    let j = 0;
+    for (const unrolled = words & ~7; j < unrolled; j += 8) {
+      t[j] = s[j] ^ k;
+      t[j + 1] = s[j + 1] ^ k;
+      t[j + 2] = s[j + 2] ^ k;
+      t[j + 3] = s[j + 3] ^ k;
+      t[j + 4] = s[j + 4] ^ k;
+      t[j + 5] = s[j + 5] ^ k;
+      t[j + 6] = s[j + 6] ^ k;
+      t[j + 7] = s[j + 7] ^ k;
+    }
+    for (; j < words; j++) t[j] = s[j] ^ k;
+    i += words << 2;
+  }
+  const k0 = key[i & 3];
+  const k1 = key[(i + 1) & 3];
+  const k2 = key[(i + 2) & 3];
+  const k3 = key[(i + 3) & 3];
+  for (const quads = length - ((length - i) & 3); i < quads; i += 4) {
+    target[offset + i] = source[i] ^ k0;
+    target[offset + i + 1] = source[i + 1] ^ k1;
+    target[offset + i + 2] = source[i + 2] ^ k2;
+    target[offset + i + 3] = source[i + 3] ^ k3;
+  }
+  for (; i < length; i++) target[offset + i] = source[i] ^ key[i & 3];
+}
+
+/** The key as one 32-bit word (platform byte order), starting at key byte `at & 3`. */
+function wordKey(key: Uint8Array, at: number): number {
+  keyBytes[0] = key[at & 3];
+  keyBytes[1] = key[(at + 1) & 3];
+  keyBytes[2] = key[(at + 2) & 3];
+  keyBytes[3] = key[(at + 3) & 3];
+  return keyWord[0] | 0;
 }

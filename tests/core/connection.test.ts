@@ -926,3 +926,24 @@ describe("prepared messages (pub/sub)", () => {
     assert.throws(() => prepareMessage(new Uint8Array([0xff]), false), WebSocketError);
   });
 });
+
+describe("client sending does not touch the caller's bytes", () => {
+  /** A Uint8Array whose slice() is a view, as Node's Buffer is. */
+  class ViewSlicing extends Uint8Array {
+    override slice(start?: number, end?: number): Uint8Array<ArrayBuffer> {
+      return this.subarray(start, end);
+    }
+  }
+
+  test("binary and UTF-8 text payloads of every size class stay as they were", () => {
+    for (const size of [10, 200, 1025, 2000, 70_000]) {
+      const side = open("client");
+      const payload = new ViewSlicing(size).fill(0x61);
+      side.conn.sendBinary(payload);
+      side.conn.sendText(payload);
+      assert.ok(payload.every((b) => b === 0x61), `payload of ${size} bytes unchanged`);
+      const frames = side.written();
+      assert.ok(frames.every((f) => f.payload.length === size && f.payload.every((b) => b === 0x61)));
+    }
+  });
+});
