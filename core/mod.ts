@@ -26,6 +26,20 @@ export {
   type ServerExtensionFactory,
 } from "./extension.ts";
 export { type ExtensionOffer, type ExtensionParam, formatExtensions, parseExtensions } from "./extension-header.ts";
+export {
+  type Compressor,
+  type CompressorOptions,
+  DecompressedSizeError,
+  type Decompressor,
+  type DecompressorOptions,
+  type DeflateAgreement,
+  type DeflateCodec,
+  PERMESSAGE_DEFLATE,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+  perMessageDeflateClient,
+  perMessageDeflateServer,
+} from "./permessage-deflate.ts";
 export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3 } from "./frame.ts";
 export {
   acceptKey,

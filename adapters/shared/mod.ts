@@ -32,4 +32,5 @@ export type {
   Transport,
   TransportHandler,
 } from "./transport.ts";
-export { CloseCode, HeaderList, ReadyState, WebSocketError } from "../../core/mod.ts";
+export { CloseCode, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
+export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";

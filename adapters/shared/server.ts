@@ -6,6 +6,7 @@ import {
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
+  type PerMessageDeflateOptions,
   type PreparedMessage,
   prepareMessage,
   ReadyState,
@@ -17,6 +18,7 @@ import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
+import { serverExtensions } from "../zlib/codec.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
@@ -57,6 +59,8 @@ export interface ServerOptions extends Omit<ConnectionOptions, "now" | "onWake" 
   closeOnBackpressureLimit?: boolean;
   /** Extensions the server supports (permessage-deflate), in order of preference. */
   extensions?: ServerExtensionFactory[];
+  /** permessage-deflate (RFC 7692) on node:zlib: true, or its options. Default false (as in ws). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 export interface ServeOptions extends ServerOptions {
@@ -91,10 +95,12 @@ export class WebSocketServer<T = undefined> {
   readonly options: ServerOptions;
   private listener: Listener | null = null;
   private closing = false;
+  private readonly extensions: ServerExtensionFactory[] | undefined;
 
   constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
     this.options = options;
     this.handlers = handlers;
+    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
   }
 
   get port(): number {
@@ -119,6 +125,7 @@ export class WebSocketServer<T = undefined> {
     const o = this.options;
     const connection = new ServerConnection({
       ...o,
+      extensions: this.extensions,
       keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
       now: now(),
       onWake: () => session.flush(),
@@ -257,7 +264,12 @@ export class WebSocketServer<T = undefined> {
     }
   }
 
-  /** @internal */
+  /**
+   * A handler threw: the socket's `error` handler gets it. Without one (or for the upgrade hook,
+   * which has no socket yet, and whose request was answered with 500) it is logged: an
+   * application bug must be seen, but must not bring the server down.
+   * @internal
+   */
   reportError(ws: ServerWebSocket<T> | null, error: unknown): void {
     const err = error instanceof Error ? error : new Error(String(error));
     if (ws && this.handlers.error) {
@@ -268,9 +280,7 @@ export class WebSocketServer<T = undefined> {
         error = inner;
       }
     }
-    queueMicrotask(() => {
-      throw error;
-    });
+    console.error("anyws: a server handler threw:", error);
   }
 }
 

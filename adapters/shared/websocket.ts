@@ -8,12 +8,14 @@ import {
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
+  type PerMessageDeflateOptions,
   ReadyState,
 } from "../../core/mod.ts";
 import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, toArrayBuffer, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
+import { clientExtensions } from "../zlib/codec.ts";
 
 export type BinaryType = "blob" | "arraybuffer" | "uint8array";
 
@@ -28,6 +30,8 @@ export interface WebSocketOptions extends Omit<ConnectionOptions, "now" | "onWak
   connectTimeout?: number;
   /** Extensions to offer (permessage-deflate), in order of preference. */
   extensions?: ClientExtensionFactory[];
+  /** permessage-deflate (RFC 7692) on node:zlib: true, or its options. Default true (as in ws). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** The close event (not a global in every runtime). */
@@ -260,6 +264,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
     const connection = new ClientConnection({
       ...options,
+      extensions: clientExtensions(options.extensions, options.perMessageDeflate),
       host: url.host,
       path: (url.pathname || "/") + url.search,
       protocols,
@@ -281,7 +286,8 @@ export class WebSocket extends EventTarget implements SessionOwner {
       if (this.state === ReadyState.CLOSED) transport.destroy(); // closed while connecting
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.fail(new ConnectionError(`cannot connect to ${url.host}: ${message}`, 1006, { cause: error }));
+      const text = /cannot connect/.test(message) ? message : `cannot connect to ${url.host}: ${message}`;
+      this.fail(new ConnectionError(text, 1006, { cause: error }));
     } finally {
       clearTimeout(timer);
     }

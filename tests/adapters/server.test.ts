@@ -132,6 +132,40 @@ describe(`server on ${runtimeName}`, () => {
     await server.close();
   });
 
+  test("handlers that throw: the upgrade request gets 500, errors go to the error handler, the server keeps serving", async () => {
+    const logged: unknown[] = [];
+    const originalError = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args[1]);
+    const errors: string[] = [];
+    try {
+      const server = await serve({ port: 0 }, {
+        upgrade(request) {
+          if (request.query === "boom") throw new Error("hook failed");
+        },
+        message(ws, data) {
+          if (data === "throw") throw new Error("handler failed");
+          ws.send(data);
+        },
+        error: (_ws, error) => void errors.push(error.message),
+      });
+      const refused = await connect(`ws://127.0.0.1:${server.port}/?boom`);
+      await refused.whenClosed();
+      assert.match(refused.error ?? "", /HTTP 500/);
+      assert.deepEqual(logged.map((e) => (e as Error).message), ["hook failed"]);
+      const client = await connect(`ws://127.0.0.1:${server.port}/`);
+      client.ws.send("throw");
+      client.ws.send("still served");
+      await until(() => client.messages.length === 1, "the echo after the throw");
+      assert.equal(client.messages[0], "still served");
+      assert.deepEqual(errors, ["handler failed"]);
+      client.ws.close();
+      await client.whenClosed();
+      await server.close();
+    } finally {
+      console.error = originalError;
+    }
+  });
+
   test("a path option answers other paths with 404", async () => {
     const server = await serve({ port: 0, path: "/ws" }, {});
     const wrong = await connect(`ws://127.0.0.1:${server.port}/other`);

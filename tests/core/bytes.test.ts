@@ -1,22 +1,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ByteAccumulator, concatBytes, SerialQueue } from "../../core/bytes.ts";
+import { deferred } from "../support/time.ts";
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 
 /** Lets every already-settled promise callback run. */
 async function flush(rounds = 10): Promise<void> {
   for (let i = 0; i < rounds; i++) await Promise.resolve();
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 describe("concatBytes", () => {

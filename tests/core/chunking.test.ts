@@ -4,8 +4,10 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { concatBytes } from "../../core/bytes.ts";
 import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/mod.ts";
 import { encodeFrame, FrameParser, type FrameHandler, Opcode } from "../../core/frame.ts";
+import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
 
 // ---- Deterministic randomness ------------------------------------------------------------
@@ -30,21 +32,7 @@ function seededRandom(seed: number): (target: Uint8Array) => void {
   };
 }
 
-function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 const encoder = new TextEncoder();
-
-function join(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
 
 // ---- Frame sequences ---------------------------------------------------------------------
 
@@ -191,7 +179,7 @@ function toWire(frames: WireFrame[], masked: boolean, seed: number): Uint8Array 
     const key = masked ? randomBytes(next, 4) : null;
     chunks.push(...encodeFrame(f.opcode, f.payload, f.fin, f.rsv ?? 0, key));
   }
-  return join(chunks);
+  return concatBytes(chunks);
 }
 
 // ---- Feeding ------------------------------------------------------------------------------
@@ -230,7 +218,7 @@ function feed(role: Role, bytes: Uint8Array, cuts: number[], options?: Connectio
     output.push(...connection.pollOutput());
     from = to;
   }
-  return { events: options?.streamThreshold !== undefined ? mergeFragments(events) : events, output: hex(join(output)) };
+  return { events: options?.streamThreshold !== undefined ? mergeFragments(events) : events, output: hex(concatBytes(output)) };
 }
 
 /**
@@ -394,7 +382,7 @@ describe("chunking invariance, client → server (masked)", () => {
 
   test("bytes after the close frame are ignored in every chunking", () => {
     const s = generateScenario(77, false);
-    const bytes = join([toWire(s.frames, true, 77), toWire([{ opcode: Opcode.TEXT, fin: true, payload: encoder.encode("late") }], true, 1)]);
+    const bytes = concatBytes([toWire(s.frames, true, 77), toWire([{ opcode: Opcode.TEXT, fin: true, payload: encoder.encode("late") }], true, 1)]);
     const outcome = assertInvariant("server", bytes, "after close", [1, 2]);
     assert.deepEqual(outcome.events, s.events);
   });
@@ -462,7 +450,7 @@ const text = (value: string | Uint8Array, fin = true, opcode: number = Opcode.TE
 });
 const cont = (value: string | Uint8Array, fin = true) => text(value, fin, Opcode.CONTINUATION);
 const bytesOf = (...parts: (string | number[])[]) =>
-  join(parts.map((p) => (typeof p === "string" ? encoder.encode(p) : Uint8Array.from(p))));
+  concatBytes(parts.map((p) => (typeof p === "string" ? encoder.encode(p) : Uint8Array.from(p))));
 const TRAILER: WireFrame[] = [
   text("ignored"),
   { opcode: Opcode.PING, fin: true, payload: Uint8Array.of(9) },

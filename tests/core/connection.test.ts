@@ -15,9 +15,11 @@ import {
   type ClientExtensionFactory,
   WebSocketError,
 } from "../../core/mod.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { utf8 } from "../support/bytes.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
+import { delay } from "../support/time.ts";
 
-const utf8 = (s: string) => new TextEncoder().encode(s);
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
 
 type Role = "server" | "client";
@@ -55,17 +57,7 @@ function open(role: Role, pair: Pair = createPair()) {
 function rawFrame(to: Role, opcode: number, payload: Uint8Array | string, fin = true, rsv = 0): Uint8Array {
   const bytes = typeof payload === "string" ? utf8(payload) : payload;
   const chunks = encodeFrame(opcode, bytes, fin, rsv, to === "server" ? KEY : null);
-  return concat(chunks);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** A minimal independent frame reader for checking what a connection wrote. */
@@ -184,7 +176,7 @@ for (const role of ROLES) {
     test("masking in the wrong direction is a protocol error", () => {
       const side = open(role);
       // A server receives a frame that is not masked; a client a frame that is.
-      side.raw(concat(encodeFrame(Opcode.TEXT, utf8("x"), true, 0, masked ? null : KEY)));
+      side.raw(concatBytes(encodeFrame(Opcode.TEXT, utf8("x"), true, 0, masked ? null : KEY)));
       assertFailed(side, 1002, masked ? /not masked/ : /is masked/);
     });
 
@@ -381,7 +373,7 @@ for (const role of ROLES) {
 
     test("bytes after a close frame are ignored", () => {
       const side = open(role);
-      side.raw(concat([rawFrame(role, Opcode.CLOSE, new Uint8Array([0x03, 0xe8])), rawFrame(role, Opcode.TEXT, "late")]));
+      side.raw(concatBytes([rawFrame(role, Opcode.CLOSE, new Uint8Array([0x03, 0xe8])), rawFrame(role, Opcode.TEXT, "late")]));
       side.frame(Opcode.TEXT, "later");
       assert.deepEqual(side.events().map((e) => e.type), ["close"]);
       assert.equal(side.written().length, 1);
@@ -613,7 +605,7 @@ describe("server: the opening handshake", () => {
 
   test("frames sent right behind the request are processed after accept()", () => {
     const server = new ServerConnection();
-    server.receive(concat([request(), rawFrame("server", Opcode.TEXT, "early")]));
+    server.receive(concatBytes([request(), rawFrame("server", Opcode.TEXT, "early")]));
     assert.deepEqual(server.pollEvents().map((e) => e.type), ["upgrade"]);
     server.accept();
     assert.deepEqual(server.pollEvents().map((e) => e.type), ["open", "text"]);
@@ -775,10 +767,6 @@ function flip(bytes: Uint8Array): Uint8Array {
   return bytes.map((b) => b ^ 0xff);
 }
 
-function delay(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function flipExtension(async: boolean, log: string[] = []): Extension {
   let n = 0;
   return {
@@ -839,8 +827,8 @@ describe("extensions", () => {
     const frames = parseFrames(drainOutput(pair.client), true);
     assert.equal(frames[0].rsv, RSV1);
     assert.deepEqual(frames[0].payload, flip(utf8("hello")));
-    pair.server.receive(concat(encodeFrame(Opcode.TEXT, flip(utf8("hello")), true, RSV1, KEY)));
-    pair.server.receive(concat(encodeFrame(Opcode.TEXT, utf8("plain"), true, 0, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.TEXT, flip(utf8("hello")), true, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.TEXT, utf8("plain"), true, 0, KEY)));
     assert.deepEqual(pair.server.pollEvents(), [
       { type: "text", data: "hello" },
       { type: "text", data: "plain" },
@@ -850,13 +838,13 @@ describe("extensions", () => {
   test("a fragmented transformed message: RSV1 on the first frame, none on continuations", () => {
     const { pair } = flipPair(false);
     const data = flip(utf8("abcdef"));
-    pair.server.receive(concat(encodeFrame(Opcode.BINARY, data.subarray(0, 3), false, RSV1, KEY)));
-    pair.server.receive(concat(encodeFrame(Opcode.CONTINUATION, data.subarray(3), true, 0, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.BINARY, data.subarray(0, 3), false, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.CONTINUATION, data.subarray(3), true, 0, KEY)));
     const [event] = pair.server.pollEvents();
     assert.ok(event.type === "binary");
     assert.equal(new TextDecoder().decode(event.data), "abcdef");
-    pair.server.receive(concat(encodeFrame(Opcode.BINARY, data, false, RSV1, KEY)));
-    pair.server.receive(concat(encodeFrame(Opcode.CONTINUATION, data, true, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.BINARY, data, false, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.CONTINUATION, data, true, RSV1, KEY)));
     assert.equal(pair.server.pollEvents()[0].type, "error");
   });
 
@@ -865,7 +853,7 @@ describe("extensions", () => {
     assert.ok(pair.clientEvents[0].type === "open" && pair.clientEvents[0].extensions === "");
     pair.client.sendText("x");
     assert.equal(parseFrames(drainOutput(pair.client), true)[0].rsv, 0);
-    pair.server.receive(concat(encodeFrame(Opcode.TEXT, utf8("x"), true, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.TEXT, utf8("x"), true, RSV1, KEY)));
     const [error] = pair.server.pollEvents();
     assert.deepEqual(error, { type: "error", code: 1002, reason: "reserved bits set without a negotiated extension that defines them" });
   });
@@ -880,7 +868,7 @@ describe("extensions", () => {
 
   test("an extension's error fails the connection with its close code", () => {
     const { pair } = flipPair(false);
-    pair.server.receive(concat(encodeFrame(Opcode.TEXT, flip(utf8("boom")), true, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.TEXT, flip(utf8("boom")), true, RSV1, KEY)));
     const [error] = pair.server.pollEvents();
     assert.deepEqual(error, { type: "error", code: 1007, reason: "cannot decode boom" });
   });
@@ -917,7 +905,7 @@ describe("prepared messages (pub/sub)", () => {
       pair.server.sendPrepared(binary);
       const chunks = pair.server.pollOutput();
       assert.equal(chunks[chunks.length - 1], binary.chunks[binary.chunks.length - 1], "not copied");
-      pair.client.receive(concat(chunks));
+      pair.client.receive(concatBytes(chunks));
       const events = pair.client.pollEvents();
       assert.deepEqual(events[0], { type: "text", data: "to all" });
       assert.ok(events[1].type === "binary" && events[1].data.length === 5000);

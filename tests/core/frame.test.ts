@@ -12,15 +12,13 @@ import {
   RSV3,
   writeFrameHeader,
 } from "../../core/frame.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { hex } from "../support/bytes.ts";
 
 type Record =
   | ["start", number, boolean, number, number]
   | ["payload", string, boolean]
   | ["error", number, string];
-
-function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const ascii = (text: string) => new TextEncoder().encode(text);
 const b = (...values: number[]) => Uint8Array.from(values);
@@ -95,16 +93,6 @@ function parseByteByByte(bytes: Uint8Array, expectMasked: boolean, allowedRsv = 
   return parse(bytes, expectMasked, Array.from({ length: Math.max(0, bytes.length - 1) }, (_, i) => i + 1), allowedRsv);
 }
 
-function join(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
 function pattern(length: number, seed = 1): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = (i * 131 + seed * 17 + (i >> 8)) & 0xff;
@@ -175,18 +163,18 @@ describe("RFC 6455 §5.7 examples", () => {
 
   test("encodes the examples byte-exact", () => {
     const hello = ascii("Hello");
-    assert.equal(hex(join(encodeFrame(Opcode.TEXT, hello, true, 0, null))), "810548656c6c6f");
-    assert.equal(hex(join(encodeFrame(Opcode.TEXT, hello, true, 0, RFC_KEY))), "818537fa213d7f9f4d5158");
-    assert.equal(hex(join(encodeFrame(Opcode.TEXT, ascii("Hel"), false, 0, null))), "010348656c");
-    assert.equal(hex(join(encodeFrame(Opcode.CONTINUATION, ascii("lo"), true, 0, null))), "80026c6f");
-    assert.equal(hex(join(encodeFrame(Opcode.PING, hello, true, 0, null))), "890548656c6c6f");
-    assert.equal(hex(join(encodeFrame(Opcode.PONG, hello, true, 0, RFC_KEY))), "8a8537fa213d7f9f4d5158");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.TEXT, hello, true, 0, null))), "810548656c6c6f");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.TEXT, hello, true, 0, RFC_KEY))), "818537fa213d7f9f4d5158");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.TEXT, ascii("Hel"), false, 0, null))), "010348656c");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.CONTINUATION, ascii("lo"), true, 0, null))), "80026c6f");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.PING, hello, true, 0, null))), "890548656c6c6f");
+    assert.equal(hex(concatBytes(encodeFrame(Opcode.PONG, hello, true, 0, RFC_KEY))), "8a8537fa213d7f9f4d5158");
     assert.equal(hex(hello), hex(ascii("Hello")), "the caller's payload is not masked in place");
   });
 
   test("256 bytes binary message in a single unmasked frame: 82 7E 01 00", () => {
     const payload = pattern(256);
-    const encoded = join(encodeFrame(Opcode.BINARY, payload, true, 0, null));
+    const encoded = concatBytes(encodeFrame(Opcode.BINARY, payload, true, 0, null));
     assert.equal(hex(encoded.subarray(0, 4)), "827e0100");
     assert.equal(encoded.length, 4 + 256);
     assert.equal(hex(encoded.subarray(4)), hex(payload));
@@ -198,7 +186,7 @@ describe("RFC 6455 §5.7 examples", () => {
     const payload = pattern(65536);
     const chunks = encodeFrame(Opcode.BINARY, payload, true, 0, null);
     assert.equal(hex(chunks[0]), "827f0000000000010000");
-    const encoded = join(chunks);
+    const encoded = concatBytes(chunks);
     assert.equal(encoded.length, 10 + 65536);
     const { frames } = parse(encoded, false);
     assert.equal(frames.length, 1);
@@ -213,7 +201,7 @@ describe("FrameParser: payload lengths", () => {
       test(`${length} bytes, ${masked ? "masked" : "unmasked"}: 7/16/64-bit length, whole and split`, () => {
         const payload = pattern(length, length);
         const chunks = encodeFrame(Opcode.BINARY, payload, true, 0, masked ? RFC_KEY : null);
-        const bytes = join(chunks);
+        const bytes = concatBytes(chunks);
         const headerSize = frameHeaderSize(length, masked);
         assert.equal(headerSize, (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0));
         assert.equal(bytes.length, headerSize + length);
@@ -250,7 +238,7 @@ describe("FrameParser: payload lengths", () => {
   });
 
   test("empty chunks anywhere change nothing", () => {
-    const bytes = join([
+    const bytes = concatBytes([
       ...encodeFrame(Opcode.TEXT, ascii("Hel"), false, 0, RFC_KEY),
       ...encodeFrame(Opcode.PING, new Uint8Array(0), true, 0, RFC_KEY),
       ...encodeFrame(Opcode.CONTINUATION, ascii("lo"), true, 0, RFC_KEY),
@@ -292,7 +280,7 @@ describe("FrameParser: payload lengths", () => {
   });
 
   test("several frames in one chunk; payload pieces are views into the chunk", () => {
-    const chunk = join([
+    const chunk = concatBytes([
       ...encodeFrame(Opcode.TEXT, ascii("ab"), false, 0, null),
       ...encodeFrame(Opcode.PING, ascii("p"), true, 0, null),
       ...encodeFrame(Opcode.CONTINUATION, ascii("cd"), true, 0, null),
@@ -311,7 +299,7 @@ describe("FrameParser: payload lengths", () => {
   });
 
   test("a masked frame is unmasked in place in the received chunk", () => {
-    const chunk = join(encodeFrame(Opcode.TEXT, ascii("Hello"), true, 0, RFC_KEY));
+    const chunk = concatBytes(encodeFrame(Opcode.TEXT, ascii("Hello"), true, 0, RFC_KEY));
     const recorder = new Recorder();
     new FrameParser(recorder, true).push(chunk);
     assert.equal(hex(chunk.subarray(6)), hex(ascii("Hello")));
@@ -360,12 +348,12 @@ describe("FrameParser: per-frame rules and close codes", () => {
 
   test("control payload of 126 bytes: 1002; 125 is fine", () => {
     for (const opcode of [8, 9, 10]) {
-      const bytes126 = join([b(0x80 | opcode, 126, 0, 126), new Uint8Array(126)]);
+      const bytes126 = concatBytes([b(0x80 | opcode, 126, 0, 126), new Uint8Array(126)]);
       assertError(bytes126, false, 1002, 0, `opcode ${opcode}, 126 bytes`);
       // Also when declared with a 64-bit length.
       assertError(b(0x80 | opcode, 127, 0, 0, 0, 0, 0, 0, 0, 126), false, 1002, 0, `opcode ${opcode}, 64-bit 126`);
       const payload = pattern(125);
-      const ok = parse(join(encodeFrame(opcode, payload, true, 0, null)), false);
+      const ok = parse(concatBytes(encodeFrame(opcode, payload, true, 0, null)), false);
       assert.equal(ok.error, null);
       assert.deepEqual(ok.frames, [{ opcode, fin: true, rsv: 0, length: 125, payload: hex(payload) }]);
     }
@@ -400,7 +388,7 @@ describe("FrameParser: per-frame rules and close codes", () => {
   });
 
   test("frames before an error are reported in full; nothing after it", () => {
-    const bytes = join([
+    const bytes = concatBytes([
       ...encodeFrame(Opcode.TEXT, ascii("ok"), true, 0, null),
       b(0x83, 0x00), // reserved opcode
       ...encodeFrame(Opcode.TEXT, ascii("never"), true, 0, null),
@@ -544,7 +532,7 @@ describe("encodeFrame chunks", () => {
     assert.notEqual(chunks[1].buffer, payload.buffer);
     assert.equal(hex(payload), before, "the caller's payload is untouched");
     assert.notEqual(hex(chunks[1]), before, "the copy is masked");
-    assert.equal(parse(join(chunks), true).frames[0].payload, before);
+    assert.equal(parse(concatBytes(chunks), true).frames[0].payload, before);
   });
 
   test("a large masked payload marked payloadIsOwned is masked in place, uncopied", () => {
@@ -554,7 +542,7 @@ describe("encodeFrame chunks", () => {
     assert.equal(chunks.length, 2);
     assert.equal(chunks[1], payload);
     assert.notEqual(hex(payload), before);
-    assert.equal(parse(join(chunks), true).frames[0].payload, before);
+    assert.equal(parse(concatBytes(chunks), true).frames[0].payload, before);
   });
 
   test("a masked view into a larger buffer is masked over its own bytes only", () => {
@@ -564,6 +552,6 @@ describe("encodeFrame chunks", () => {
     const chunks = encodeFrame(Opcode.BINARY, view, true, 0, RFC_KEY, true);
     assert.deepEqual(buffer.subarray(0, 1001), snapshot.subarray(0, 1001));
     assert.deepEqual(buffer.subarray(7003), snapshot.subarray(7003));
-    assert.equal(parse(join(chunks), true).frames[0].payload, hex(snapshot.subarray(1001, 7003)));
+    assert.equal(parse(concatBytes(chunks), true).frames[0].payload, hex(snapshot.subarray(1001, 7003)));
   });
 });

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { concatBytes } from "../../core/bytes.ts";
 import { type ErrorCode, WebSocketError } from "../../core/errors.ts";
 import {
   acceptKey,
@@ -15,7 +16,7 @@ import {
   type UpgradeRequest,
   WS_GUID,
 } from "../../core/handshake.ts";
-import { HeaderList, type HttpLimits } from "../../core/http.ts";
+import { decodeLatin1, encodeLatin1 as latin1, HeaderList, type HttpLimits } from "../../core/http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -25,28 +26,6 @@ const KEY = "dGhlIHNhbXBsZSBub25jZQ=="; // RFC 6455 §1.3
 const ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 // An unmasked text frame "Hello" (RFC 6455 §5.7) and a byte that is not ASCII.
 const FRAME = Uint8Array.of(0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0xff);
-
-function latin1(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
-}
-
-function text(bytes: Uint8Array): string {
-  let out = "";
-  for (const byte of bytes) out += String.fromCharCode(byte);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 function throwsCode(fn: () => unknown, code: ErrorCode): void {
   assert.throws(fn, (error: unknown) => {
@@ -213,15 +192,15 @@ describe("ServerHandshakeParser: valid requests (RFC 6455 §4.2.1)", () => {
   });
 
   test("frame bytes after the head come back in rest", () => {
-    const { rest } = accepted(concat(latin1(requestText()), FRAME));
+    const { rest } = accepted(concatBytes([latin1(requestText()), FRAME]));
     assert.deepEqual(rest, FRAME);
   });
 
   test("same request one byte at a time and at every split point", () => {
-    const input = concat(
+    const input = concatBytes([
       latin1(requestText({ fields: [...BASE_FIELDS, ["Sec-WebSocket-Protocol", "chat"]] })),
       FRAME,
-    );
+    ]);
     const headLength = input.length - FRAME.length;
     const expected = accepted(input).request;
 
@@ -629,7 +608,7 @@ describe("buildAcceptResponse (RFC 6455 §4.2.2)", () => {
   test("the RFC 6455 §1.3 sample response", () => {
     const response = buildAcceptResponse(sampleRequest(), { protocol: "chat" });
     assert.equal(
-      text(response),
+      decodeLatin1(response),
       "HTTP/1.1 101 Switching Protocols\r\n" +
         "Upgrade: websocket\r\n" +
         "Connection: Upgrade\r\n" +
@@ -646,7 +625,7 @@ describe("buildAcceptResponse (RFC 6455 §4.2.2)", () => {
       headers: [["Set-Cookie", "a=1"], ["Set-Cookie", "b=2"]],
     });
     assert.equal(
-      text(response),
+      decodeLatin1(response),
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
         `Sec-WebSocket-Accept: ${ACCEPT}\r\n` +
         "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n" +
@@ -655,10 +634,10 @@ describe("buildAcceptResponse (RFC 6455 §4.2.2)", () => {
   });
 
   test("headers may be a HeaderList or a record", () => {
-    const fromList = text(
+    const fromList = decodeLatin1(
       buildAcceptResponse(sampleRequest(), { headers: new HeaderList([["X-A", "1"]]) }),
     );
-    const fromRecord = text(buildAcceptResponse(sampleRequest(), { headers: { "X-A": "1" } }));
+    const fromRecord = decodeLatin1(buildAcceptResponse(sampleRequest(), { headers: { "X-A": "1" } }));
     assert.equal(fromList, fromRecord);
     assert.match(fromList, /\r\nX-A: 1\r\n\r\n$/);
   });
@@ -720,7 +699,7 @@ describe("buildAcceptResponse (RFC 6455 §4.2.2)", () => {
 describe("buildRejectResponse", () => {
   test("text body: Content-Length in bytes, Content-Type, Connection: close", () => {
     assert.equal(
-      text(buildRejectResponse({ status: 403, body: "d\u00e9ni" })),
+      decodeLatin1(buildRejectResponse({ status: 403, body: "d\u00e9ni" })),
       "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 5\r\n" +
         "Content-Type: text/plain; charset=utf-8\r\n\r\nd\u00c3\u00a9ni",
     );
@@ -738,18 +717,18 @@ describe("buildRejectResponse", () => {
     });
     assert.deepEqual(
       response,
-      concat(
+      concatBytes([
         latin1(
           "HTTP/1.1 401 Who Are You\r\nConnection: close\r\nContent-Length: 3\r\n" +
             'WWW-Authenticate: Basic realm="ws"\r\nContent-Type: application/octet-stream\r\n\r\n',
         ),
         Uint8Array.of(1, 2, 3),
-      ),
+      ]),
     );
   });
 
   test("a string body keeps a caller's Content-Type", () => {
-    const response = text(
+    const response = decodeLatin1(
       buildRejectResponse({
         status: 400,
         headers: [["content-type", "text/html"]],
@@ -762,7 +741,7 @@ describe("buildRejectResponse", () => {
 
   test("no body, unknown status: empty reason phrase, Content-Length 0", () => {
     assert.equal(
-      text(buildRejectResponse({ status: 499 })),
+      decodeLatin1(buildRejectResponse({ status: 499 })),
       "HTTP/1.1 499 \r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     );
   });
@@ -785,7 +764,7 @@ describe("buildRejectResponse", () => {
 
   test("204 has no Content-Length and cannot carry a body", () => {
     assert.equal(
-      text(buildRejectResponse({ status: 204 })),
+      decodeLatin1(buildRejectResponse({ status: 204 })),
       "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
     );
     throwsCode(() => buildRejectResponse({ status: 204, body: "x" }), "ERR_INVALID_ARGUMENT");
@@ -828,7 +807,7 @@ describe("buildClientRequest (RFC 6455 §4.1)", () => {
       origin: "http://example.com",
     });
     assert.equal(
-      text(request),
+      decodeLatin1(request),
       "GET /chat HTTP/1.1\r\n" +
         "Host: server.example.com\r\n" +
         "Upgrade: websocket\r\n" +
@@ -843,7 +822,7 @@ describe("buildClientRequest (RFC 6455 §4.1)", () => {
 
   test("minimal request, extensions, query and extra headers", () => {
     assert.equal(
-      text(
+      decodeLatin1(
         clientRequest({
           host: "[::1]:8080",
           path: "/x?y=1",
@@ -936,7 +915,7 @@ describe("buildClientRequest (RFC 6455 §4.1)", () => {
       "ERR_INVALID_HEADER",
     );
     assert.match(
-      text(clientRequest({ headers: [["Origin", "http://b"]] })),
+      decodeLatin1(clientRequest({ headers: [["Origin", "http://b"]] })),
       /\r\nOrigin: http:\/\/b\r\n/,
     );
   });
@@ -960,7 +939,7 @@ describe("ClientHandshakeParser: 101 responses (RFC 6455 §4.1)", () => {
       protocol: "superchat",
       extensions: "permessage-deflate; server_no_context_takeover",
     });
-    const result = clientParse(concat(response, FRAME), ["chat", "superchat"]);
+    const result = clientParse(concatBytes([response, FRAME]), ["chat", "superchat"]);
     assert.ok(result?.ok, JSON.stringify(result));
     assert.equal(result.protocol, "superchat");
     assert.deepEqual(result.extensions, [{
@@ -987,7 +966,7 @@ describe("ClientHandshakeParser: 101 responses (RFC 6455 §4.1)", () => {
   });
 
   test("one byte at a time and at every split point", () => {
-    const input = concat(
+    const input = concatBytes([
       latin1(
         responseText("101 Switching Protocols", [...SWITCH_FIELDS, [
           "Sec-WebSocket-Protocol",
@@ -995,7 +974,7 @@ describe("ClientHandshakeParser: 101 responses (RFC 6455 §4.1)", () => {
         ]]),
       ),
       FRAME,
-    );
+    ]);
     const headLength = input.length - FRAME.length;
     for (let split = 0; split < headLength; split++) {
       const parser = clientParser(["chat"]);
@@ -1017,7 +996,7 @@ describe("ClientHandshakeParser: 101 responses (RFC 6455 §4.1)", () => {
   test("interim 1xx responses are skipped (RFC 7231 §6.2)", () => {
     const input = responseText("100 Continue", []) + responseText("102 Processing", [["X", "1"]]) +
       responseText("101 Switching Protocols", SWITCH_FIELDS);
-    const result = clientParse(concat(latin1(input), FRAME));
+    const result = clientParse(concatBytes([latin1(input), FRAME]));
     assert.ok(result?.ok);
     assert.deepEqual(result.rest, FRAME);
   });

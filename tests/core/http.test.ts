@@ -1,10 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { concatBytes } from "../../core/bytes.ts";
 import { WebSocketError } from "../../core/errors.ts";
 import {
   BodyReader,
   type BodyReadStatus,
   DEFAULT_HTTP_LIMITS,
+  encodeLatin1 as latin1, // one byte per character (the test strings are ASCII or Latin-1)
   HeaderList,
   type HttpHeadKind,
   HttpHeadParser,
@@ -16,23 +18,6 @@ import {
   tokenList,
   validateHeader,
 } from "../../core/http.ts";
-
-/** One byte per character (the test strings are ASCII or Latin-1). */
-function latin1(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 /** Pushes the chunks in order; returns the first result and the index of the chunk that produced it. */
 function feed<K extends HttpHeadKind>(
@@ -238,7 +223,7 @@ describe("validateHeader", () => {
 
 describe("HttpHeadParser (request)", () => {
   test("parses a head in one chunk and returns the following bytes in rest", () => {
-    const result = parseRequest(concat(latin1(REQUEST), FRAME));
+    const result = parseRequest(concatBytes([latin1(REQUEST), FRAME]));
     assert.ok(result?.ok);
     const { head, rest } = result;
     assert.equal(head.method, "GET");
@@ -257,7 +242,7 @@ describe("HttpHeadParser (request)", () => {
   });
 
   test("rest is a copy, not a view of the caller's buffer", () => {
-    const input = concat(latin1(REQUEST), FRAME);
+    const input = concatBytes([latin1(REQUEST), FRAME]);
     const result = parseRequest(input);
     assert.ok(result?.ok);
     input.fill(0);
@@ -265,7 +250,7 @@ describe("HttpHeadParser (request)", () => {
   });
 
   test("one byte at a time gives the same result", () => {
-    const input = concat(latin1(REQUEST), FRAME);
+    const input = concatBytes([latin1(REQUEST), FRAME]);
     const expected = summarize(parseRequest(input));
     const parser = new HttpHeadParser("request");
     const chunks = bytewise(input);
@@ -283,7 +268,7 @@ describe("HttpHeadParser (request)", () => {
   }
 
   test("every split point into two chunks gives the same head and intact rest", () => {
-    const input = concat(latin1(REQUEST), FRAME);
+    const input = concatBytes([latin1(REQUEST), FRAME]);
     const expected = summarize(parseRequest(input));
     for (let split = 0; split <= input.length; split++) {
       const { result } = feed(new HttpHeadParser("request"), [
@@ -297,7 +282,7 @@ describe("HttpHeadParser (request)", () => {
   });
 
   test("three chunks, over a grid of split points, give the same result", () => {
-    const input = concat(latin1(REQUEST), FRAME);
+    const input = concatBytes([latin1(REQUEST), FRAME]);
     const expected = summarize(parseRequest(input));
     for (let a = 0; a <= input.length; a += 5) {
       for (let b = a; b <= input.length; b++) {

@@ -29,6 +29,8 @@ import {
   CLOSE_CODE_2,
   CLOSE_REASON,
   CLOSE_REASON_2,
+  CLOSED,
+  CLOSED_2,
   hex,
   PING_2,
   type ServerRecord,
@@ -215,7 +217,7 @@ describe(`interop on ${runtimeName}: our server × headless Chromium`, () => {
         binaryHex: hex(BINARY),
         bigLength: BIG.length,
         bigMismatch: -1,
-        closeB: { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true },
+        closeB: CLOSED_2,
       });
 
       // Chromium answered our ping with its payload.
@@ -223,7 +225,7 @@ describe(`interop on ${runtimeName}: our server × headless Chromium`, () => {
       assertBytes(a.pongs[0], PING_2, "the pong Chromium sent");
 
       // The closes, as our server saw them.
-      assert.deepEqual(await a.closed, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
+      assert.deepEqual(await a.closed, CLOSED);
       const other = ours.connections.find((r) => r.path === "/b");
       assert.ok(other, "the page opened socket B");
       const otherClosed = await withTimeout(other.closed, 5000, "socket B to close");

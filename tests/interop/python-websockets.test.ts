@@ -15,16 +15,15 @@ import {
   BIG,
   BIG_SIZE,
   BINARY,
-  clientExchange,
-  clientObservesServerClose,
+  clientCell,
   CLOSE_CODE,
   CLOSE_CODE_2,
   CLOSE_REASON,
   CLOSE_REASON_2,
+  CLOSED,
   hex,
   PING,
   PING_2,
-  rawPing,
   startRecordingServer,
   TEXT,
   withTimeout,
@@ -105,7 +104,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
       assertBytes(first.pings[0], PING, `the ping ${peer} sent`);
       await until(() => first.pongs.length >= 1, "the pong to our server's ping");
       assertBytes(first.pongs[0], PING_2, `the pong ${peer} sent`);
-      assert.deepEqual(await first.closed, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
+      assert.deepEqual(await first.closed, CLOSED);
       assert.deepEqual(first.errors, []);
 
       // What python received and saw.
@@ -132,23 +131,17 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
       await until(() => child.lines.length > 0 || child.exit !== null, "python to listen", 10_000).catch(() => {});
       assert.ok(child.lines.length > 0, `python did not start:\n${child.describe()}`);
       const { port } = JSON.parse(child.lines[0]) as { port: number };
-      const url = `ws://127.0.0.1:${port}/`;
       const reports = () => child.lines.slice(1).map((l) => JSON.parse(l) as Record<string, unknown>);
-
-      const clientSaw = await clientExchange(url, `our client × ${peer}`);
-      assert.equal(clientSaw.code, CLOSE_CODE, `${peer} echoes the close code`);
-      assert.equal(clientSaw.wasClean, true);
-      await until(() => reports().length >= 1, "python's report on the first connection", 5000);
-      const first = reports()[0];
-      assert.equal(first.request_extensions, null, "our client offers no extension");
-      await assertDescribed(first.messages as Described[], `what ${peer} received from our client`);
-      assert.equal(first.pong, true, `our client answered python's ping with its payload: ${JSON.stringify(first)}`);
-      assert.deepEqual(first.close_received, [CLOSE_CODE, CLOSE_REASON], `${peer} saw our close exactly`);
-
-      await rawPing(port, `our ping to ${peer}`);
-
-      const closedByPeer = await clientObservesServerClose(url, `our client × ${peer}`);
-      assert.deepEqual(closedByPeer, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true });
+      await clientCell(peer, port, {
+        afterClose: async () => {
+          await until(() => reports().length >= 1, "python's report on the first connection", 5000);
+          const first = reports()[0];
+          assert.equal(first.request_extensions, null, "our client offers no extension");
+          await assertDescribed(first.messages as Described[], `what ${peer} received from our client`);
+          assert.equal(first.pong, true, `our client answered python's ping with its payload: ${JSON.stringify(first)}`);
+          assert.deepEqual(first.close_received, [CLOSE_CODE, CLOSE_REASON], `${peer} saw our close exactly`);
+        },
+      });
     } finally {
       child.process.stdin?.end();
       await withTimeout(child.done(), 3000, "python to exit").catch(() => child.kill());

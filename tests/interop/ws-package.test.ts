@@ -9,28 +9,28 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import WebSocket, { WebSocketServer } from "ws";
 import { runtimeName } from "../../adapters/auto.ts";
+import { concatBytes } from "../../core/bytes.ts";
 import { until } from "../support/net.ts";
 import {
   assertBytes,
-  assertExchange,
-  BIG,
-  BINARY,
-  clientExchange,
-  clientObservesServerClose,
+  assertClientClosed,
+  assertEchoed,
+  assertPingAnswered,
+  assertServerCloses,
+  clientCell,
   CLOSE_CODE,
-  CLOSE_CODE_2,
   CLOSE_REASON,
-  CLOSE_REASON_2,
-  type CloseInfo,
-  concat,
+  CLOSED,
   deferred,
+  echoOrClose,
   openClient,
   PING,
   PING_2,
-  rawPing,
+  type PeerRecord,
+  peerRecord,
   type Received,
+  sendExchange,
   startRecordingServer,
-  TEXT,
   toBytes,
   withTimeout,
 } from "../support/interop.ts";
@@ -74,13 +74,9 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
       client = await openWsClient(`ws://127.0.0.1:${ours.port}/`);
       const record = await ours.next();
       assert.equal(record.extensions, "");
-      client.ws.send(TEXT);
-      client.ws.send(BINARY);
-      client.ws.send(BIG);
       const c = client;
-      await until(() => c.messages.length >= 3, "three echoes", 10_000);
-      assertExchange(record.messages, `what our server received from ${peer}`);
-      assertExchange(client.messages, `echoes ${peer} received`);
+      sendExchange((data) => c.ws.send(data));
+      await assertEchoed(record, client, peer);
 
       // The client pings: our server reports it and answers with the same payload.
       client.ws.ping(PING);
@@ -90,18 +86,12 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
       assertBytes(record.pings[0], PING, "the ping our server saw");
 
       // Our server pings: the client sees it and answers.
-      record.socket.ping(PING_2);
-      await until(() => record.pongs.length >= 1, "our server to get a pong", 5000);
-      assertBytes(record.pongs[0], PING_2, "the pong our server saw");
+      await assertPingAnswered(record);
       await until(() => c.pings.length >= 1, `${peer} to see the ping`, 5000);
       assertBytes(client.pings[0], PING_2, `the ping ${peer} saw`);
 
       client.ws.close(CLOSE_CODE, CLOSE_REASON);
-      const serverSaw = await withTimeout(record.closed, 10_000, "our server's close handler");
-      assert.deepEqual(serverSaw, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
-      const clientSaw = await withTimeout(client.closed, 10_000, `${peer}'s close event`);
-      assert.equal(clientSaw.code, CLOSE_CODE, "our server echoes the close code (RFC 6455 §5.5.1)");
-      assert.deepEqual(record.errors, []);
+      await assertClientClosed(record, client.closed, peer);
     } finally {
       client?.ws.terminate();
       await ours.server.close({ timeout: 1000 });
@@ -114,12 +104,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
     try {
       client = await openWsClient(`ws://127.0.0.1:${ours.port}/`);
       const record = await ours.next();
-      record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
-      const clientSaw = await withTimeout(client.closed, 10_000, `${peer}'s close event`);
-      assert.deepEqual(clientSaw, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2 });
-      const serverSaw = await withTimeout(record.closed, 10_000, "our server's close handler");
-      assert.equal(serverSaw.code, CLOSE_CODE_2);
-      assert.equal(serverSaw.wasClean, true);
+      await assertServerCloses(record, client.closed, peer);
     } finally {
       client?.ws.terminate();
       await ours.server.close({ timeout: 1000 });
@@ -127,52 +112,24 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
   });
 
   test(`our client × ${peer} WebSocketServer: text, binary, 1 MiB, pings both ways, closes both ways`, async () => {
-    type Seen = { messages: Received[]; pings: Uint8Array[]; pongs: Uint8Array[]; closed: Promise<CloseInfo> };
-    const seen: Seen[] = [];
+    const seen: PeerRecord[] = [];
     const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
     await withTimeout(new Promise<void>((resolve) => wss.once("listening", () => resolve())), 5000, "listening");
-    wss.on("connection", (ws: WebSocket) => {
-      const closed = deferred<CloseInfo>();
-      const s: Seen = { messages: [], pings: [], pongs: [], closed: closed.promise };
+    wss.on("connection", (ws: WebSocket, request: { headers: Record<string, string | string[] | undefined> }) => {
+      const s = peerRecord(String(request.headers["sec-websocket-extensions"] ?? ""));
       seen.push(s);
       ws.on("message", (data: unknown, isBinary: boolean) => {
-        void toBytes(data).then((bytes) => {
-          const text = new TextDecoder().decode(bytes);
-          s.messages.push(isBinary ? { binary: bytes } : { text });
-          if (!isBinary && text === "close me") ws.close(CLOSE_CODE_2, CLOSE_REASON_2);
-          else ws.send(bytes, { binary: isBinary });
-        });
+        void toBytes(data).then((bytes) => echoOrClose(s, isBinary ? bytes : new TextDecoder().decode(bytes), ws));
       });
       ws.on("ping", (data: unknown) => void toBytes(data).then((b) => s.pings.push(b)));
       ws.on("pong", (data: unknown) => void toBytes(data).then((b) => s.pongs.push(b)));
-      ws.on("close", (code: number, reason: unknown) => closed.resolve({ code, reason: reasonText(reason), wasClean: true }));
+      // ws's close event has no wasClean: only the code and the reason are ws's own.
+      ws.on("close", (code: number, reason: unknown) => s.close({ code, reason: reasonText(reason), wasClean: true }));
       ws.on("error", () => {});
       ws.ping(PING_2);
     });
     try {
-      const port = (wss.address() as { port: number }).port;
-      const url = `ws://127.0.0.1:${port}/`;
-
-      const clientSaw = await clientExchange(url, `our client × ${peer}`, async () => {
-        // The server pinged on connection; our client answered with the same payload.
-        await until(() => seen.length === 1 && seen[0].pongs.length >= 1, `${peer} server to get our pong`, 5000);
-        assertBytes(seen[0].pongs[0], PING_2, `the pong ${peer} got`);
-      });
-      assertExchange(seen[0].messages, `what ${peer} server received from our client`);
-      const serverSaw = await withTimeout(seen[0].closed, 10_000, `${peer}'s close event`);
-      assert.equal(serverSaw.code, CLOSE_CODE);
-      assert.equal(serverSaw.reason, CLOSE_REASON);
-      assert.equal(clientSaw.code, CLOSE_CODE, `${peer} echoes the close code`);
-      assert.equal(clientSaw.wasClean, true);
-
-      // Our ping (from our core over this runtime's adapter) is answered with its payload.
-      await rawPing(port, `our ping to ${peer}`);
-      await until(() => seen.length === 2 && seen[1].pings.length >= 1, `${peer} to see our ping`, 5000);
-      assertBytes(seen[1].pings[0], PING, `the ping ${peer} saw`);
-
-      // The server closes; our client sees its code and reason exactly.
-      const closedByPeer = await clientObservesServerClose(url, `our client × ${peer}`);
-      assert.deepEqual(closedByPeer, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true });
+      await clientCell(peer, (wss.address() as { port: number }).port, { seen, pings: true });
     } finally {
       for (const client of wss.clients) client.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -206,11 +163,11 @@ describe(`interop on ${runtimeName}: fragmented messages, anyws × ${peer}`, () 
       await until(() => c.messages.length >= 2 && c.pongs.length >= 1, "two echoes and a pong", 10_000);
       assert.deepEqual(record.messages[0], { text: FRAGMENTED_TEXT });
       assert.ok("binary" in record.messages[1]);
-      assertBytes(record.messages[1].binary, concat(FRAGMENTED_BINARY), "the fragmented binary message");
+      assertBytes(record.messages[1].binary, concatBytes(FRAGMENTED_BINARY), "the fragmented binary message");
       assertBytes(record.pings[0], PING, "the ping between fragments");
       assert.deepEqual(client.messages[0], { text: FRAGMENTED_TEXT });
       client.ws.close(CLOSE_CODE, CLOSE_REASON);
-      assert.deepEqual(await withTimeout(record.closed, 10_000, "close"), { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
+      assert.deepEqual(await withTimeout(record.closed, 10_000, "close"), CLOSED);
     } finally {
       client?.ws.terminate();
       await ours.server.close({ timeout: 1000 });
@@ -232,7 +189,7 @@ describe(`interop on ${runtimeName}: fragmented messages, anyws × ${peer}`, () 
       await until(() => client.messages.length >= 2 && pongs.length >= 1, "two messages and a pong", 10_000);
       assert.deepEqual(client.messages[0], { text: FRAGMENTED_TEXT });
       assert.ok("binary" in client.messages[1]);
-      assertBytes(client.messages[1].binary, concat(FRAGMENTED_BINARY), "the fragmented binary message");
+      assertBytes(client.messages[1].binary, concatBytes(FRAGMENTED_BINARY), "the fragmented binary message");
       assertBytes(pongs[0], PING, "our client's pong to the ping between fragments");
       client.ws.close(CLOSE_CODE, CLOSE_REASON);
       assert.equal((await withTimeout(client.closed, 10_000, "close")).code, CLOSE_CODE);

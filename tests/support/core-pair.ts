@@ -8,6 +8,7 @@ import {
   type ServerConnectionOptions,
   type ServerAcceptOptions,
 } from "../../core/mod.ts";
+import { concatBytes } from "../../core/bytes.ts";
 
 export interface Pair {
   client: ClientConnection;
@@ -20,16 +21,7 @@ export interface Pair {
 
 /** Collects a connection's output as one buffer. */
 export function drainOutput(connection: Connection): Uint8Array {
-  const chunks = connection.pollOutput();
-  let size = 0;
-  for (const c of chunks) size += c.length;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(connection.pollOutput());
 }
 
 export function createPair(

@@ -1,11 +1,25 @@
 /**
  * Shared pieces of the interop tests (tests/interop/): the exchange every cell runs, our side of
- * it as a server and as a client, and byte-exact comparisons. A cell pairs one side of anyws
- * with a foreign peer over a real loopback socket; both sides check what they received.
+ * it as a server and as a client, the foreign echo servers' part, and byte-exact comparisons. A
+ * cell pairs one side of anyws with a foreign peer over a real loopback socket; both sides check
+ * what they received.
  */
 import assert from "node:assert/strict";
-import { serve, type ServerWebSocket, WebSocket, type WebSocketServer } from "../../adapters/auto.ts";
-import { RawClient, until } from "./net.ts";
+import {
+  serve,
+  type ServerOptions,
+  type ServerWebSocket,
+  WebSocket,
+  type WebSocketOptions,
+  type WebSocketServer,
+} from "../../adapters/auto.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { assertBytes } from "./bytes.ts";
+import { RawClient } from "./net.ts";
+import { type Deferred, deferred, until, withTimeout } from "./time.ts";
+
+export { assertBytes, hex } from "./bytes.ts";
+export { type Deferred, deferred, withTimeout } from "./time.ts";
 
 // ---- the exchange ---------------------------------------------------------------------------
 
@@ -22,9 +36,12 @@ export const CLOSE_REASON = "fin — ça va ✓";
 /** The close the other direction uses (the side that did not initiate above initiates). */
 export const CLOSE_CODE_2 = 4001;
 export const CLOSE_REASON_2 = "au revoir — さようなら";
+/** Those closes as the receiving side must see them: exactly, and clean. */
+export const CLOSED: CloseInfo = { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true };
+export const CLOSED_2: CloseInfo = { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true };
 /** Ping payloads (≤ 125 bytes), binary with a non-ASCII part. */
-export const PING: Uint8Array = concat([new TextEncoder().encode("ping ☎ "), new Uint8Array([0, 1, 0xfe, 0xff])]);
-export const PING_2: Uint8Array = concat([new TextEncoder().encode("keepalive ♥ "), new Uint8Array([0x80, 0x81, 0x7f])]);
+export const PING: Uint8Array = concatBytes([new TextEncoder().encode("ping ☎ "), new Uint8Array([0, 1, 0xfe, 0xff])]);
+export const PING_2: Uint8Array = concatBytes([new TextEncoder().encode("keepalive ♥ "), new Uint8Array([0x80, 0x81, 0x7f])]);
 
 /** The 1 MiB pattern; the same formula is written in the browser page and the Python script. */
 export function bigPattern(size: number): Uint8Array {
@@ -35,70 +52,14 @@ export function bigPattern(size: number): Uint8Array {
 
 // ---- bytes ----------------------------------------------------------------------------------
 
-export function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
 /** Bytes of whatever a WebSocket implementation hands out: Buffer, Buffer[], ArrayBuffer, views, Blob. */
 export async function toBytes(data: unknown): Promise<Uint8Array> {
   if (data instanceof Uint8Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
   if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  if (Array.isArray(data)) return concat(await Promise.all(data.map(toBytes)));
+  if (Array.isArray(data)) return concatBytes(await Promise.all(data.map(toBytes)));
   if (typeof Blob !== "undefined" && data instanceof Blob) return new Uint8Array(await data.arrayBuffer());
   throw new TypeError(`not bytes: ${Object.prototype.toString.call(data)}`);
-}
-
-/** Byte-exact comparison that reports the first difference instead of dumping a megabyte. */
-export function assertBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  assert.ok(actual instanceof Uint8Array, `${what}: not bytes`);
-  if (actual.length !== expected.length) {
-    assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}`);
-  }
-  for (let i = 0; i < expected.length; i++) {
-    if (actual[i] !== expected[i]) assert.fail(`${what}: byte ${i} is ${actual[i]}, expected ${expected[i]}`);
-  }
-}
-
-export function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-// ---- time -----------------------------------------------------------------------------------
-
-/** Rejects after `ms` with `what`; the timer never outlives the promise. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-  reject(error: unknown): void;
-}
-
-export function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 // ---- our server -----------------------------------------------------------------------------
@@ -130,11 +91,13 @@ export async function startRecordingServer(
   options: {
     onOpen?: (record: ServerRecord) => void;
     onMessage?: (record: ServerRecord, data: string | Uint8Array, isBinary: boolean) => boolean;
+    /** Server options, e.g. `perMessageDeflate` (tests/interop/permessage-deflate.test.ts). */
+    server?: ServerOptions;
   } = {},
 ): Promise<{ server: WebSocketServer; port: number; connections: ServerRecord[]; next(): Promise<ServerRecord> }> {
   const connections: ServerRecord[] = [];
   const records = new Map<ServerWebSocket, ServerRecord & { done: Deferred<CloseInfo> }>();
-  const server = await serve({ port: 0, hostname: "127.0.0.1" }, {
+  const server = await serve({ ...options.server, port: 0, hostname: "127.0.0.1" }, {
     open(ws) {
       const done = deferred<CloseInfo>();
       const offered = ws.request.headers.get("sec-websocket-extensions") ?? "";
@@ -187,6 +150,13 @@ export async function startRecordingServer(
   };
 }
 
+/** Sends the three messages in the order every cell sends them. */
+export function sendExchange(send: (data: string | Uint8Array) => void): void {
+  send(TEXT);
+  send(BINARY);
+  send(BIG);
+}
+
 /** The three messages in the order every cell sends them. */
 export function assertExchange(received: readonly Received[], what: string): void {
   assert.equal(received.length, 3, `${what}: ${received.length} messages, expected 3`);
@@ -198,11 +168,67 @@ export function assertExchange(received: readonly Received[], what: string): voi
   assertBytes(big.binary, BIG, `${what}: the 1 MiB message`);
 }
 
+/**
+ * A foreign client has sent our server the exchange: waits for the three echoes, then checks
+ * what each side received.
+ */
+export async function assertEchoed(record: ServerRecord, client: { messages: Received[] }, peer: string): Promise<void> {
+  await until(() => client.messages.length >= 3, "three echoes", 10_000);
+  assertExchange(record.messages, `what our server received from ${peer}`);
+  assertExchange(client.messages, `echoes ${peer} received`);
+}
+
+/** Our server pings with PING_2: the foreign client must answer with the same payload. */
+export async function assertPingAnswered(record: ServerRecord): Promise<void> {
+  record.socket.ping(PING_2);
+  await until(() => record.pongs.length >= 1, "our server to get a pong", 5000);
+  assertBytes(record.pongs[0], PING_2, "the pong our server saw");
+}
+
+/**
+ * A foreign client has closed with CLOSE_CODE/CLOSE_REASON: our server must see that exactly,
+ * echo the code, and have had no error. Returns the client's close.
+ */
+export async function assertClientClosed<T extends { code: number }>(
+  record: ServerRecord,
+  clientClosed: Promise<T>,
+  peer: string,
+): Promise<T> {
+  assert.deepEqual(await withTimeout(record.closed, 10_000, "our server's close handler"), CLOSED);
+  const clientSaw = await withTimeout(clientClosed, 10_000, `${peer}'s close event`);
+  assert.equal(clientSaw.code, CLOSE_CODE, "our server echoes the close code (RFC 6455 §5.5.1)");
+  assert.deepEqual(record.errors, []);
+  return clientSaw;
+}
+
+/**
+ * Our server closes with CLOSE_CODE_2/CLOSE_REASON_2: the foreign client must see the code and
+ * reason exactly, and our server a clean close. Returns the client's close.
+ */
+export async function assertServerCloses<T extends { code: number; reason: string }>(
+  record: ServerRecord,
+  clientClosed: Promise<T>,
+  peer: string,
+): Promise<T> {
+  record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
+  const clientSaw = await withTimeout(clientClosed, 10_000, `${peer}'s close event`);
+  assert.equal(clientSaw.code, CLOSE_CODE_2, `${peer} sees our close code`);
+  assert.equal(clientSaw.reason, CLOSE_REASON_2, `${peer} sees our close reason`);
+  const serverSaw = await withTimeout(record.closed, 10_000, "our server's close handler");
+  assert.equal(serverSaw.code, CLOSE_CODE_2);
+  assert.equal(serverSaw.wasClean, true);
+  return clientSaw;
+}
+
 // ---- our client -----------------------------------------------------------------------------
 
-/** Our WebSocket client, recording what it dispatches. */
-export async function openClient(url: string, protocols?: string[]) {
-  const ws = new WebSocket(url, protocols);
+/**
+ * Our WebSocket client, recording what it dispatches. Compression is off unless `options` say
+ * otherwise: these cells test the plain path; tests/interop/permessage-deflate.test.ts has the
+ * compressed ones.
+ */
+export async function openClient(url: string, protocols?: string[], options: WebSocketOptions = { perMessageDeflate: false }) {
+  const ws = new WebSocket(url, protocols, options);
   ws.binaryType = "uint8array";
   const messages: Received[] = [];
   const closed = deferred<CloseInfo>();
@@ -243,9 +269,7 @@ export async function clientExchange(
   const client = await openClient(url);
   try {
     assert.equal(client.ws.extensions, "", `${what}: no extension was negotiated`);
-    client.ws.send(TEXT);
-    client.ws.send(BINARY);
-    client.ws.send(BIG);
+    sendExchange((data) => client.ws.send(data));
     await until(() => client.messages.length >= 3, `${what}: three echoes`, 10_000);
     assertExchange(client.messages, `${what}, echoes our client received`);
     await beforeClose?.();
@@ -286,4 +310,80 @@ export async function rawPing(port: number, what: string, path = "/"): Promise<v
   } finally {
     if (!raw.closed) raw.destroy();
   }
+}
+
+// ---- foreign servers ------------------------------------------------------------------------
+
+/** What a foreign echo server saw on one connection. */
+export interface PeerRecord {
+  /** The request's Sec-WebSocket-Extensions offer, "" if none. */
+  offeredExtensions: string;
+  messages: Received[];
+  /** Where the server reports them. */
+  pings: Uint8Array[];
+  pongs: Uint8Array[];
+  closed: Promise<CloseInfo>;
+  /** Resolves `closed`. */
+  close(info: CloseInfo): void;
+}
+
+export function peerRecord(offeredExtensions: string): PeerRecord {
+  const closed = deferred<CloseInfo>();
+  return { offeredExtensions, messages: [], pings: [], pongs: [], closed: closed.promise, close: closed.resolve };
+}
+
+/**
+ * A foreign echo server's answer to a message, recorded in `record`: the text "close me" closes
+ * with CLOSE_CODE_2/CLOSE_REASON_2, anything else goes back as it came.
+ */
+export function echoOrClose(
+  record: PeerRecord,
+  data: string | Uint8Array,
+  socket: { send(data: string | Uint8Array): void; close(code: number, reason: string): void },
+): void {
+  record.messages.push(typeof data === "string" ? { text: data } : { binary: data });
+  if (data === "close me") socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
+  else socket.send(data);
+}
+
+/**
+ * Our client's cell against a foreign server on `port` that echoes and closes on "close me":
+ * the exchange, which our client closes (clientExchange); our raw ping; the server's close.
+ * With `seen`, the server's records, what it saw on the first connection is checked too; with
+ * `pings` (it pinged with PING_2 on connection and reports pings), our pong and our ping as it
+ * saw them. `afterClose` checks whatever else the server reports on the first connection.
+ */
+export async function clientCell(
+  peer: string,
+  port: number,
+  options: { seen?: PeerRecord[]; pings?: boolean; afterClose?: () => Promise<void> } = {},
+): Promise<void> {
+  const url = `ws://127.0.0.1:${port}/`;
+  const what = `our client × ${peer}`;
+  const { seen } = options;
+  const pinging = options.pings ? seen : undefined;
+
+  const clientSaw = await clientExchange(url, what, pinging && (async () => {
+    // The server pinged on connection; our client answered with the same payload.
+    await until(() => pinging.length === 1 && pinging[0].pongs.length >= 1, `${peer} to get our pong`, 5000);
+    assertBytes(pinging[0].pongs[0], PING_2, `the pong ${peer} got`);
+  }));
+  assert.equal(clientSaw.code, CLOSE_CODE, `${peer} echoes the close code`);
+  assert.equal(clientSaw.wasClean, true);
+  if (seen) {
+    assert.equal(seen[0].offeredExtensions, "", "our client offers no extension");
+    assertExchange(seen[0].messages, `what ${peer} received from our client`);
+    assert.deepEqual(await withTimeout(seen[0].closed, 10_000, `${peer}'s close event`), CLOSED);
+  }
+  await options.afterClose?.();
+
+  // Our ping (from our core over this runtime's adapter) is answered with its payload.
+  await rawPing(port, `our ping to ${peer}`);
+  if (pinging) {
+    await until(() => pinging.length === 2 && pinging[1].pings.length >= 1, `${peer} to see our ping`, 5000);
+    assertBytes(pinging[1].pings[0], PING, `the ping ${peer} saw`);
+  }
+
+  // The server closes; our client sees its code and reason exactly.
+  assert.deepEqual(await clientObservesServerClose(url, what), CLOSED_2);
 }

@@ -2,28 +2,10 @@
 import { ClientConnection, type ConnectionEvent } from "../../core/mod.ts";
 import { runtime } from "../../adapters/auto.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
+import { until } from "./time.ts";
 
-/** The TLS fixtures, found from the sources whether this runs from them or compiled in dist/. */
-export const TLS_DIR = new URL("../fixtures/tls/", import.meta.url.replace("/dist/tests/", "/tests/"));
-
-/** Reads a fixture file as text, on any runtime. */
-export async function readFixture(name: string): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
-  return readFile(new URL(name, TLS_DIR), "utf8");
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves when `condition()` holds, polling; rejects after `timeout` ms with `what`. */
-export async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
+export { readFixture, TLS_DIR } from "./fixtures.ts";
+export { delay, until } from "./time.ts";
 
 /**
  * A hand-driven client: a raw transport with a core ClientConnection on top, so a test can

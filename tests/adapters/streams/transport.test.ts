@@ -6,7 +6,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { streamTransport, type StreamTransportOptions } from "../../../adapters/streams/runtime.ts";
-import type { Transport, TransportHandler } from "../../../adapters/shared/transport.ts";
+import { concatBytes } from "../../../core/bytes.ts";
+import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
+import { delay } from "../../support/time.ts";
+import { echoChunk, endGracefully, Recorder } from "../../support/transport-recorder.ts";
 
 type Streams = { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> };
 
@@ -23,107 +26,6 @@ function pipePair(): [Streams, Streams] {
 /** A readable that has already ended. */
 const ended = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** `promise`, or a rejection naming `what` after `ms` (the timer is always cleared). */
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A handler that records everything, with promises for the events a test waits on. */
-class Recorder implements TransportHandler {
-  transport!: Transport;
-  chunks: Uint8Array[] = [];
-  received = 0;
-  ends = 0;
-  drains = 0;
-  closes: (Error | undefined)[] = [];
-  /** Called from onData after recording (echo, pause, ...). */
-  onChunk: ((chunk: Uint8Array, self: Recorder) => void) | undefined;
-  onEndHook: ((self: Recorder) => void) | undefined;
-  #waiters: { bytes: number; resolve: () => void }[] = [];
-  #endWaiters: (() => void)[] = [];
-  #drainWaiters: (() => void)[] = [];
-  #closeWaiters: ((error: Error | undefined) => void)[] = [];
-
-  bind = (transport: Transport): TransportHandler => {
-    this.transport = transport;
-    return this;
-  };
-
-  onData(chunk: Uint8Array): void {
-    assert.equal(this.closes.length, 0, "onData after onClose");
-    this.chunks.push(chunk);
-    this.received += chunk.length;
-    this.#waiters = this.#waiters.filter((w) => {
-      if (this.received < w.bytes) return true;
-      w.resolve();
-      return false;
-    });
-    this.onChunk?.(chunk, this);
-  }
-  onEnd(): void {
-    assert.equal(this.closes.length, 0, "onEnd after onClose");
-    this.ends++;
-    for (const w of this.#endWaiters.splice(0)) w();
-    this.onEndHook?.(this);
-  }
-  onDrain(): void {
-    assert.equal(this.closes.length, 0, "onDrain after onClose");
-    this.drains++;
-    for (const w of this.#drainWaiters.splice(0)) w();
-  }
-  onClose(error?: Error): void {
-    this.closes.push(error);
-    for (const w of this.#closeWaiters.splice(0)) w(error);
-  }
-
-  bytes(n: number): Promise<void> {
-    if (this.received >= n) return Promise.resolve();
-    return within(new Promise((resolve) => this.#waiters.push({ bytes: n, resolve })), `${n} bytes`);
-  }
-  ended(): Promise<void> {
-    if (this.ends) return Promise.resolve();
-    return within(new Promise((resolve) => this.#endWaiters.push(resolve)), "onEnd");
-  }
-  drained(): Promise<void> {
-    return within(new Promise((resolve) => this.#drainWaiters.push(resolve)), "onDrain");
-  }
-  closed(): Promise<Error | undefined> {
-    if (this.closes.length) return Promise.resolve(this.closes[0]);
-    return within(new Promise((resolve) => this.#closeWaiters.push(resolve)), "onClose");
-  }
-  data(): Uint8Array {
-    return concat(this.chunks);
-  }
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
-/** Deterministic bytes: byte i of the stream is a function of i. */
-const patternByte = (i: number) => (i * 31 + (i >>> 8) * 7 + 11) & 0xff;
-function pattern(from: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) out[i] = patternByte(from + i);
-  return out;
-}
-
 /** Two connected transports. */
 function connect(options: StreamTransportOptions = {}) {
   const [sa, sb] = pipePair();
@@ -134,32 +36,16 @@ function connect(options: StreamTransportOptions = {}) {
   return { a, b };
 }
 
-/** Both sides end gracefully and close without an error, once. */
-async function endBoth(a: Recorder, b: Recorder): Promise<void> {
-  b.onEndHook = (self) => self.transport.end();
-  if (b.ends) b.transport.end();
-  a.transport.end();
-  assert.equal(await a.closed(), undefined);
-  assert.equal(await b.closed(), undefined);
-  assert.equal(a.closes.length, 1);
-  assert.equal(b.closes.length, 1);
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
 describe("streams transport", () => {
   test("echo, then a graceful close on both sides", async () => {
     const { a, b } = connect();
-    b.onChunk = (chunk, self) => self.transport.write([chunk]);
-    assert.equal(a.transport.write([enc.encode("hel"), enc.encode("lo")]), true);
-    await a.bytes(5);
-    assert.equal(dec.decode(a.data()), "hello");
+    b.onChunk = echoChunk;
+    assert.equal(a.transport.write([utf8("hel"), utf8("lo")]), true);
+    await a.whenBytes(5);
+    assert.equal(fromUtf8(a.data()), "hello");
     assert.equal(a.transport.remoteAddress, "");
     assert.equal(a.transport.remotePort, 0);
-    await endBoth(a, b);
-    assert.equal(a.ends, 1);
-    assert.equal(b.ends, 1);
+    await endGracefully(a, b); // each saw one end
   });
 
   test("chunks arrive in order and byte-exact", async () => {
@@ -173,10 +59,10 @@ describe("streams transport", () => {
       sent.push(...batch);
       a.transport.write(batch);
     }
-    await b.bytes(offset);
-    assert.deepEqual(b.data(), concat(sent));
+    await b.whenBytes(offset);
+    assert.deepEqual(b.data(), concatBytes(sent));
     assert.equal(a.transport.bufferedAmount, 0);
-    await endBoth(a, b);
+    await endGracefully(a, b);
   });
 
   test("16 MiB with backpressure: write() returns false, onDrain follows, bytes intact", async () => {
@@ -196,17 +82,17 @@ describe("streams transport", () => {
       if (!a.transport.write([pattern(sent, chunk)])) {
         falses++;
         assert.ok(a.transport.bufferedAmount > 64 * 1024);
-        await a.drained();
+        await a.whenDrained();
         assert.equal(a.transport.bufferedAmount, 0);
       }
     }
-    await b.bytes(total);
+    await b.whenBytes(total);
     assert.equal(b.received, total);
     assert.equal(mismatch, -1, `first wrong byte at ${mismatch}`);
     assert.ok(falses > 0, "write() never returned false");
     assert.equal(a.drains, falses);
     b.chunks = [];
-    await endBoth(a, b);
+    await endGracefully(a, b);
   });
 
   test("pause() stops pulling from the readable; resume() starts again", async () => {
@@ -223,12 +109,12 @@ describe("streams transport", () => {
       if (self.chunks.length === 5) self.transport.pause();
     };
     streamTransport({ readable, writable }, r.bind);
-    await r.bytes(5 * 1024);
-    await sleep(30);
+    await r.whenBytes(5 * 1024);
+    await delay(30);
     const pullsWhilePaused = pulls;
     // At most the read that was pending and the stream's own one-chunk queue.
     assert.ok(pullsWhilePaused <= 5 + 2, `${pullsWhilePaused} pulls for 5 chunks`);
-    await sleep(50);
+    await delay(50);
     assert.equal(pulls, pullsWhilePaused, "the readable was pulled while paused");
     assert.equal(r.chunks.length, 5, "onData while paused");
 
@@ -236,14 +122,14 @@ describe("streams transport", () => {
       if (self.chunks.length === 20) self.transport.pause();
     };
     r.transport.resume();
-    await r.bytes(20 * 1024);
-    await sleep(30);
+    await r.whenBytes(20 * 1024);
+    await delay(30);
     assert.equal(r.chunks.length, 20);
     assert.ok(pulls > pullsWhilePaused && pulls <= 20 + 2);
     // Chunks came in the order the source made them, none lost across the pauses.
     assert.deepEqual(r.chunks.map((c) => c[0]), Array.from({ length: 20 }, (_, i) => (i + 1) & 0xff));
     r.transport.destroy();
-    assert.equal(await r.closed(), undefined);
+    assert.equal(await r.whenClosed(), undefined);
   });
 
   test("a chunk or the end that arrives while paused waits for resume()", async () => {
@@ -251,18 +137,18 @@ describe("streams transport", () => {
     const readable = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
     const r = new Recorder();
     streamTransport({ readable, writable: new WritableStream() }, r.bind);
-    await sleep(5); // the reader loop is now waiting in read()
+    await delay(5); // the reader loop is now waiting in read()
     r.transport.pause();
-    controller.enqueue(enc.encode("held"));
+    controller.enqueue(utf8("held"));
     controller.close();
-    await sleep(30);
+    await delay(30);
     assert.equal(r.received, 0);
     assert.equal(r.ends, 0);
     r.transport.resume();
-    await r.ended();
-    assert.equal(dec.decode(r.data()), "held");
+    await r.whenEnded();
+    assert.equal(fromUtf8(r.data()), "held");
     r.transport.end();
-    assert.equal(await r.closed(), undefined);
+    assert.equal(await r.whenClosed(), undefined);
   });
 
   test("a slow writable: bufferedAmount counts unresolved bytes, onDrain once it is empty", async () => {
@@ -271,7 +157,7 @@ describe("streams transport", () => {
     const writable = new WritableStream<Uint8Array>({
       async write(chunk) {
         writes++;
-        await sleep(2);
+        await delay(2);
         written.push(chunk.slice());
       },
     });
@@ -286,29 +172,29 @@ describe("streams transport", () => {
     for (let i = 0; i < 100; i++) small.push(pattern(100_000 + i * 10, 10));
     assert.equal(r.transport.write(small), false);
     assert.equal(r.transport.bufferedAmount, 101_000);
-    await r.drained();
+    await r.whenDrained();
     assert.equal(r.transport.bufferedAmount, 0);
     assert.equal(r.drains, 1);
-    assert.deepEqual(concat(written), pattern(0, 101_000));
+    assert.deepEqual(concatBytes(written), pattern(0, 101_000));
     assert.equal(writes, 3, "60000 + 40000 + 100 small chunks merged into one");
     assert.equal(r.transport.write([new Uint8Array(10)]), true);
     r.transport.end(); // waits for the slow writes, unlike destroy()
-    assert.equal(await r.closed(), undefined);
+    assert.equal(await r.whenClosed(), undefined);
     assert.equal(writes, 4);
   });
 
   test("highWaterMark is configurable", async () => {
     const r = new Recorder();
     streamTransport(
-      { readable: ended(), writable: new WritableStream({ write: () => sleep(1) }) },
+      { readable: ended(), writable: new WritableStream({ write: () => delay(1) }) },
       r.bind,
       { highWaterMark: 1024 },
     );
     assert.equal(r.transport.write([new Uint8Array(1024)]), true);
     assert.equal(r.transport.write([new Uint8Array(1)]), false);
-    await r.drained();
+    await r.whenDrained();
     r.transport.end();
-    assert.equal(await r.closed(), undefined);
+    assert.equal(await r.whenClosed(), undefined);
   });
 
   test("end() flushes everything buffered before the other side's onEnd", async () => {
@@ -318,41 +204,41 @@ describe("streams transport", () => {
     a.transport.end();
     assert.throws(() => a.transport.write([new Uint8Array(1)]), /after end/);
     a.transport.end(); // idempotent
-    await b.ended();
+    await b.whenEnded();
     assert.equal(b.received, total);
     assert.deepEqual(b.data(), pattern(0, total));
     b.chunks = [];
-    await endBoth(a, b);
+    await endGracefully(a, b);
   });
 
   test("end() closes after endTimeout when the peer never ends", async () => {
     const { a, b } = connect({ endTimeout: 50 });
     a.transport.end();
-    await b.ended();
+    await b.whenEnded();
     const t0 = performance.now();
-    assert.equal(await a.closed(), undefined);
+    assert.equal(await a.whenClosed(), undefined);
     assert.ok(performance.now() - t0 < 5_000);
     // a cancelled its readable: b's writable is gone, b learns it at its next write or end.
     b.transport.end();
-    await b.closed();
+    await b.whenClosed();
     assert.equal(a.closes.length, 1);
     assert.equal(b.closes.length, 1);
   });
 
   test("destroy(): onClose() once, asynchronously; the other side gets an error", async () => {
     const { a, b } = connect();
-    a.transport.write([enc.encode("dropped?")]);
-    await b.bytes(8);
+    a.transport.write([utf8("dropped?")]);
+    await b.whenBytes(8);
     a.transport.destroy();
     assert.equal(a.closes.length, 0, "onClose is not called from inside destroy()");
     assert.equal(a.transport.bufferedAmount, 0);
     assert.throws(() => a.transport.write([new Uint8Array(1)]), /after destroy/);
     a.transport.destroy();
     a.transport.end();
-    assert.equal(await a.closed(), undefined);
-    const error = await b.closed();
+    assert.equal(await a.whenClosed(), undefined);
+    const error = await b.whenClosed();
     assert.ok(error instanceof Error, "the peer's onClose carries an error");
-    await sleep(20);
+    await delay(20);
     assert.equal(a.closes.length, 1);
     assert.equal(b.closes.length, 1);
     assert.equal(b.ends, 0);
@@ -364,12 +250,12 @@ describe("streams transport", () => {
     // b stops reading: the first chunk goes to the read b had pending, the others stay stuck.
     const mib = () => new Uint8Array(1024 * 1024);
     a.transport.write([mib(), mib(), mib()]);
-    await sleep(10);
+    await delay(10);
     assert.ok(a.transport.bufferedAmount > 0);
     b.transport.destroy();
     a.transport.destroy();
-    await a.closed();
-    await b.closed();
+    await a.whenClosed();
+    await b.whenClosed();
     assert.equal(a.closes.length, 1);
     assert.equal(b.closes.length, 1);
   });
@@ -384,12 +270,12 @@ describe("streams transport", () => {
     const r = new Recorder();
     streamTransport({ readable: new ReadableStream(), writable }, r.bind, { coalesceBytes: 0 });
     r.transport.write([new Uint8Array(10), new Uint8Array(10), new Uint8Array(10)]);
-    const error = await r.closed();
+    const error = await r.whenClosed();
     assert.equal(error?.message, "boom");
     assert.equal(r.transport.write([new Uint8Array(1)]), true); // closed by the error: dropped
     r.transport.end();
     r.transport.destroy();
-    await sleep(20);
+    await delay(20);
     assert.equal(r.closes.length, 1);
   });
 
@@ -398,13 +284,13 @@ describe("streams transport", () => {
     const readable = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
     const r = new Recorder();
     streamTransport({ readable, writable: new WritableStream() }, r.bind);
-    controller.enqueue(enc.encode("x"));
-    await r.bytes(1);
+    controller.enqueue(utf8("x"));
+    await r.whenBytes(1);
     controller.error("reset by peer");
-    const error = await r.closed();
+    const error = await r.whenClosed();
     assert.ok(error instanceof Error);
     assert.match(error.message, /reset by peer/);
-    await sleep(20);
+    await delay(20);
     assert.equal(r.closes.length, 1);
     assert.equal(r.ends, 0);
   });
@@ -418,9 +304,9 @@ describe("streams transport", () => {
     const readable = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     const r = new Recorder();
     streamTransport({ readable, writable }, r.bind);
-    await r.ended();
+    await r.whenEnded();
     r.transport.end();
-    assert.equal((await r.closed())?.message, "close failed");
+    assert.equal((await r.whenClosed())?.message, "close failed");
     assert.equal(r.closes.length, 1);
   });
 
@@ -431,17 +317,17 @@ describe("streams transport", () => {
     const a = new Recorder();
     streamTransport(sa, (t) => {
       assert.equal(a.chunks.length, 0);
-      t.write([enc.encode("hi from bind")]);
+      t.write([utf8("hi from bind")]);
       return a.bind(t);
     });
-    await b.bytes(12);
-    assert.equal(dec.decode(b.data()), "hi from bind");
+    await b.whenBytes(12);
+    assert.equal(fromUtf8(b.data()), "hi from bind");
     a.onChunk = () => {
       throw new Error("handler bug");
     };
-    b.transport.write([enc.encode("!")]);
-    assert.equal((await a.closed())?.message, "handler bug");
-    assert.ok((await b.closed()) instanceof Error);
+    b.transport.write([utf8("!")]);
+    assert.equal((await a.whenClosed())?.message, "handler bug");
+    assert.ok((await b.whenClosed()) instanceof Error);
   });
 
   test("copyReads protects against a source that reuses its buffer", async () => {
@@ -460,11 +346,11 @@ describe("streams transport", () => {
       remoteAddress: "192.0.2.1",
       remotePort: 4242,
     });
-    await r.ended();
+    await r.whenEnded();
     assert.deepEqual(r.chunks.map((c) => c[0]), [1, 2, 3]);
     assert.equal(r.transport.remoteAddress, "192.0.2.1");
     assert.equal(r.transport.remotePort, 4242);
     r.transport.end();
-    assert.equal(await r.closed(), undefined);
+    assert.equal(await r.whenClosed(), undefined);
   });
 });

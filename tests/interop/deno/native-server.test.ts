@@ -8,32 +8,22 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { delay, RawClient, until } from "../../support/net.ts";
 import {
-  assertExchange,
-  clientExchange,
-  clientObservesServerClose,
+  clientCell,
   CLOSE_CODE,
-  CLOSE_CODE_2,
   CLOSE_REASON,
-  CLOSE_REASON_2,
-  type CloseInfo,
   deferred,
+  echoOrClose,
   openClient,
-  rawPing,
-  type Received,
+  type PeerRecord,
+  peerRecord,
   withTimeout,
 } from "../../support/interop.ts";
 
 const peer = `Deno ${Deno.version.deno} Deno.serve + Deno.upgradeWebSocket`;
 
-interface Seen {
-  messages: Received[];
-  closed: Promise<CloseInfo>;
-  extensionsOffered: string;
-}
-
 /** Deno's server, echoing; "close me" makes it close with CLOSE_CODE_2/CLOSE_REASON_2. */
 async function startDenoServer(options: { idleTimeout?: number } = {}) {
-  const seen: Seen[] = [];
+  const seen: PeerRecord[] = [];
   const sockets: WebSocket[] = [];
   const listening = deferred<number>();
   const server = Deno.serve({
@@ -41,25 +31,15 @@ async function startDenoServer(options: { idleTimeout?: number } = {}) {
     port: 0,
     onListen: ({ port }) => listening.resolve(port),
   }, (request) => {
-    const extensionsOffered = request.headers.get("sec-websocket-extensions") ?? "";
+    const s = peerRecord(request.headers.get("sec-websocket-extensions") ?? "");
     const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: options.idleTimeout });
     socket.binaryType = "arraybuffer";
     sockets.push(socket);
-    const closed = deferred<CloseInfo>();
-    const s: Seen = { messages: [], closed: closed.promise, extensionsOffered };
     seen.push(s);
     socket.onmessage = (e) => {
-      if (typeof e.data === "string") {
-        s.messages.push({ text: e.data });
-        if (e.data === "close me") socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
-        else socket.send(e.data);
-      } else {
-        const bytes = new Uint8Array(e.data as ArrayBuffer);
-        s.messages.push({ binary: bytes });
-        socket.send(bytes);
-      }
+      echoOrClose(s, typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer), socket);
     };
-    socket.onclose = (e) => closed.resolve({ code: e.code, reason: e.reason, wasClean: e.wasClean });
+    socket.onclose = (e) => s.close({ code: e.code, reason: e.reason, wasClean: e.wasClean });
     socket.onerror = () => {};
     return response;
   });
@@ -79,19 +59,7 @@ describe(`interop on deno: our client × ${peer}`, () => {
   test("text, binary, 1 MiB, our ping, closes both ways", async () => {
     const deno = await startDenoServer();
     try {
-      const url = `ws://127.0.0.1:${deno.port}/`;
-      const clientSaw = await clientExchange(url, `our client × ${peer}`);
-      assert.equal(deno.seen[0].extensionsOffered, "", "our client offers no extension");
-      assertExchange(deno.seen[0].messages, `what ${peer} received from our client`);
-      const serverSaw = await withTimeout(deno.seen[0].closed, 10_000, `${peer}'s close event`);
-      assert.deepEqual(serverSaw, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
-      assert.equal(clientSaw.code, CLOSE_CODE, "Deno echoes the close code");
-      assert.equal(clientSaw.wasClean, true);
-
-      await rawPing(deno.port, `our ping to ${peer}`);
-
-      const closedByPeer = await clientObservesServerClose(url, `our client × ${peer}`);
-      assert.deepEqual(closedByPeer, { code: CLOSE_CODE_2, reason: CLOSE_REASON_2, wasClean: true });
+      await clientCell(peer, deno.port, { seen: deno.seen });
     } finally {
       await deno.close();
     }

@@ -1,0 +1,191 @@
+/**
+ * Test cases that the socket runtimes' transports (Node's and Bun's) must pass alike. Each
+ * runtime's transport test calls these inside its own `describe` blocks, so they run, and are
+ * named, as that runtime's tests; cases that need a runtime's raw sockets or its own limits stay
+ * in its file. Runtime-neutral, like transport-recorder.ts.
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { concatBytes } from "../../core/bytes.ts";
+import { assertBytes, fromUtf8, pattern, utf8 } from "./bytes.ts";
+import { delay, until } from "./time.ts";
+import { type Bag, type Harness, Recorder } from "./transport-recorder.ts";
+
+/** A runtime's harness, with its `track` (which also closes its raw sockets) and the fixture CA. */
+export type Rig = Harness & { track(t: TestContext): Bag; ca: string };
+
+export function listenAndDialCases({ runtime, track, serve, connect, echoRoundTrip }: Rig): void {
+  test("echoes over TCP on 127.0.0.1; port 0 reports the bound port", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag);
+    assert.ok(listener.port > 0 && listener.port < 65536, `bound port ${listener.port}`);
+    assert.equal(listener.hostname, "127.0.0.1");
+    const client = await echoRoundTrip(bag, "127.0.0.1", listener.port);
+    assert.equal(client.transport.remoteAddress, "127.0.0.1");
+    assert.equal(client.transport.remotePort, listener.port);
+    await until(() => accepted[0]?.closed, "the server side to close");
+    assert.deepEqual(accepted[0].closes, [undefined]);
+    assert.equal(accepted[0].transport.remoteAddress, "127.0.0.1", "kept after the close");
+    assert.ok(accepted[0].transport.remotePort > 0);
+  });
+
+  test("echoes over TCP on ::1 (IPv6 addresses without brackets)", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag, { hostname: "::1" });
+    assert.equal(listener.hostname, "::1");
+    const client = await echoRoundTrip(bag, "::1", listener.port);
+    assert.equal(client.transport.remoteAddress, "::1");
+    assert.equal(client.transport.remotePort, listener.port);
+    await until(() => accepted.length === 1, "the accept");
+    assert.equal(accepted[0].transport.remoteAddress, "::1");
+  });
+
+  test("an IPv4 peer of a dual-stack listener is reported as the socket has it", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag, { hostname: "::" });
+    await echoRoundTrip(bag, "127.0.0.1", listener.port);
+    await until(() => accepted.length === 1, "the accept");
+    // "::ffff:127.0.0.1" on a dual-stack host, as the runtime reports it
+    assert.match(accepted[0].transport.remoteAddress, /^(::ffff:)?127\.0\.0\.1$/);
+  });
+
+  test("listen rejects when the port is taken", async (t) => {
+    const bag = track(t);
+    const { listener } = await serve(bag);
+    await assert.rejects(
+      runtime.listen({ port: listener.port, hostname: "127.0.0.1" }, (tr) => new Recorder().bind(tr)),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EADDRINUSE");
+        assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${listener.port}`));
+        return true;
+      },
+    );
+  });
+
+  test("listener close() stops accepting; open connections keep working", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag);
+    const client = await connect(bag, "127.0.0.1", listener.port);
+    await listener.close();
+    await listener.close(); // twice is harmless
+    await assert.rejects(connect(bag, "127.0.0.1", listener.port), { code: "ECONNREFUSED" });
+    client.transport.write([utf8("still here")]);
+    await until(() => client.received >= 10, "the echo after close()");
+    assert.equal(fromUtf8(client.data()), "still here");
+    assert.equal(accepted.length, 1);
+  });
+}
+
+export function tlsCases({ runtime, track, serve, echoRoundTrip, ca }: Rig): void {
+  test("echoes with the fixture CA, by name", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag, { tls: true });
+    await echoRoundTrip(bag, "localhost", listener.port, { ca });
+    await until(() => accepted[0]?.closed, "the server side to close");
+    assert.deepEqual(accepted[0].closes, [undefined]);
+  });
+
+  test("echoes to 127.0.0.1 and ::1, verified against the certificate's IP SANs", async (t) => {
+    const bag = track(t);
+    for (const hostname of ["127.0.0.1", "::1"]) {
+      const { listener } = await serve(bag, { hostname, tls: true });
+      await echoRoundTrip(bag, hostname, listener.port, { ca: utf8(ca) });
+    }
+  });
+
+  test("rejectUnauthorized: false connects without the CA", async (t) => {
+    const bag = track(t);
+    const { listener } = await serve(bag, { tls: true });
+    await echoRoundTrip(bag, "127.0.0.1", listener.port, { rejectUnauthorized: false });
+  });
+
+  test("a servername the certificate does not cover fails verification", async (t) => {
+    const bag = track(t);
+    const { listener } = await serve(bag, { tls: true });
+    await assert.rejects(
+      runtime.dial(
+        { host: "127.0.0.1", port: listener.port, tls: { ca, servername: "example.com" } },
+        (tr) => new Recorder().bind(tr),
+      ),
+      { code: "ERR_TLS_CERT_ALTNAME_INVALID" },
+    );
+  });
+}
+
+export function writeCases({ track, serve, connect }: Rig): void {
+  test("many small multi-chunk writes arrive intact and in order; each onDrain follows a false write", async (t) => {
+    const bag = track(t);
+    const { listener } = await serve(bag);
+    const client = await connect(bag, "127.0.0.1", listener.port);
+    const events: string[] = []; // "F": write returned false, "D": onDrain
+    client.onDrain = () => events.push("D");
+    const sent: Uint8Array[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const header = new Uint8Array([i >> 8, i & 0xff]);
+      const payload = new Uint8Array(i % 37).fill(i & 0xff);
+      sent.push(header, payload);
+      if (!client.transport.write([header, payload]) && events.at(-1) !== "F") events.push("F");
+      if (i % 1000 === 999) await delay(0); // let some go out between bursts
+    }
+    const big = pattern(0, 8 * 1024 * 1024); // and a large one, to make sure some write returns false
+    sent.push(big);
+    if (!client.transport.write([big]) && events.at(-1) !== "F") events.push("F");
+    const expected = concatBytes(sent);
+    await until(() => client.received >= expected.length, "the echo", 30_000);
+    assertBytes(client.data(), expected, "echo");
+    await until(() => client.transport.bufferedAmount === 0 && events.at(-1) !== "F", "the last drain");
+    assert.ok(events.length > 0, "some write returned false");
+    assert.match(events.join(""), /^(FD)+$/, "drains and false writes alternate");
+  });
+
+  test("writes after end() are dropped", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag, { recorder: () => new Recorder() });
+    const client = await connect(bag, "127.0.0.1", listener.port);
+    client.transport.write([utf8("a")]);
+    client.transport.end();
+    assert.equal(client.transport.write([utf8("b")]), false);
+    await until(() => client.closed && accepted[0]?.closed, "both closes");
+    assert.equal(fromUtf8(accepted[0].data()), "a");
+    assert.deepEqual(client.closes, [undefined]);
+  });
+}
+
+export function readCases({ track, serve, connect, ca }: Rig): void {
+  for (const useTls of [false, true]) {
+    test(`received chunks are fresh memory, never reused by later reads${useTls ? " (TLS)" : ""}`, async (t) => {
+      const bag = track(t);
+      const sender = new Recorder();
+      const { listener } = await serve(bag, { tls: useTls, recorder: () => sender });
+      // like the shared layer: unmask in place (here: invert) and keep the chunk
+      const client = new Recorder({
+        onChunk: (chunk) => {
+          for (let i = 0; i < chunk.length; i++) chunk[i] ^= 0xff;
+        },
+      });
+      await connect(bag, "127.0.0.1", listener.port, useTls ? { ca } : undefined, client);
+      await until(() => sender.transport !== undefined, "the accept");
+      const sent: Uint8Array[] = [];
+      for (let i = 0; i < 200; i++) {
+        const piece = new Uint8Array(1 + ((i * 7919) % 3000)).fill(i);
+        sent.push(piece);
+        sender.transport.write([piece]);
+        await delay(0); // separate reads
+      }
+      const big = pattern(0, 8 * 1024 * 1024); // and a long transfer, read in many large chunks
+      sent.push(big);
+      sender.transport.write([big]);
+      const expected = concatBytes(sent);
+      await until(() => client.received >= expected.length, "all pieces", 30_000);
+      assert.ok(client.chunks.length > 10, `${client.chunks.length} reads`);
+      for (const [i, chunk] of client.chunks.entries()) {
+        assert.equal(Object.getPrototypeOf(chunk), Uint8Array.prototype, "a plain Uint8Array");
+        for (let j = 0; j < chunk.length; j++) chunk[j] ^= 0xff; // undo the in-place change
+        assertBytes(chunk, client.copies[i], `chunk ${i}`);
+      }
+      assertBytes(client.data(), expected, "all pieces");
+      const buffers = new Set(client.chunks.map((c) => c.buffer));
+      assert.equal(buffers.size, client.chunks.length, "one ArrayBuffer per read");
+    });
+  }
+}
