@@ -32,7 +32,7 @@ const STEP_TIMEOUT_MS = Number(process.env.ANYWS_TEST_TIMEOUT_MS ?? 10 * 60 * 10
 /** Per-test timeout for Node and Bun (Bun's default is 5 s; Deno has no such option). */
 const PER_TEST_TIMEOUT_MS = 60 * 1000;
 /** Directories whose .ts files are type-checked (by tsc and/or deno check). */
-const SOURCE_DIRS = ["core", "adapters", "tests", "bench", "examples"];
+const SOURCE_DIRS = ["core", "adapters", "tests", "bench", "examples", "cli"];
 
 /** @param {string} p */
 const posix = (p) => p.split(sep).join("/");

@@ -1,0 +1,573 @@
+/**
+ * The chat & draw demo (examples/chat/), end to end: its server runs as a program on the
+ * runtime running this test, and headless Chromium pages use it as a person would.
+ *
+ * Chromium is started directly as a child process (as in tests/interop/chromium.test.ts) with
+ * `--remote-debugging-port=0`, and driven over the DevTools protocol by our own WebSocket
+ * client: pages are opened, typed into, drawn on with real mouse events, read (DOM and canvas
+ * pixels) and photographed — no browser-automation dependency. Everything is on loopback,
+ * bounded in time, and killed by pid.
+ *
+ * Screenshots go to /tmp/anyws-chat-<runtime>-*.png.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { runtimeName, WebSocket } from "../../adapters/auto.ts";
+import { Child } from "../support/child.ts";
+import { delay, RawClient, until } from "../support/net.ts";
+
+const CHROMIUM = process.env.ANYWS_CHROMIUM ?? "/usr/bin/chromium";
+const SHOTS = tmpdir();
+const JOIN_TIMEOUT = 1500;
+
+// ---- the DevTools protocol, over our WebSocket client ----------------------------------------
+
+type Json = any; // DevTools results are whatever Chromium sends
+
+class Cdp {
+  private id = 0;
+  private readonly pending = new Map<number, { resolve(v: Json): void; reject(e: Error): void; method: string }>();
+  private readonly ws: WebSocket;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.addEventListener("message", (event) => {
+      const m = JSON.parse((event as MessageEvent).data as string);
+      if (m.id === undefined) return; // events: not needed here
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.error) p?.reject(new Error(`${p.method}: ${m.error.message}`));
+      else p?.resolve(m.result);
+    });
+    ws.addEventListener("close", () => {
+      for (const p of this.pending.values()) p.reject(new Error(`${p.method}: the DevTools connection closed`));
+      this.pending.clear();
+    });
+  }
+
+  static async connect(url: string): Promise<Cdp> {
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onclose = () => reject(new Error(`cannot open the DevTools WebSocket ${url}`));
+    });
+    return new Cdp(ws);
+  }
+
+  send(method: string, params: object = {}, sessionId?: string, timeout = 15_000): Promise<Json> {
+    const id = ++this.id;
+    this.ws.send(JSON.stringify({ id, method, params, sessionId }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${method}: no answer from Chromium in ${timeout} ms`));
+      }, timeout);
+      this.pending.set(id, {
+        method,
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** One browser tab showing the demo. */
+class Page {
+  readonly name: string;
+  private readonly cdp: Cdp;
+  private readonly targetId: string;
+  private readonly session: string;
+
+  private constructor(cdp: Cdp, name: string, targetId: string, session: string) {
+    this.cdp = cdp;
+    this.name = name;
+    this.targetId = targetId;
+    this.session = session;
+  }
+
+  static async open(cdp: Cdp, url: string, name: string): Promise<Page> {
+    const { targetId } = await cdp.send("Target.createTarget", { url: "about:blank", newWindow: true });
+    const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true });
+    const page = new Page(cdp, name, targetId, sessionId);
+    await page.send("Emulation.setDeviceMetricsOverride", { width: 1280, height: 800, deviceScaleFactor: 1, mobile: false });
+    await page.send("Page.navigate", { url });
+    await page.waitFor(`document.readyState === "complete" && !!document.querySelector(".swatch")`, "the page to load");
+    return page;
+  }
+
+  send(method: string, params: object = {}): Promise<Json> {
+    return this.cdp.send(method, params, this.session);
+  }
+
+  async eval<T = Json>(expression: string): Promise<T> {
+    const r = await this.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
+    if (r.exceptionDetails) {
+      throw new Error(`${this.name}: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+    }
+    return r.result.value as T;
+  }
+
+  async waitFor(expression: string, what: string, timeout = 10_000): Promise<void> {
+    const start = Date.now();
+    while (!(await this.eval<boolean>(`!!(${expression})`))) {
+      if (Date.now() - start > timeout) {
+        throw new Error(`${this.name}: timed out after ${timeout} ms waiting for ${what}; log: ${JSON.stringify(await this.log())}`);
+      }
+      await delay(50);
+    }
+  }
+
+  async join(nick: string, room: string): Promise<void> {
+    await this.eval(`(() => {
+      document.getElementById("nick").value = ${JSON.stringify(nick)};
+      document.getElementById("room").value = ${JSON.stringify(room)};
+      document.getElementById("join-form").requestSubmit();
+    })()`);
+    await this.waitFor(`document.getElementById("status").dataset.state === "open"`, `${nick} to join #${room}`);
+  }
+
+  async say(text: string): Promise<void> {
+    await this.eval(`(() => {
+      document.getElementById("say").value = ${JSON.stringify(text)};
+      document.getElementById("say-form").requestSubmit();
+    })()`);
+  }
+
+  /** The chat log: messages as "nick: text", notices as "* text". */
+  log(): Promise<string[]> {
+    return this.eval(`[...document.querySelectorAll("#log li")].map((li) => li.classList.contains("msg")
+      ? li.querySelector(".nick").textContent + ": " + li.querySelector(".text").textContent
+      : "* " + li.textContent)`);
+  }
+
+  people(): Promise<string[]> {
+    return this.eval(`[...document.querySelectorAll("#people .name")].map((e) => e.textContent)`);
+  }
+
+  state(): Promise<{ status: string; banner: string; bannerText: string }> {
+    return this.eval(`({
+      status: document.getElementById("status").dataset.state,
+      banner: document.getElementById("banner").dataset.state,
+      bannerText: document.getElementById("banner-text").textContent,
+    })`);
+  }
+
+  /** The canvas pixel at a fraction of its width and height, as [r, g, b, a]. */
+  pixel(fx: number, fy: number): Promise<number[]> {
+    return this.eval(`(() => {
+      const c = document.getElementById("canvas");
+      return [...c.getContext("2d").getImageData(Math.round(${fx} * c.width), Math.round(${fy} * c.height), 1, 1).data];
+    })()`);
+  }
+
+  /** Drags the mouse across the canvas through the given fractions of its size. */
+  async draw(points: [number, number][]): Promise<void> {
+    const r = await this.eval<{ x: number; y: number; w: number; h: number }>(`(() => {
+      const r = document.getElementById("canvas").getBoundingClientRect();
+      return { x: r.x, y: r.y, w: r.width, h: r.height };
+    })()`);
+    const at = ([fx, fy]: [number, number]) => ({ x: r.x + fx * r.w, y: r.y + fy * r.h });
+    const mouse = (type: string, p: [number, number], buttons: number) =>
+      this.send("Input.dispatchMouseEvent", { type, ...at(p), button: "left", buttons, clickCount: 1 });
+    await mouse("mousePressed", points[0], 1);
+    for (const p of points.slice(1)) {
+      await mouse("mouseMoved", p, 1);
+      await delay(8);
+    }
+    await mouse("mouseReleased", points[points.length - 1], 0);
+  }
+
+  async screenshot(name: string): Promise<string> {
+    const { data } = await this.send("Page.captureScreenshot", { format: "png" });
+    const path = join(SHOTS, `anyws-chat-${runtimeName}-${name}.png`);
+    await writeFile(path, new Uint8Array(Buffer.from(data, "base64")));
+    return path;
+  }
+
+  async close(): Promise<void> {
+    await this.cdp.send("Target.closeTarget", { targetId: this.targetId }).catch(() => {});
+  }
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+/** The demo's server as a program on this runtime, from source (Deno, Bun) or compiled (Node). */
+function serverProcess(flags: string[], env: Record<string, string> = {}): Child {
+  const compiled = import.meta.url.endsWith(".js");
+  const server = fileURLToPath(new URL(`../../examples/chat/server.${compiled ? "js" : "ts"}`, import.meta.url));
+  const args = runtimeName === "deno" ? ["run", "-A", server, ...flags] : [server, ...flags];
+  return new Child(process.execPath, args, { env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...env } });
+}
+
+async function startServer(port: number): Promise<{ child: Child; url: string; port: number }> {
+  const child = serverProcess(["--port", String(port), "--host", "127.0.0.1", "--join-timeout", String(JOIN_TIMEOUT)]);
+  let url = "";
+  await until(() => {
+    url = /open (http:\/\/\S+)/.exec(child.lines.join("\n"))?.[1] ?? "";
+    return url !== "" || child.exit !== null;
+  }, "the chat server to print its URL", 20_000).catch((error) => {
+    throw new Error(`${error.message}\n${child.describe()}`);
+  });
+  if (!url) throw new Error(`the chat server did not start\n${child.describe()}`);
+  return { child, url, port: Number(new URL(url).port) };
+}
+
+async function processesWith(marker: string): Promise<number[]> {
+  if (!existsSync("/proc/self/cmdline")) return [];
+  const pids: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if ((await readFile(`/proc/${name}/cmdline`, "utf8")).includes(marker)) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function startChromium(profile: string): Promise<{ browser: Child; cdp: Cdp }> {
+  const browser = new Child(CHROMIUM, [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--font-render-hinting=none",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+    `--user-data-dir=${profile}`,
+    "about:blank",
+  ]);
+  // Chromium writes the port it picked, and the browser target's path, into the profile.
+  let endpoint = "";
+  await until(() => {
+    if (browser.exit !== null) return true;
+    readFile(join(profile, "DevToolsActivePort"), "utf8").then((text) => {
+      const [port, path] = text.split("\n");
+      if (port && path) endpoint = `ws://127.0.0.1:${port}${path}`;
+    }, () => {});
+    return endpoint !== "";
+  }, "Chromium's DevTools port", 20_000).catch((error) => {
+    throw new Error(`${error.message}\n${browser.describe()}`);
+  });
+  if (!endpoint) throw new Error(`Chromium exited\n${browser.describe()}`);
+  return { browser, cdp: await Cdp.connect(endpoint) };
+}
+
+// ---- a client that breaks the rules ----------------------------------------------------------
+
+/** Our client on the demo's socket; resolves its close once it has one. */
+async function hostile(url: string) {
+  const ws = new WebSocket(url.replace(/^http/, "ws") + "ws");
+  ws.binaryType = "uint8array";
+  const received: (string | Uint8Array)[] = [];
+  ws.addEventListener("message", (e) => received.push((e as MessageEvent).data));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.addEventListener("close", (e) => resolve({ code: (e as CloseEvent).code, reason: (e as CloseEvent).reason }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve());
+    ws.addEventListener("close", () => reject(new Error("the hostile client could not connect")));
+  });
+  return { ws, received, closed: withTimeout(closed, 10_000, "the server to close the hostile client") };
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const join_ = (nick: string, room: string) => JSON.stringify({ t: "join", nick, room });
+
+// ---- the tests -------------------------------------------------------------------------------
+
+test(`chat server on ${runtimeName}: settings from flags and environment, checked`, async () => {
+  const run = async (flags: string[], env: Record<string, string> = {}) => {
+    const child = serverProcess(flags, env);
+    const timer = setTimeout(() => void child.kill(1000), 15_000);
+    const { code } = await child.done();
+    clearTimeout(timer);
+    return { code, out: child.lines.join("\n"), err: child.stderr };
+  };
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--port\s+PORT\s+8080/);
+  const bad = await run(["--port", "http"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--port must be a number from 0 to 65535, not "http"/);
+  const badEnv = await run([], { CHAT_HISTORY: "-1" });
+  assert.equal(badEnv.code, 2);
+  assert.match(badEnv.err, /CHAT_HISTORY must be a number/);
+  const unknown = await run(["--colour", "red"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.err, /unknown option: --colour/);
+});
+
+describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
+  let server: { child: Child; url: string; port: number } | null = null;
+  let browser: Child | null = null;
+  let cdp: Cdp | null = null;
+  let profile = "";
+  const pages: Page[] = [];
+  let alice: Page;
+  let bob: Page;
+  let carol: Page;
+
+  const open = async (name: string) => {
+    const page = await Page.open(cdp!, server!.url, name);
+    pages.push(page);
+    return page;
+  };
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
+    server = await startServer(0);
+    profile = await mkdtemp(join(tmpdir(), "anyws-chat-chromium-"));
+    ({ browser, cdp } = await startChromium(profile));
+  });
+
+  after(async () => {
+    for (const page of pages) await page.close();
+    cdp?.close();
+    if (browser) await browser.kill(3000);
+    for (const pid of await processesWith(profile)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    if (server) await server.child.kill(3000);
+    if (profile) await rm(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
+  });
+
+  test("one port serves the page, its files and the WebSocket", async () => {
+    const base = server!.url;
+    const page = await fetch(base);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    assert.match(await page.text(), /<canvas id="canvas"/);
+    for (const [path, type] of [["app.js", /javascript/], ["style.css", /text\/css/], ["favicon.svg", /svg/]] as const) {
+      const r = await fetch(base + path);
+      assert.equal(r.status, 200, path);
+      assert.match(r.headers.get("content-type") ?? "", type, path);
+      await r.arrayBuffer();
+    }
+    const missing = await fetch(base + "nope");
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+    const post = await fetch(base, { method: "POST", body: "x" });
+    assert.equal(post.status, 405);
+    await post.arrayBuffer();
+    const plain = await fetch(base + "ws"); // the WebSocket path, without an upgrade
+    assert.equal(plain.status, 426);
+    await plain.arrayBuffer();
+    // A page from another site may not use the socket on its visitor's behalf.
+    const foreign = new WebSocket(base.replace(/^http/, "ws") + "ws", [], { origin: "http://evil.example" });
+    const failure = await new Promise<string>((resolve) => {
+      foreign.onerror = (e) => resolve((e as ErrorEvent).message);
+      foreign.onopen = () => resolve("opened");
+    });
+    assert.match(failure, /403/);
+  });
+
+  test("two pages chat in one room, and not in another", async () => {
+    alice = await open("alice");
+    console.log(`screenshot: ${await alice.screenshot("join")}`);
+    await alice.join("alice", "lobby");
+    bob = await open("bob");
+    await bob.join("bob", "lobby");
+    carol = await open("carol");
+    await carol.join("carol", "attic");
+
+    await alice.waitFor(`document.querySelectorAll("#people li").length === 2`, "bob in alice's list");
+    assert.deepEqual(await alice.people(), ["alice", "bob"]);
+    assert.deepEqual(await bob.people(), ["bob", "alice"]);
+    assert.deepEqual(await carol.people(), ["carol"]);
+    assert.ok((await alice.log()).includes("* bob joined"), "alice sees bob join");
+    const footer = await alice.eval<string>(`document.getElementById("server-name").textContent`);
+    assert.equal(footer, `served by anyws on ${runtimeName} · permessage-deflate`, "Chromium and the demo compress");
+
+    await alice.say("hello from alice");
+    await bob.waitFor(`document.getElementById("log").textContent.includes("hello from alice")`, "alice's message at bob");
+    await carol.say("anyone in the attic?");
+    await carol.waitFor(`document.getElementById("log").textContent.includes("anyone in the attic?")`, "carol's own message");
+    await bob.say("hi alice");
+    await alice.waitFor(`document.getElementById("log").textContent.includes("hi alice")`, "bob's answer at alice");
+
+    assert.deepEqual((await alice.log()).filter((l) => !l.startsWith("*")), ["alice: hello from alice", "bob: hi alice"]);
+    assert.deepEqual((await bob.log()).filter((l) => !l.startsWith("*")), ["alice: hello from alice", "bob: hi alice"]);
+    assert.deepEqual(await carol.log(), ["carol: anyone in the attic?"], "nothing from the lobby reaches the attic");
+
+    // A newcomer sees the room's last messages; when it leaves, the others are told.
+    const dave = await open("dave");
+    await dave.join("dave", "lobby");
+    assert.deepEqual((await dave.log()).filter((l) => !l.startsWith("*")), ["alice: hello from alice", "bob: hi alice"]);
+    await alice.waitFor(`document.querySelectorAll("#people li").length === 3`, "dave in alice's list");
+    await dave.close();
+    pages.splice(pages.indexOf(dave), 1);
+    await alice.waitFor(`document.getElementById("log").textContent.includes("dave left")`, "dave's leaving at alice");
+    assert.deepEqual(await alice.people(), ["alice", "bob"]);
+  });
+
+  test("a stroke drawn in one page appears on the others' boards in the room", async () => {
+    await alice.eval(`document.querySelectorAll(".swatch")[1].click(); document.querySelectorAll(".size")[2].click()`);
+    const line: [number, number][] = [];
+    for (let i = 0; i <= 30; i++) line.push([0.2 + (0.5 * i) / 30, 0.3 + 0.2 * Math.sin((i / 30) * Math.PI)]);
+    await alice.draw(line);
+    // The middle of the line, on bob's canvas: the palette's red (#e5484d), opaque.
+    const [fx, fy] = line[15];
+    await bob.waitFor(`(() => {
+      const c = document.getElementById("canvas");
+      return c.getContext("2d").getImageData(Math.round(${fx} * c.width), Math.round(${fy} * c.height), 1, 1).data[3] === 255;
+    })()`, "alice's stroke on bob's canvas");
+    assert.deepEqual(await bob.pixel(fx, fy), [0xe5, 0x48, 0x4d, 255]);
+    assert.deepEqual(await alice.pixel(fx, fy), [0xe5, 0x48, 0x4d, 255]);
+    assert.deepEqual(await bob.pixel(0.9, 0.9), [0, 0, 0, 0], "away from the line, nothing");
+    assert.deepEqual(await carol.pixel(fx, fy), [0, 0, 0, 0], "the attic's board is untouched");
+    // The start and the end made it too (the stroke went in several messages).
+    assert.equal((await bob.pixel(...line[1]))[3], 255, "the start of the line");
+    assert.equal((await bob.pixel(...line[29]))[3], 255, "the end of the line");
+
+    // A late joiner gets the board as it is.
+    const erin = await open("erin");
+    await erin.join("erin", "lobby");
+    await erin.waitFor(`document.getElementById("paper").dataset.empty === "false"`, "the board at erin");
+    assert.deepEqual(await erin.pixel(fx, fy), [0xe5, 0x48, 0x4d, 255]);
+    await bob.say("nice curve");
+    await alice.waitFor(`document.getElementById("log").textContent.includes("nice curve")`, "bob's message");
+    console.log(`screenshot: ${await alice.screenshot("chat")}`);
+    await erin.close();
+    pages.splice(pages.indexOf(erin), 1);
+  });
+
+  test("hostile clients are closed with a reason, and the pages keep working", async () => {
+    const url = server!.url;
+    const seen = (await bob.log()).length;
+
+    // An oversized message: the core closes with 1009 before it reaches the chat. Our client
+    // compresses it (permessage-deflate) to a few dozen bytes: the limit is on the inflated size.
+    const big = await hostile(url);
+    assert.match(big.ws.extensions, /permessage-deflate/);
+    big.ws.send(join_("mallory", "lobby"));
+    big.ws.send("x".repeat(20_000));
+    assert.equal((await big.closed).code, 1009);
+
+    // Not JSON, not an object, an unknown type, a bad stroke, a stroke before joining.
+    for (
+      const [send, reason] of [
+        [(ws: WebSocket) => ws.send("{not json"), /not JSON/],
+        [(ws: WebSocket) => ws.send("[1,2,3]"), /not a JSON object/],
+        [(ws: WebSocket) => (ws.send(join_("mallory", "lobby")), ws.send(`{"t":"shout"}`)), /unknown type/],
+        [(ws: WebSocket) => (ws.send(join_("mallory", "lobby")), ws.send(new Uint8Array([1, 0, 5, 9, 1, 2]))), /bad stroke/],
+        [(ws: WebSocket) => ws.send(new Uint8Array([1, 0, 5, 1, 0, 0, 0, 0])), /join a room first/],
+        [(ws: WebSocket) => ws.send(join_("", "lobby")), /nickname/],
+        [(ws: WebSocket) => ws.send(join_("mallory", "../../etc")), /room name/],
+      ] as const
+    ) {
+      const h = await hostile(url);
+      send(h.ws);
+      const closed = await h.closed;
+      assert.equal(closed.code, 1008, `${reason}: ${JSON.stringify(closed)}`);
+      assert.match(closed.reason, reason);
+    }
+
+    // A socket that never joins is closed after the join timeout.
+    const idle = await hostile(url);
+    const idleClosed = await idle.closed;
+    assert.deepEqual(idleClosed, { code: 1008, reason: "no join message in time" });
+
+    // Garbage frames: a reserved opcode. The core fails the connection with 1002.
+    const raw = await RawClient.connect(server!.port, { path: "/ws" });
+    await raw.opened();
+    raw.write(new Uint8Array([0x83, 0x80, 1, 2, 3, 4])); // FIN + opcode 3, masked, empty
+    await until(() => raw.events.some((e) => e.type === "close"), "the server to close on a reserved opcode", 5000);
+    const rawClose = raw.events.find((e) => e.type === "close") as { code: number };
+    assert.equal(rawClose.code, 1002);
+    raw.destroy();
+
+    // Garbage instead of HTTP: a 400, and the connection closed.
+    const junk = await RawClient.connect(server!.port, { handshake: false });
+    junk.write(new TextEncoder().encode("\x16\x03\x01 not http at all\r\n\r\n"));
+    await junk.whenClosed(5000);
+    const answer = new TextDecoder().decode(junk.received[0] ?? new Uint8Array(0));
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+
+    // A flood: a burst gets through, then the socket is closed; the pages see no more than the burst.
+    const flood = await hostile(url);
+    flood.ws.send(join_("flooder", "lobby"));
+    for (let i = 0; i < 500; i++) flood.ws.send(JSON.stringify({ t: "say", text: `flood ${i}` }));
+    const floodClosed = await flood.closed;
+    assert.equal(floodClosed.code, 1008);
+    assert.match(floodClosed.reason, /too many messages/);
+    // A stroke flood, too.
+    const scribbler = await hostile(url);
+    scribbler.ws.send(join_("scribbler", "lobby"));
+    for (let i = 0; i < 2000; i++) scribbler.ws.send(new Uint8Array([1, 0, 3, 1, i & 255, 0, 0, 0]));
+    assert.match((await scribbler.closed).reason, /too many strokes/);
+
+    // The pages are fine: they still talk, and saw at most the flood's burst.
+    await alice.say("still here");
+    await bob.waitFor(`document.getElementById("log").textContent.includes("still here")`, "alice's message after the attacks");
+    const flooded = (await bob.log()).slice(seen).filter((l) => l.startsWith("flooder: ")).length;
+    assert.ok(flooded <= 10, `bob saw ${flooded} flood messages`);
+    assert.equal(server!.child.exit, null, "the server is still running");
+    assert.equal((await alice.state()).status, "open");
+    assert.deepEqual(await alice.people(), ["alice", "bob"], "the attackers are gone from the list");
+  });
+
+  test("killing and restarting the server shows the banner, then the pages reconnect to their room", async () => {
+    const port = server!.port;
+    process.kill(server!.child.pid!, "SIGKILL");
+    await server!.child.done();
+    await alice.waitFor(`document.getElementById("banner").dataset.state === "lost"`, "the connection-lost banner");
+    await bob.waitFor(`document.getElementById("status").dataset.state !== "open"`, "bob to notice");
+    const lost = await alice.state();
+    assert.match(lost.bannerText, /Connection lost/);
+    assert.equal(await alice.eval(`document.getElementById("banner").hidden`), false);
+    console.log(`screenshot: ${await alice.screenshot("lost")}`);
+
+    server = await startServer(port);
+    for (const page of [alice, bob, carol]) {
+      await page.waitFor(`document.getElementById("status").dataset.state === "open"`, "the page to reconnect", 20_000);
+    }
+    await alice.waitFor(`document.querySelectorAll("#people li").length === 2`, "bob back in alice's list", 10_000);
+    assert.deepEqual(await alice.people(), ["alice", "bob"]);
+    assert.deepEqual(await carol.people(), ["carol"]);
+    assert.equal(await alice.eval(`document.getElementById("room-name").textContent`), "lobby");
+    assert.ok((await alice.log()).some((l) => /server restarted/.test(l)), "alice is told the server restarted");
+    assert.ok((await alice.log()).includes("alice: hello from alice"), "alice keeps what she saw");
+    await alice.say("we're back");
+    await bob.waitFor(`document.getElementById("log").textContent.includes("we're back")`, "a message after the restart");
+    assert.ok(!(await carol.log()).some((l) => l.includes("we're back")), "still not in the attic");
+    console.log(`screenshot: ${await alice.screenshot("restored")}`);
+  });
+});
