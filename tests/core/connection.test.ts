@@ -18,6 +18,7 @@ import {
 import { concatBytes } from "../../core/bytes.ts";
 import { utf8 } from "../support/bytes.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
+import { type Frame, parseFrames } from "../support/frames.ts";
 import { delay } from "../support/time.ts";
 
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
@@ -48,7 +49,7 @@ function open(role: Role, pair: Pair = createPair()) {
       return out;
     },
     /** Frames `conn` wrote, parsed back. */
-    written(): { opcode: number; fin: boolean; rsv: number; payload: Uint8Array }[] {
+    written(): Frame[] {
       return parseFrames(drainOutput(conn), role === "client");
     },
   };
@@ -58,35 +59,6 @@ function rawFrame(to: Role, opcode: number, payload: Uint8Array | string, fin = 
   const bytes = typeof payload === "string" ? utf8(payload) : payload;
   const chunks = encodeFrame(opcode, bytes, fin, rsv, to === "server" ? KEY : null);
   return concatBytes(chunks);
-}
-
-/** A minimal independent frame reader for checking what a connection wrote. */
-function parseFrames(bytes: Uint8Array, masked: boolean) {
-  const frames: { opcode: number; fin: boolean; rsv: number; payload: Uint8Array }[] = [];
-  let p = 0;
-  while (p < bytes.length) {
-    const b0 = bytes[p], b1 = bytes[p + 1];
-    assert.equal((b1 & 0x80) !== 0, masked, "mask bit");
-    let length = b1 & 0x7f;
-    p += 2;
-    if (length === 126) {
-      length = (bytes[p] << 8) | bytes[p + 1];
-      p += 2;
-    } else if (length === 127) {
-      length = Number(new DataView(bytes.buffer, bytes.byteOffset + p, 8).getBigUint64(0));
-      p += 8;
-    }
-    let key: Uint8Array | null = null;
-    if (masked) {
-      key = bytes.slice(p, p + 4);
-      p += 4;
-    }
-    const payload = bytes.slice(p, p + length);
-    if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
-    p += length;
-    frames.push({ opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv: b0 & 0x70, payload });
-  }
-  return frames;
 }
 
 function closeFrameCode(frame: { opcode: number; payload: Uint8Array }): number {

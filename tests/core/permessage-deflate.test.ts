@@ -28,34 +28,15 @@ import {
   WebSocketError,
 } from "../../core/mod.ts";
 import { createZlibCodec, type ZlibCodec } from "../../adapters/zlib/codec.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { utf8 } from "../support/bytes.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
+import { type Frame, parseFrames } from "../support/frames.ts";
+import { delay, until } from "../support/time.ts";
 
-const utf8 = (s: string) => new TextEncoder().encode(s);
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
 const TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
 const codec = createZlibCodec();
-
-function delay(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(2);
-  }
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
 
 /** JSON-like text that compresses well: ~`size` bytes. */
 function jsonLike(size: number, seed = 1): string {
@@ -76,44 +57,13 @@ function noise(size: number, seed = 7): Uint8Array {
   return out;
 }
 
-type Frame = { opcode: number; fin: boolean; rsv: number; payload: Uint8Array };
-
-/** Frames as written (by `masked` = a client), read independently of the core's parser. */
-function parseFrames(bytes: Uint8Array, masked: boolean): Frame[] {
-  const frames: Frame[] = [];
-  let p = 0;
-  while (p < bytes.length) {
-    const b0 = bytes[p], b1 = bytes[p + 1];
-    assert.equal((b1 & 0x80) !== 0, masked, "mask bit");
-    let length = b1 & 0x7f;
-    p += 2;
-    if (length === 126) {
-      length = (bytes[p] << 8) | bytes[p + 1];
-      p += 2;
-    } else if (length === 127) {
-      length = Number(new DataView(bytes.buffer, bytes.byteOffset + p, 8).getBigUint64(0));
-      p += 8;
-    }
-    let key: Uint8Array | null = null;
-    if (masked) {
-      key = bytes.slice(p, p + 4);
-      p += 4;
-    }
-    const payload = bytes.slice(p, p + length);
-    if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
-    p += length;
-    frames.push({ opcode: b0 & 0x0f, fin: (b0 & 0x80) !== 0, rsv: b0 & 0x70, payload });
-  }
-  return frames;
-}
-
 /** Waits for `count` frames in `conn`'s output (compression is asynchronous), and returns them. */
 async function written(conn: Connection, count: number, masked: boolean): Promise<Frame[]> {
   const bytes: Uint8Array[] = [];
   let frames: Frame[] = [];
   await until(() => {
     bytes.push(drainOutput(conn));
-    frames = parseFrames(concat(bytes), masked);
+    frames = parseFrames(concatBytes(bytes), masked);
     return frames.length >= count;
   }, `${count} frames`);
   return frames;
@@ -513,7 +463,7 @@ describe("permessage-deflate messages: round trips with the real zlib codec", ()
       const fromServer = await written(pair.server, 3, false);
       for (const [frames, bitsUsed, who] of [[fromClient, clientBits, "client"], [fromServer, serverBits, "server"]] as const) {
         // The messages as one DEFLATE stream (tails put back), inflated with the agreed window only.
-        const stream = concat(frames.flatMap((f) => [f.payload, TAIL]));
+        const stream = concatBytes(frames.flatMap((f) => [f.payload, TAIL]));
         const inflated = inflateRawSync(stream, { windowBits: bitsUsed, finishFlush: constants.Z_SYNC_FLUSH });
         assert.equal(new TextDecoder().decode(inflated), messages.join(""), `${who} with ${bitsUsed} bits`);
         assert.ok(frames.every((f) => f.rsv === RSV1));
@@ -531,7 +481,7 @@ describe("permessage-deflate messages: on the wire", () => {
     const [frame] = await written(pair.server, 1, false);
     assert.equal(frame.rsv, RSV1);
     assert.ok(frame.payload.length < text.length / 3, `${frame.payload.length} bytes for ${text.length}`);
-    const inflated = inflateRawSync(concat([frame.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
+    const inflated = inflateRawSync(concatBytes([frame.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
     assert.equal(new TextDecoder().decode(inflated), text);
     abortBoth(pair);
   });
@@ -549,7 +499,7 @@ describe("permessage-deflate messages: on the wire", () => {
       const s = await written(pair.server, 2, false);
       sizes[name] = [c[0].payload.length, c[1].payload.length, s[0].payload.length, s[1].payload.length];
       // And the other side decodes both (with the same takeover rule).
-      pair.server.receive(concat(c.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, KEY))));
+      pair.server.receive(concatBytes(c.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, KEY))));
       assert.deepEqual(messagesOf(await polled(pair.server, 2)), [text, text]);
       abortBoth(pair);
     }
@@ -569,7 +519,7 @@ describe("permessage-deflate messages: on the wire", () => {
     assert.deepEqual(frames.map((f) => f.opcode), [Opcode.BINARY, ...frames.slice(1).map(() => Opcode.CONTINUATION)]);
     assert.deepEqual(frames.map((f) => f.fin), frames.map((_, i) => i === frames.length - 1));
     // The other side reassembles and inflates it.
-    pair.client.receive(concat(frames.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, null))));
+    pair.client.receive(concatBytes(frames.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, null))));
     assert.deepEqual(messagesOf(await polled(pair.client, 1)), [data]);
     abortBoth(pair);
   });
@@ -591,7 +541,7 @@ describe("permessage-deflate messages: on the wire", () => {
     assert.deepEqual(sent.map((f) => f.rsv), [RSV1, RSV1, RSV1]);
     assert.deepEqual([...sent[0].payload], [0x00], "RFC 7692 §7.2.3.6: an empty message compresses to 0x00");
     assert.deepEqual([...sent[2].payload], [0x00]);
-    eager.server.receive(concat(sent.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, KEY))));
+    eager.server.receive(concatBytes(sent.flatMap((f) => encodeFrame(f.opcode, f.payload, f.fin, f.rsv, KEY))));
     assert.deepEqual(messagesOf(await polled(eager.server, 3)), ["", "abc", new Uint8Array(0)]);
     abortBoth(eager);
   });
@@ -617,7 +567,7 @@ describe("permessage-deflate messages: on the wire", () => {
     assert.deepEqual(frames.map((f) => [f.opcode, f.rsv]), [[Opcode.PING, 0], [Opcode.PONG, 0], [Opcode.CLOSE, 0]]);
     abortBoth(pair);
     const other = deflatePair({}, {}, { manual: true });
-    other.server.receive(concat(encodeFrame(Opcode.PING, utf8("p"), true, RSV1, KEY)));
+    other.server.receive(concatBytes(encodeFrame(Opcode.PING, utf8("p"), true, RSV1, KEY)));
     const [error] = other.server.pollEvents();
     assert.equal(error.type === "error" && error.code, 1002);
     abortBoth(other);
@@ -627,7 +577,7 @@ describe("permessage-deflate messages: on the wire", () => {
 describe("permessage-deflate messages: decoding", () => {
   /** Feeds the server raw client frames (masked) of one or more messages. */
   function feed(pair: Pair, ...frames: [number, Uint8Array, boolean, number][]) {
-    pair.server.receive(concat(frames.flatMap(([opcode, payload, fin, rsv]) => encodeFrame(opcode, payload, fin, rsv, KEY))));
+    pair.server.receive(concatBytes(frames.flatMap(([opcode, payload, fin, rsv]) => encodeFrame(opcode, payload, fin, rsv, KEY))));
   }
   const hex = (h: string) => Uint8Array.from(h.match(/../g)!, (b) => parseInt(b, 16));
 
@@ -685,7 +635,7 @@ describe("permessage-deflate messages: decoding", () => {
     const [first, second, third] = [await c.compress(zeros), await c.compress(zeros), await c.compress(zeros)];
     c.close();
     assert.deepEqual(third, second);
-    const bomb = concat([first, ...Array.from({ length: 1023 }, () => second)]);
+    const bomb = concatBytes([first, ...Array.from({ length: 1023 }, () => second)]);
     const payload = bomb.subarray(0, bomb.length - 4);
     assert.ok(payload.length < 1.1 * (1 << 20), `${payload.length} bytes inflate to 1 GiB`);
 

@@ -1,19 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { sha1 } from "../../core/sha1.ts";
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function ascii(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
-}
+import { hex, utf8 } from "../support/bytes.ts";
 
 describe("sha1", () => {
   // RFC 3174 §7.3 test vectors (and the FIPS 180 empty-message digest).
   test("abc", () => {
-    assert.equal(hex(sha1(ascii("abc"))), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert.equal(hex(sha1(utf8("abc"))), "a9993e364706816aba3e25717850c26c9cd0d89d");
   });
 
   test("empty input", () => {
@@ -22,7 +15,7 @@ describe("sha1", () => {
 
   test("two-block message (RFC 3174 TEST2)", () => {
     assert.equal(
-      hex(sha1(ascii("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
+      hex(sha1(utf8("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))),
       "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
     );
   });
@@ -36,13 +29,13 @@ describe("sha1", () => {
 
   test("RFC 3174 TEST4: 80 repetitions of a 8-byte pattern", () => {
     assert.equal(
-      hex(sha1(ascii("01234567".repeat(80)))),
+      hex(sha1(utf8("01234567".repeat(80)))),
       "dea356a2cddd90c7a7ecedc5ebb563934f460452",
     );
   });
 
   test("returns 20 bytes", () => {
-    assert.equal(sha1(ascii("x")).length, 20);
+    assert.equal(sha1(utf8("x")).length, 20);
   });
 
   test("padding boundaries: 55, 56, 63, 64 and 65 bytes", () => {
@@ -60,7 +53,7 @@ describe("sha1", () => {
   });
 
   test("RFC 6455 §1.3 example: key + GUID", () => {
-    const digest = sha1(ascii("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    const digest = sha1(utf8("dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
     assert.equal(hex(digest), "b37a4f2cc0624f1690f64606cf385945b2bec4ea");
   });
 });

@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isValidUtf8, Utf8Validator } from "../../core/utf8.ts";
+import { hex as hexBytes } from "../support/bytes.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -73,9 +74,8 @@ function firstFalsePush(validator: Utf8Validator, bytes: Uint8Array): number {
   return -1;
 }
 
-function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
-}
+/** Bytes as hex, space-separated, for failure messages and keys. */
+const hex = (bytes: ArrayLike<number>): string => hexBytes(bytes, " ");
 
 /** Byte values around every boundary that matters for UTF-8. */
 const EDGES = [0x00, 0x41, 0x7f, 0x80, 0x81, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff];

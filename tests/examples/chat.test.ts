@@ -2,7 +2,7 @@
  * The chat & draw demo (examples/chat/), end to end: its server runs as a program on the
  * runtime running this test, and headless Chromium pages use it as a person would.
  *
- * Chromium is started directly as a child process (as in tests/interop/chromium.test.ts) with
+ * Chromium is started directly as a child process (tests/support/chromium.ts) with
  * `--remote-debugging-port=0`, and driven over the DevTools protocol by our own WebSocket
  * client: pages are opened, typed into, drawn on with real mouse events, read (DOM and canvas
  * pixels) and photographed — no browser-automation dependency. Everything is on loopback,
@@ -14,16 +14,17 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName, WebSocket } from "../../adapters/auto.ts";
 import { Child } from "../support/child.ts";
+import { Chromium, CHROMIUM } from "../support/chromium.ts";
 import { delay, RawClient, until } from "../support/net.ts";
+import { withTimeout } from "../support/time.ts";
 
-const CHROMIUM = process.env.ANYWS_CHROMIUM ?? "/usr/bin/chromium";
 const SHOTS = tmpdir();
 const JOIN_TIMEOUT = 1500;
 
@@ -223,42 +224,20 @@ async function startServer(port: number): Promise<{ child: Child; url: string; p
   return { child, url, port: Number(new URL(url).port) };
 }
 
-async function processesWith(marker: string): Promise<number[]> {
-  if (!existsSync("/proc/self/cmdline")) return [];
-  const pids: number[] = [];
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if ((await readFile(`/proc/${name}/cmdline`, "utf8")).includes(marker)) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-async function startChromium(profile: string): Promise<{ browser: Child; cdp: Cdp }> {
-  const browser = new Child(CHROMIUM, [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-dev-shm-usage",
+/** Chromium with its DevTools port open. */
+function startChromium(): Promise<Chromium> {
+  return Chromium.launch("anyws-chat-chromium-", "about:blank", [
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
     "--font-render-hinting=none",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
-    `--user-data-dir=${profile}`,
-    "about:blank",
   ]);
+}
+
+/** Our DevTools client, connected to `chromium`. */
+async function devTools({ browser, profile }: Chromium): Promise<Cdp> {
   // Chromium writes the port it picked, and the browser target's path, into the profile.
   let endpoint = "";
   await until(() => {
@@ -272,7 +251,7 @@ async function startChromium(profile: string): Promise<{ browser: Child; cdp: Cd
     throw new Error(`${error.message}\n${browser.describe()}`);
   });
   if (!endpoint) throw new Error(`Chromium exited\n${browser.describe()}`);
-  return { browser, cdp: await Cdp.connect(endpoint) };
+  return await Cdp.connect(endpoint);
 }
 
 // ---- a client that breaks the rules ----------------------------------------------------------
@@ -291,18 +270,6 @@ async function hostile(url: string) {
     ws.addEventListener("close", () => reject(new Error("the hostile client could not connect")));
   });
   return { ws, received, closed: withTimeout(closed, 10_000, "the server to close the hostile client") };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const join_ = (nick: string, room: string) => JSON.stringify({ t: "join", nick, room });
@@ -333,9 +300,8 @@ test(`chat server on ${runtimeName}: settings from flags and environment, checke
 
 describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
   let server: { child: Child; url: string; port: number } | null = null;
-  let browser: Child | null = null;
+  let chromium: Chromium | null = null;
   let cdp: Cdp | null = null;
-  let profile = "";
   const pages: Page[] = [];
   let alice: Page;
   let bob: Page;
@@ -350,23 +316,15 @@ describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
   before(async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
     server = await startServer(0);
-    profile = await mkdtemp(join(tmpdir(), "anyws-chat-chromium-"));
-    ({ browser, cdp } = await startChromium(profile));
+    chromium = await startChromium();
+    cdp = await devTools(chromium);
   });
 
   after(async () => {
     for (const page of pages) await page.close();
     cdp?.close();
-    if (browser) await browser.kill(3000);
-    for (const pid of await processesWith(profile)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
+    await chromium?.close();
     if (server) await server.child.kill(3000);
-    if (profile) await rm(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
   });
 
   test("one port serves the page, its files and the WebSocket", async () => {

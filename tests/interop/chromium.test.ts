@@ -11,14 +11,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { type AddressInfo } from "node:net";
-import { createServer } from "node:http";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { runtimeName } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
-import { Child } from "../support/child.ts";
+import { Chromium, CHROMIUM, servePage } from "../support/chromium.ts";
 import {
   assertBytes,
   assertExchange,
@@ -38,8 +33,6 @@ import {
   TEXT,
   withTimeout,
 } from "../support/interop.ts";
-
-const CHROMIUM = process.env.ANYWS_CHROMIUM ?? "/usr/bin/chromium";
 
 /**
  * The page. On socket A it sends a hello (what it negotiated), then TEXT, BINARY and BIG; it
@@ -102,43 +95,6 @@ function finish() {
   return `<!doctype html><meta charset="utf-8"><title>anyws interop</title><script>${script}</script>`;
 }
 
-/** Serves `html` at http://127.0.0.1:<port>/ (and 404 elsewhere). */
-async function servePage(html: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((request, response) => {
-    if (request.url === "/") {
-      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      response.end(html);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-/** Processes still running with `marker` on their command line (Linux /proc; [] elsewhere). */
-async function processesWith(marker: string): Promise<number[]> {
-  if (!existsSync("/proc/self/cmdline")) return [];
-  const pids: number[] = [];
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if ((await readFile(`/proc/${name}/cmdline`, "utf8")).includes(marker)) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 function json(record: ServerRecord, index: number): Record<string, unknown> {
   const m = record.messages[index];
   assert.ok(m && "text" in m, `message ${index} from the page should be text: ${JSON.stringify(m)?.slice(0, 200)}`);
@@ -164,24 +120,9 @@ describe(`interop on ${runtimeName}: our server × headless Chromium`, () => {
       },
     });
     const pageServer = await servePage(page(ours.port));
-    const profile = await mkdtemp(join(tmpdir(), "anyws-chromium-"));
-    let browser: Child | null = null;
+    let browser: Chromium | null = null;
     try {
-      browser = new Child(CHROMIUM, [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        `--user-data-dir=${profile}`,
-        pageServer.url,
-      ]);
+      browser = await Chromium.launch("anyws-chromium-", pageServer.url);
       const b = browser;
       const a = await withTimeout(ours.next(), 15_000, "Chromium to connect").catch((error) => {
         throw new Error(`${(error as Error).message}\n${b.describe()}`);
@@ -233,19 +174,9 @@ describe(`interop on ${runtimeName}: our server × headless Chromium`, () => {
       assert.equal(otherClosed.wasClean, true);
       assert.deepEqual(a.errors, []);
     } finally {
-      if (browser) await browser.kill(3000);
-      // Chromium's helpers (zygote, renderer, network service) normally leave with it; any that
-      // did not are found by the profile on their command line and killed by pid.
-      for (const pid of await processesWith(profile)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
+      await browser?.close();
       await ours.server.close({ timeout: 1000 });
       await pageServer.close();
-      await rm(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
     }
   });
 });

@@ -13,18 +13,16 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import WsWebSocket, { WebSocketServer as WsServer } from "ws";
 import { createZlibCodec, runtimeName } from "../../adapters/auto.ts";
 import type { DeflateCodec } from "../../core/mod.ts";
-import { Child, findPython, sourcePath } from "../support/child.ts";
+import { Child } from "../support/child.ts";
+import { Chromium, CHROMIUM, servePage } from "../support/chromium.ts";
+import { answerPythonClient, PARAMETERS, python, SCRIPT } from "../support/python.ts";
+import { until } from "../support/time.ts";
 import {
   BIG,
-  BIG_SIZE,
   BINARY,
   CLOSE_CODE,
   CLOSE_CODE_2,
@@ -32,26 +30,12 @@ import {
   CLOSE_REASON_2,
   hex,
   openClient,
-  PING,
-  PING_2,
   type Received,
   startRecordingServer,
   TEXT,
   toBytes,
   withTimeout,
 } from "../support/interop.ts";
-
-function delay(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
 
 /** JSON-like text that compresses well (the same formula is in the browser page below). */
 function jsonLike(size: number): string {
@@ -195,8 +179,6 @@ describe(`permessage-deflate interop on ${runtimeName}: anyws × ${wsPeer}`, () 
 
 // ---- Chromium --------------------------------------------------------------------------------
 
-const CHROMIUM = process.env.ANYWS_CHROMIUM ?? "/usr/bin/chromium";
-
 /**
  * The page: opens a socket to our server, reports what it negotiated, sends short text, big
  * compressible text and compressible binary, checks the echoes against its own copies, reports,
@@ -247,66 +229,15 @@ ws.onmessage = (e) => {
   return `<!doctype html><meta charset="utf-8"><title>anyws permessage-deflate</title><script>${script}</script>`;
 }
 
-async function servePage(html: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = createServer((request, response) => {
-    if (request.url === "/") {
-      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      response.end(html);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-/** Processes still running with `marker` on their command line (Linux /proc; [] elsewhere). */
-async function processesWith(marker: string): Promise<number[]> {
-  if (!existsSync("/proc/self/cmdline")) return [];
-  const pids: number[] = [];
-  for (const name of await readdir("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if ((await readFile(`/proc/${name}/cmdline`, "utf8")).includes(marker)) pids.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 describe(`permessage-deflate interop on ${runtimeName}: our server × headless Chromium`, () => {
   test(`Chromium negotiates permessage-deflate with our server and round-trips compressible messages (${CHROMIUM})`, async () => {
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
     const { codec, counts } = countingCodec();
     const ours = await startRecordingServer({ server: { perMessageDeflate: { codec } } });
     const pageServer = await servePage(page(ours.port));
-    const profile = await mkdtemp(join(tmpdir(), "anyws-chromium-deflate-"));
-    let browser: Child | null = null;
+    let browser: Chromium | null = null;
     try {
-      browser = new Child(CHROMIUM, [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
-        `--user-data-dir=${profile}`,
-        pageServer.url,
-      ]);
+      browser = await Chromium.launch("anyws-chromium-deflate-", pageServer.url);
       const b = browser;
       const record = await withTimeout(ours.next(), 15_000, "Chromium to connect").catch((error) => {
         throw new Error(`${(error as Error).message}\n${b.describe()}`);
@@ -333,35 +264,16 @@ describe(`permessage-deflate interop on ${runtimeName}: our server × headless C
       assert.deepEqual(await record.closed, { code: CLOSE_CODE, reason: CLOSE_REASON, wasClean: true });
       assert.deepEqual(record.errors, []);
     } finally {
-      if (browser) await browser.kill(3000);
-      for (const pid of await processesWith(profile)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
+      await browser?.close();
       await ours.server.close({ timeout: 1000 });
       await pageServer.close();
-      await rm(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
     }
   });
 });
 
 // ---- python-websockets -------------------------------------------------------------------------
 
-const SCRIPT = sourcePath("./python_websockets_peer.py", import.meta.url);
-const python = findPython();
 const pythonPeer = python ? `python-websockets ${python.version}` : "python-websockets";
-const PARAMETERS = {
-  text: TEXT,
-  binary_hex: hex(BINARY),
-  big_size: BIG_SIZE,
-  ping_hex: hex(PING),
-  ping2_hex: hex(PING_2),
-  close: [CLOSE_CODE, CLOSE_REASON],
-  close2: [CLOSE_CODE_2, CLOSE_REASON_2],
-};
 
 describe(`permessage-deflate interop on ${runtimeName}: anyws × ${pythonPeer}`, () => {
   test(`our server × ${pythonPeer} client (it compresses by default)`, async () => {
@@ -369,18 +281,7 @@ describe(`permessage-deflate interop on ${runtimeName}: anyws × ${pythonPeer}`,
     const { codec, counts } = countingCodec();
     const ours = await startRecordingServer({
       server: { perMessageDeflate: { codec, threshold: 0 } },
-      onMessage(record, data) {
-        if (data === "ping me") {
-          record.socket.ping(PING_2);
-          record.socket.send("pinged");
-          return true;
-        }
-        if (data === "close me") {
-          record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
-          return true;
-        }
-        return false;
-      },
+      onMessage: answerPythonClient,
     });
     const child = new Child(python.command, [SCRIPT, JSON.stringify({ ...PARAMETERS, mode: "client", url: `ws://127.0.0.1:${ours.port}/` })]);
     try {

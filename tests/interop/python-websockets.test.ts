@@ -8,12 +8,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { runtimeName } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
-import { Child, findPython, sourcePath } from "../support/child.ts";
+import { Child } from "../support/child.ts";
+import { answerPythonClient, PARAMETERS, python, SCRIPT } from "../support/python.ts";
 import {
   assertBytes,
   assertExchange,
   BIG,
-  BIG_SIZE,
   BINARY,
   clientCell,
   CLOSE_CODE,
@@ -29,19 +29,7 @@ import {
   withTimeout,
 } from "../support/interop.ts";
 
-const SCRIPT = sourcePath("./python_websockets_peer.py", import.meta.url);
-const python = findPython();
 const peer = python ? `python-websockets ${python.version}` : "python-websockets";
-
-const PARAMETERS = {
-  text: TEXT,
-  binary_hex: hex(BINARY),
-  big_size: BIG_SIZE,
-  ping_hex: hex(PING),
-  ping2_hex: hex(PING_2),
-  close: [CLOSE_CODE, CLOSE_REASON],
-  close2: [CLOSE_CODE_2, CLOSE_REASON_2],
-};
 
 type Described = { text: string } | { length: number; sha256: string; hex?: string };
 
@@ -71,18 +59,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
   test(`our server × ${peer} client: text, binary, 1 MiB, pings both ways, closes both ways`, async () => {
     assert.ok(python, "python3-websockets is missing");
     const ours = await startRecordingServer({
-      onMessage(record, data) {
-        if (data === "ping me") {
-          record.socket.ping(PING_2);
-          record.socket.send("pinged");
-          return true;
-        }
-        if (data === "close me") {
-          record.socket.close(CLOSE_CODE_2, CLOSE_REASON_2);
-          return true;
-        }
-        return false;
-      },
+      onMessage: answerPythonClient,
     });
     const child = new Child(python.command, [
       SCRIPT,

@@ -7,8 +7,9 @@ const decoder = new TextDecoder();
 export const utf8 = (text: string): Uint8Array => encoder.encode(text);
 export const fromUtf8 = (bytes: Uint8Array): string => decoder.decode(bytes);
 
-export function hex(bytes: ArrayLike<number>): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+/** Lower-case hex, two digits a byte, joined by `separator`. */
+export function hex(bytes: ArrayLike<number>, separator = ""): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(separator);
 }
 
 /**

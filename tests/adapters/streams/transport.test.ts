@@ -10,18 +10,7 @@ import { concatBytes } from "../../../core/bytes.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { delay } from "../../support/time.ts";
 import { echoChunk, endGracefully, Recorder } from "../../support/transport-recorder.ts";
-
-type Streams = { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> };
-
-/** Two stream pairs, each end's writable feeding the other end's readable. */
-function pipePair(): [Streams, Streams] {
-  const ab = new TransformStream<Uint8Array, Uint8Array>();
-  const ba = new TransformStream<Uint8Array, Uint8Array>();
-  return [
-    { readable: ba.readable, writable: ab.writable },
-    { readable: ab.readable, writable: ba.writable },
-  ];
-}
+import { pipePair } from "../../support/streams.ts";
 
 /** A readable that has already ended. */
 const ended = () => new ReadableStream<Uint8Array>({ start: (c) => c.close() });

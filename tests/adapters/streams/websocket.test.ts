@@ -1,18 +1,9 @@
 /** The server and the client over in-memory Web Streams: no socket at all, any runtime. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { acceptStreams, type ByteStreams, createStreamsWebSocket, WebSocketServer } from "../../../adapters/streams/mod.ts";
+import { acceptStreams, createStreamsWebSocket, WebSocketServer } from "../../../adapters/streams/mod.ts";
 import { until } from "../../support/net.ts";
-
-/** Two connected ends of an in-memory duplex byte stream. */
-function duplexPair(): [ByteStreams, ByteStreams] {
-  const aToB = new TransformStream<Uint8Array, Uint8Array>();
-  const bToA = new TransformStream<Uint8Array, Uint8Array>();
-  return [
-    { readable: bToA.readable, writable: aToB.writable },
-    { readable: aToB.readable, writable: bToA.writable },
-  ];
-}
+import { pipePair } from "../../support/streams.ts";
 
 test("a WebSocket server and client talk over a pair of TransformStreams", async () => {
   const seen: { host: string; port: number }[] = [];
@@ -23,7 +14,7 @@ test("a WebSocket server and client talk over a pair of TransformStreams", async
   });
   const WebSocket = createStreamsWebSocket((target) => {
     seen.push({ host: target.host, port: target.port });
-    const [clientEnd, serverEnd] = duplexPair();
+    const [clientEnd, serverEnd] = pipePair();
     acceptStreams(server, serverEnd, { remoteAddress: "in-memory" });
     return clientEnd;
   });
