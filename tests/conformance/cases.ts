@@ -17,6 +17,7 @@ import {
   type ExpectedClose,
   type RxEvent,
 } from "./session.ts";
+import { type DataKind, payloadOf } from "./deflate.ts";
 import { type ByteSource, bytes, closePayload, concat, equalBytes, fromHex, frameBytes, isUtf8, OP, rawHeader, repeatTo } from "./wire.ts";
 
 const NORMAL = 1000;
@@ -913,56 +914,101 @@ peerFragmentCase("10.1.3", "Send a binary message of 65536 octets.", [{ binary: 
 peerFragmentCase("10.1.4", "Send a text message of 8000 3-octet characters (€), so that fragment boundaries fall inside characters.", [{ binary: false, data: bytes("€".repeat(8000)) }]);
 peerFragmentCase("10.1.5", "Send text messages of 0, 1300 and 2600 octets (no empty trailing fragment).", [0, 1300, 2600].map((n) => ({ binary: false, data: repeatTo("x", n) })));
 
-// ---- 12, 13 permessage-deflate (PENDING) -------------------------------------------------------------
+// ---- 12, 13 permessage-deflate ------------------------------------------------------------------------
 
-const PENDING_DEFLATE = "permessage-deflate (RFC 7692) is not implemented yet; these cases run once it is.";
 const DEFLATE_SIZES: [number, number][] = [
   [16, 0], [64, 0], [256, 0], [1024, 0], [4096, 0], [8192, 0], [16384, 0], [32768, 0], [65536, 0], [131072, 0],
   [8192, 256], [16384, 256], [32768, 256], [65536, 256], [131072, 256], [131072, 1024], [131072, 4096], [131072, 32768],
 ];
-const DEFLATE_DATA = [
-  "JSON data (text)",
-  "a 512×512 bitmap (binary)",
-  "human-readable text, Goethe's Faust I (binary)",
-  "HTML (text)",
-  "a PDF (binary)",
+const DEFLATE_DATA: [DataKind, boolean, string][] = [
+  ["json", false, "JSON data (text)"],
+  ["bitmap", true, "a 512×512 bitmap (binary)"],
+  ["faust", true, "human-readable text, in the style of Goethe's Faust I (binary)"],
+  ["html", false, "HTML (text)"],
+  ["pdf", true, "PDF-like data: text and incompressible streams (binary)"],
 ];
-/** 13.x: [client offers, server accepts], in RFC 7692 §7.1 parameters. */
-const DEFLATE_PARAMS = [
-  "offer: (none); accept: (none)",
-  "offer: client_no_context_takeover; accept: server_no_context_takeover",
-  "offer: client_max_window_bits=9; accept: server_max_window_bits=9",
-  "offer: client_max_window_bits=15; accept: server_max_window_bits=15",
-  "offer: no_context_takeover + max_window_bits=9; accept: both",
-  "offer: no_context_takeover + max_window_bits=15; accept: both",
-  "offers: (no_context_takeover, 9), (no_context_takeover), (); accept: the first acceptable",
+/** 13.x: Autobahn's (no_context_takeover, max_window_bits) tuples, what the fuzzer asks of the peer. */
+const DEFLATE_PARAMS: [boolean, number][][] = [
+  [[false, 0]],
+  [[true, 0]],
+  [[false, 8]],
+  [[false, 15]],
+  [[true, 8]],
+  [[true, 15]],
+  [[true, 8], [true, 0], [false, 0]],
 ];
+const describeRequest = ([nct, bits]: [boolean, number]) =>
+  nct || bits ? [nct ? "no_context_takeover" : "", bits ? `max_window_bits=${bits}` : ""].filter(Boolean).join(" + ") : "(nothing)";
+
+function deflateCase(id: string, section: number, description: string, requests: [boolean, number][], kind: DataKind, binary: boolean, size: number, frag: number): void {
+  add({
+    id,
+    section,
+    description,
+    expectation: "Each message is echoed (compressed or not, as the peer chooses: RFC 7692 §6). Clean close with normal code.",
+    deflate: { requests: requests.map(([noContextTakeover, maxWindowBits]) => ({ noContextTakeover, maxWindowBits })) },
+    // The give-up timer is killAfter below, which grows with ANYWS_CONFORMANCE_DEFLATE_MESSAGES.
+    timeout: 600_000,
+    run(ctx) {
+      if (!ctx.deflate) {
+        ctx.behavior = "INFORMATIONAL";
+        ctx.result = "the peer did not negotiate permessage-deflate (UNIMPLEMENTED in Autobahn's terms)";
+        ctx.expect({}, closeNormal);
+        void ctx.sendClose(NORMAL);
+        ctx.killAfter(1000);
+        return;
+      }
+      const count = ctx.settings.deflateMessages;
+      const messages = Array.from({ length: count }, (_, i) => payloadOf(kind, size, i));
+      ctx.expect({ OK: messages.map((m) => (binary ? ev.binary(m) : ev.text(m))) }, closeNormal);
+      for (const m of messages) void ctx.sendMessage(m, { binary, fragmentSize: frag || undefined, compress: true });
+      ctx.killAfter(Math.max(10_000, count * (size / 1024) * 2));
+    },
+    onEvent(ctx, e) {
+      // A wrong echo decides the case: close now rather than wait for the rest until the kill.
+      const i = ctx.received.length;
+      const want = binary ? ev.binary(payloadOf(kind, size, i)) : ev.text(payloadOf(kind, size, i));
+      const same = e.type === "message" && e.binary === binary && equalBytes(e.data, (want as { data: Uint8Array }).data);
+      if (!same && ctx.isOpen) {
+        ctx.note(`echo ${i + 1} differs from message ${i + 1}: closing`);
+        void ctx.sendClose(NORMAL);
+      }
+      return false;
+    },
+  });
+}
+
 /** Sub-section titles of 12 and 13. */
 export const DEFLATE_GROUPS: Record<string, string> = {};
-DEFLATE_DATA.forEach((data, d) => {
+DEFLATE_DATA.forEach(([kind, binary, data], d) => {
   DEFLATE_GROUPS[`12.${d + 1}`] = data;
   DEFLATE_SIZES.forEach(([size, frag], i) => {
-    add({
-      id: `12.${d + 1}.${i + 1}`,
-      section: 12,
-      description: `Send 1000 compressed messages of ${size} octets of ${data}, auto-fragmented to ${frag || "no"} octets; permessage-deflate with the default offer.`,
-      expectation: "Each message is echoed (compressed).",
-      pending: PENDING_DEFLATE,
-      run() {},
-    });
+    deflateCase(
+      `12.${d + 1}.${i + 1}`,
+      12,
+      `Send compressed messages of ${size} octets of ${data}, ${frag ? `in frames of ${frag} compressed octets` : "unfragmented"}; permessage-deflate with the default offer (Autobahn: 1000 messages; here ANYWS_CONFORMANCE_DEFLATE_MESSAGES, default 10).`,
+      [[false, 0]],
+      kind,
+      binary,
+      size,
+      frag,
+    );
   });
 });
-DEFLATE_PARAMS.forEach((params, p) => {
-  DEFLATE_GROUPS[`13.${p + 1}`] = params;
+DEFLATE_PARAMS.forEach((requests, p) => {
+  const params = requests.map(describeRequest).join(", ");
+  DEFLATE_GROUPS[`13.${p + 1}`] = `asks ${params}`;
   DEFLATE_SIZES.forEach(([size, frag], i) => {
-    add({
-      id: `13.${p + 1}.${i + 1}`,
-      section: 13,
-      description: `Send 1000 compressed messages of ${size} octets of JSON data, auto-fragmented to ${frag || "no"} octets; permessage-deflate, ${params}.`,
-      expectation: "Each message is echoed (compressed).",
-      pending: PENDING_DEFLATE,
-      run() {},
-    });
+    deflateCase(
+      `13.${p + 1}.${i + 1}`,
+      13,
+      `Send compressed messages of ${size} octets of JSON data, ${frag ? `in frames of ${frag} compressed octets` : "unfragmented"}; permessage-deflate, the fuzzer asking the peer for ${params} (a fuzzing client offers ${requests.length > 1 ? "these as three offers, " : ""}server_no_context_takeover / server_max_window_bits, and client_max_window_bits; a fuzzing server answers the first offer with client_no_context_takeover / client_max_window_bits if the client offered it${requests.length > 1 ? ", asking for the first tuple" : ""}).`,
+      requests,
+      "json",
+      false,
+      size,
+      frag,
+    );
   });
 });
 

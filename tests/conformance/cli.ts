@@ -69,7 +69,8 @@ async function merge(): Promise<number> {
     date: new Date().toISOString().slice(0, 10),
     command: args.get("command") || "node tests/conformance/write-results.mjs",
     notes: [
-      "Runs: each implementation echoes every message. Ours with its defaults (a second `serve()` with `fragmentSize: 1300` for 10.1.2–10.1.5, and the client with `fragmentSize` there); `ws` with `perMessageDeflate: false` and `maxFragments: 100000`, our default (its own default, 16384, fails 9.3.1 and 9.4.1 with 1008, a limit RFC 6455 §10.4 allows). Close codes in the last table are those of the peer's close frame.",
+      "Runs: each implementation echoes every message. Ours with its defaults, except `perMessageDeflate: true` on `serve()` (off by default; the client offers it by default) (a second `serve()` with `fragmentSize: 1300` for 10.1.2–10.1.5, and the client with `fragmentSize` there); `ws` with `perMessageDeflate: true` and `maxFragments: 100000`, our default (its own default, 16384, fails 9.3.1 and 9.4.1 with 1008, a limit RFC 6455 §10.4 allows). Close codes in the last table are those of the peer's close frame.",
+      `Sections 12 and 13 (permessage-deflate) send ${settings.deflateMessages} messages per case (Autobahn: 1000; ANYWS_CONFORMANCE_DEFLATE_MESSAGES=1000 for as many), with generated payloads of Autobahn's kinds; the fuzzer compresses and inflates with node:zlib directly.`,
     ],
   });
   if (out) await writeFile(out, markdown);

@@ -6,6 +6,7 @@
 import { runtime } from "../../adapters/auto.ts";
 import type { Transport, TransportHandler } from "../../adapters/shared/transport.ts";
 import { type CaseDef, type CaseResult, DEFAULT_SETTINGS, notRun, Session, type Settings } from "./session.ts";
+import { checkAnswer, type Negotiated, offerHeader } from "./deflate.ts";
 import { acceptFor, HeadReader, headerHasToken, type HttpHead, Random, textEncoder } from "./wire.ts";
 
 export interface FuzzingClientOptions {
@@ -63,8 +64,8 @@ async function runClientCase(c: CaseDef, options: FuzzingClientOptions, settings
       }
       if (response === null) return;
       if (response) {
-        const problem = checkResponse(response.startLine, response.headers, key);
-        if (problem) {
+        const problem = checkResponse(response.startLine, response.headers, key, c);
+        if (typeof problem === "string") {
           failure = problem;
         } else {
           session = new Session({
@@ -74,6 +75,7 @@ async function runClientCase(c: CaseDef, options: FuzzingClientOptions, settings
             settings,
             random,
             peerFragmentSize: fragmenting ? options.peerFragmentSize : undefined,
+            deflate: problem,
           });
           session.start(response.rest);
         }
@@ -107,7 +109,8 @@ async function runClientCase(c: CaseDef, options: FuzzingClientOptions, settings
   const path = (url.pathname || "/") + url.search;
   transport.write([textEncoder.encode(
     `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: anyws-fuzzingclient\r\n\r\n`,
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: anyws-fuzzingclient\r\n` +
+      (c.deflate ? `Sec-WebSocket-Extensions: ${offerHeader(c.deflate)}\r\n` : "") + "\r\n",
   )]);
   const timer = setTimeout(() => {
     failure ??= "no handshake response within 10 s";
@@ -120,12 +123,13 @@ async function runClientCase(c: CaseDef, options: FuzzingClientOptions, settings
   return (session as Session).done;
 }
 
-/** RFC 6455 §4.1, the client's checks of the server's response. */
-function checkResponse(statusLine: string, headers: Map<string, string>, key: string): string | null {
+/** RFC 6455 §4.1, the client's checks of the server's response: why it fails, or the permessage-deflate agreement. */
+function checkResponse(statusLine: string, headers: Map<string, string>, key: string, c: CaseDef): string | Negotiated | null {
   if (!/^HTTP\/1\.1 101(\s|$)/.test(statusLine)) return `the server answered "${statusLine}"`;
   if (headers.get("upgrade")?.toLowerCase() !== "websocket") return "the response's Upgrade is not websocket";
   if (!headerHasToken(headers.get("connection"), "upgrade")) return "the response's Connection has no Upgrade";
   if (headers.get("sec-websocket-accept") !== acceptFor(key)) return "the response's Sec-WebSocket-Accept is wrong";
+  if (c.deflate) return checkAnswer(c.deflate, headers.get("sec-websocket-extensions"));
   if (headers.has("sec-websocket-extensions")) return "the server accepted an extension that was not offered";
   return null;
 }

@@ -14,6 +14,7 @@
 import { runtime } from "../../adapters/auto.ts";
 import type { Listener, Transport, TransportHandler } from "../../adapters/shared/transport.ts";
 import { type CaseDef, type CaseResult, DEFAULT_SETTINGS, notRun, Session, type Settings } from "./session.ts";
+import { answerOffer, type Negotiated } from "./deflate.ts";
 import { acceptFor, closePayload, frameBytes, HeadReader, headerHasToken, type HttpHead, OP, Random, textEncoder } from "./wire.ts";
 
 export interface FuzzingServerOptions {
@@ -87,9 +88,10 @@ export async function startFuzzingServer(options: FuzzingServerOptions): Promise
         if (!/^[A-Za-z0-9+/]{22}==$/.test(key)) return reject("400 Bad Request", "bad Sec-WebSocket-Key");
         const url = new URL(target ?? "/", "http://fuzzingserver");
         const q = url.searchParams;
-        const switching = () =>
+        const switching = (deflate: Negotiated | null = null) =>
           transport.write([textEncoder.encode(
-            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n\r\n`,
+            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(key)}\r\n` +
+              (deflate ? `Sec-WebSocket-Extensions: ${deflate.header}\r\n` : "") + "\r\n",
           )]);
         if (url.pathname === "/getCaseCount" || url.pathname === "/getCaseInfo" || url.pathname === "/updateReports") {
           let text: string | null = null;
@@ -106,7 +108,8 @@ export async function startFuzzingServer(options: FuzzingServerOptions): Promise
         const agent = q.get("agent") ?? "unknown";
         const c = q.has("casetuple") ? byId.get(q.get("casetuple")!) : cases[Number(q.get("case")) - 1];
         if (!c) return reject("404 Not Found", "no such case");
-        switching();
+        const deflate = c.deflate && !c.pending ? answerOffer(c.deflate, h.get("sec-websocket-extensions")) : null;
+        switching(deflate);
         const skipped = c.pending
           ? notRun(c, "PENDING", c.pending)
           : (c.messageSize ?? 0) > settings.maxMessageSize
@@ -118,7 +121,7 @@ export async function startFuzzingServer(options: FuzzingServerOptions): Promise
           return;
         }
         const fragmentSize = q.has("fragmentSize") ? Number(q.get("fragmentSize")) : undefined;
-        const session = new Session({ role: "server", def: c, transport, settings, random, peerFragmentSize: fragmentSize });
+        const session = new Session({ role: "server", def: c, transport, settings, random, peerFragmentSize: fragmentSize, deflate });
         inner = session;
         void session.done.then((r) => record(agent, r));
         session.start(request.rest);

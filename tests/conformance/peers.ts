@@ -39,7 +39,8 @@ export async function startAnywsServer(): Promise<ServerUnderTest> {
     },
     error() {},
   };
-  const server = await serve({ port: 0, hostname: "127.0.0.1" }, handlers);
+  // permessage-deflate is off by default in serve(): on here, with its default parameters.
+  const server = await serve({ port: 0, hostname: "127.0.0.1", perMessageDeflate: true }, handlers);
   const fragmenting = await serve({ port: 0, hostname: "127.0.0.1", fragmentSize: PEER_FRAGMENT_SIZE }, handlers);
   return {
     name: `anyws serve() on ${runtimeName}`,
@@ -85,7 +86,7 @@ const WS_LIMITS = { maxFragments: 100_000 };
 
 /** `ws`'s WebSocketServer, echoing. It has no option to fragment what it sends. */
 export async function startWsServer(): Promise<ServerUnderTest> {
-  const wss = new WsServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, ...WS_LIMITS });
+  const wss = new WsServer({ host: "127.0.0.1", port: 0, perMessageDeflate: true, ...WS_LIMITS });
   await new Promise<void>((resolve, reject) => {
     wss.once("listening", () => resolve());
     wss.once("error", reject);
@@ -111,7 +112,7 @@ export const wsClient: ClientUnderTest = {
   canFragment: false,
   run(url) {
     return new Promise((resolve) => {
-      const ws = new WsWebSocket(url, { perMessageDeflate: false, ...WS_LIMITS });
+      const ws = new WsWebSocket(url, { perMessageDeflate: true, ...WS_LIMITS });
       ws.on("message", (data: unknown, isBinary: boolean) => {
         if (ws.readyState === WsWebSocket.OPEN) ws.send(data as Uint8Array, { binary: isBinary });
       });

@@ -31,7 +31,8 @@ type Flaw =
   | "wrong-masking" // masks as a server, does not mask as a client
   | "keeps-tcp" // (server) does not close TCP after the closing handshake
   | "no-close-reply" // never answers a close frame
-  | "code-1011"; // fails with 1011 instead of the right code
+  | "code-1011" // fails with 1011 instead of the right code
+  | "no-inflate"; // negotiates permessage-deflate, then echoes the compressed bytes as they came, without RSV1
 
 /** A naive endpoint on a transport whose handshake is done: echoes messages, answers pings and closes. */
 function naivePeer(transport: Transport, isServer: boolean, flaw: Flaw) {
@@ -52,7 +53,7 @@ function naivePeer(transport: Transport, isServer: boolean, flaw: Flaw) {
     onData(chunk: Uint8Array) {
       for (const f of reader.push(chunk)) {
         if (closed && f.opcode !== OP.CLOSE) continue;
-        if (strict && (f.rsv !== 0 || (f.opcode > 2 && f.opcode < 8) || f.opcode > 10)) return fail(1002);
+        if (strict && ((f.rsv !== 0 && !(flaw === "no-inflate" && f.rsv === 4)) || (f.opcode > 2 && f.opcode < 8) || f.opcode > 10)) return fail(1002);
         if (strict && f.opcode >= 8 && (!f.fin || f.payload.length > 125)) return fail(1002);
         if (f.opcode === OP.PING) send(OP.PONG, f.payload);
         else if (f.opcode === OP.CLOSE) {
@@ -118,7 +119,8 @@ async function naiveServer(flaw: Flaw) {
         const request = head.push(chunk);
         if (!request) return;
         transport.write([textEncoder.encode(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(request.headers.get("sec-websocket-key")!)}\r\n\r\n`,
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptFor(request.headers.get("sec-websocket-key")!)}\r\n` +
+            (flaw === "no-inflate" && request.headers.get("sec-websocket-extensions")?.includes("permessage-deflate") ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") + "\r\n",
         )]);
         inner = naivePeer(transport, true, flaw);
         if (request.rest.length) inner.onData(request.rest);
@@ -150,7 +152,8 @@ function naiveClient(url: string, flaw: Flaw): Promise<void> {
       onClose: () => resolve(),
     })).then((transport) => {
       transport.write([textEncoder.encode(
-        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+          (flaw === "no-inflate" ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") + "\r\n",
       )]);
     }, reject);
   });
@@ -180,11 +183,15 @@ const EXPECTATIONS: [Flaw, string, Verdict][] = [
   ["no-close-reply", "7.3.3", "FAILED"],
   ["code-1011", "3.1", "NON-STRICT"], // Autobahn: WRONG CODE
   ["code-1011", "6.3.1", "NON-STRICT"],
+  ["none", "12.1.1", "INFORMATIONAL"], // does not negotiate permessage-deflate (Autobahn: UNIMPLEMENTED)
+  ["no-inflate", "12.2.10", "FAILED"], // binary: the echo differs
+  ["no-inflate", "13.1.4", "FAILED"], // text: compressed bytes are not UTF-8
 ];
 const SERVER_ONLY: [Flaw, string, Verdict][] = [["keeps-tcp", "1.1.1", "NON-STRICT"]]; // FAILED BY CLIENT
 
 describe(`conformance self-test on ${runtimeName}: flawed peers get the verdicts they deserve`, () => {
-  test("fuzzing client × naive server", async () => {
+  // About 5 s each: over Bun's default per-test timeout for a bare `bun test` (npm test passes 60 s).
+  test("fuzzing client × naive server", { timeout: 60_000 }, async () => {
     const wrong: string[] = [];
     for (const [flaw, id, verdict] of [...EXPECTATIONS, ...SERVER_ONLY]) {
       const server = await naiveServer(flaw);
@@ -198,7 +205,7 @@ describe(`conformance self-test on ${runtimeName}: flawed peers get the verdicts
     assert.deepEqual(wrong, []);
   });
 
-  test("naive client × fuzzing server", async () => {
+  test("naive client × fuzzing server", { timeout: 60_000 }, async () => {
     const fuzzer = await startFuzzingServer({ cases: selectCases(EXPECTATIONS.map(([, id]) => id)), settings });
     const wrong: string[] = [];
     try {

@@ -29,6 +29,7 @@ import {
   toHex,
   yieldToPeer,
 } from "./wire.ts";
+import { DeflateEngine, type DeflateCase, type Negotiated } from "./deflate.ts";
 
 // ---- results --------------------------------------------------------------------------------
 
@@ -157,6 +158,8 @@ export interface Settings {
   maxMessageSize: number;
   /** Seed of the masking keys (and any other randomness). */
   seed: number;
+  /** Messages per case in sections 12 and 13 (Autobahn: 1000). */
+  deflateMessages: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -166,6 +169,7 @@ export const DEFAULT_SETTINGS: Settings = {
   serverDropTimeout: 1000,
   maxMessageSize: 4 * 1024 * 1024,
   seed: 0,
+  deflateMessages: 10,
 };
 
 export interface SendFrame {
@@ -182,6 +186,16 @@ export interface SendFrame {
   sync?: boolean;
 }
 
+export interface MessageOptions {
+  binary?: boolean;
+  /** Frames of at most this many payload bytes (of the compressed payload, if compressed). */
+  fragmentSize?: number;
+  chop?: number;
+  sync?: boolean;
+  /** Compress with the negotiated permessage-deflate (RSV1 on the first frame). */
+  compress?: boolean;
+}
+
 /** What a case's code sees: the Autobahn protocol-instance API, re-done. */
 export interface CaseContext {
   /** The fuzzer's role: "client" runs against a server under test, "server" against a client. */
@@ -192,6 +206,8 @@ export interface CaseContext {
   readonly received: RxEvent[];
   /** Frames received from the peer: [opcode, payload length, fin] of each data frame. */
   readonly rxDataFrames: [number, number, boolean][];
+  /** The permessage-deflate agreement of the opening handshake, if any (sections 12, 13). */
+  readonly deflate: Negotiated | null;
   /** The connection is open: no close frame was sent or received. */
   readonly isOpen: boolean;
   /** The close event arrived from the peer (its close frame). */
@@ -204,7 +220,7 @@ export interface CaseContext {
   result: string;
   sendFrame(frame: SendFrame): Promise<void>;
   /** A message in frames of at most `fragmentSize` payload bytes. */
-  sendMessage(payload: ByteSource, options?: { binary?: boolean; fragmentSize?: number; chop?: number; sync?: boolean }): Promise<void>;
+  sendMessage(payload: ByteSource, options?: MessageOptions): Promise<void>;
   /** Raw bytes (a header crafted by hand). */
   sendRaw(data: Uint8Array, options?: { chop?: number; sync?: boolean }): Promise<void>;
   /** A proper close frame: starts (or answers) the closing handshake. */
@@ -238,6 +254,8 @@ export interface CaseDef {
   label?: string;
   /** The peer under test should send with this fragment size (section 10). */
   peerFragmentSize?: number;
+  /** Negotiate permessage-deflate in the opening handshake (sections 12, 13). */
+  deflate?: DeflateCase;
   /** Hard limit on the whole case, ms (scaled); default 15 s. */
   timeout?: number;
   /** Called once the connection is open. */
@@ -263,6 +281,7 @@ export class Session implements CaseContext, TransportHandler {
   readonly peerFragmentSize: number | undefined;
   readonly received: RxEvent[] = [];
   readonly rxDataFrames: [number, number, boolean][] = [];
+  readonly deflate: Negotiated | null;
   suppressClose = false;
   behavior: Behavior | null = null;
   result = "";
@@ -278,7 +297,13 @@ export class Session implements CaseContext, TransportHandler {
   private expectedClose: ExpectedClose = { closedByMe: true, closeCode: [1000], requireClean: true };
   private readonly notes: string[] = [];
   private readonly violations: string[] = [];
-  private message: { opcode: number; chunks: Uint8Array[]; size: number } | null = null;
+  private message: { opcode: number; chunks: Uint8Array[]; size: number; compressed: boolean } | null = null;
+  private readonly inflater: DeflateEngine | null = null;
+  private readonly deflater: DeflateEngine | null = null;
+  /** With permessage-deflate, frames are handled in order through this chain (inflating is async). */
+  private rxChain: Promise<void> = Promise.resolve();
+  private compressedReceived = 0;
+  private messagesReceived = 0;
   private writes: Promise<void> = Promise.resolve();
   private drainWaiters: (() => void)[] = [];
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
@@ -307,6 +332,7 @@ export class Session implements CaseContext, TransportHandler {
     settings: Settings;
     random: Random;
     peerFragmentSize?: number;
+    deflate?: Negotiated | null;
   }) {
     this.role = options.role;
     this.def = options.def;
@@ -314,6 +340,15 @@ export class Session implements CaseContext, TransportHandler {
     this.settings = options.settings;
     this.random = options.random;
     this.peerFragmentSize = options.peerFragmentSize;
+    this.deflate = options.deflate ?? null;
+    const d = this.deflate;
+    if (d) {
+      // The fuzzer sends as its role, receives as the peer's.
+      const mine = this.role === "client" ? [d.clientMaxWindowBits, d.clientNoContextTakeover] as const : [d.serverMaxWindowBits, d.serverNoContextTakeover] as const;
+      const theirs = this.role === "client" ? [d.serverMaxWindowBits, d.serverNoContextTakeover] as const : [d.clientMaxWindowBits, d.clientNoContextTakeover] as const;
+      this.deflater = new DeflateEngine("deflate", mine[0], mine[1]);
+      this.inflater = new DeflateEngine("inflate", theirs[0], theirs[1]);
+    }
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -355,10 +390,12 @@ export class Session implements CaseContext, TransportHandler {
     return this.write(frame, f.chop, f.sync);
   }
 
-  sendMessage(
-    payload: ByteSource,
-    options: { binary?: boolean; fragmentSize?: number; chop?: number; sync?: boolean } = {},
-  ): Promise<void> {
+  sendMessage(payload: ByteSource, options: MessageOptions = {}): Promise<void> {
+    if (options.compress) {
+      if (!this.deflater) throw new Error("sendMessage({ compress }) without a negotiated permessage-deflate");
+      const compressed = this.deflater.process(bytes(payload));
+      return this.write(compressed.then((c) => this.messageFrames(c, options, 4)), options.chop, options.sync);
+    }
     const data = bytes(payload);
     const size = options.fragmentSize ?? Infinity;
     const opcode = options.binary ? OP.BINARY : OP.TEXT;
@@ -371,6 +408,19 @@ export class Session implements CaseContext, TransportHandler {
     }
     // Written together (one write of many frames), as a sender that fragments would.
     return this.write(concat(frames), options.chop, options.sync);
+  }
+
+  /** A message's frames, written together; `rsv` on the first. */
+  private messageFrames(data: Uint8Array, options: MessageOptions, rsv: number): Uint8Array {
+    const size = options.fragmentSize || Infinity;
+    const opcode = options.binary ? OP.BINARY : OP.TEXT;
+    const frames: Uint8Array[] = [];
+    for (let offset = 0; offset === 0 || offset < data.length; offset += size) {
+      const mask = this.role === "client" ? this.random.bytes(4) : null;
+      const last = offset + size >= data.length;
+      frames.push(frameBytes(offset === 0 ? opcode : OP.CONT, data.subarray(offset, offset + size), last, offset === 0 ? rsv : 0, mask));
+    }
+    return frames.length === 1 ? frames[0] : concat(frames);
   }
 
   sendRaw(data: Uint8Array, options: { chop?: number; sync?: boolean } = {}): Promise<void> {
@@ -429,7 +479,15 @@ export class Session implements CaseContext, TransportHandler {
       this.violation(1009, `unreadable frame: ${(error as Error).message}`);
       return;
     }
-    for (const frame of frames) this.onFrame(frame);
+    if (this.deflate) {
+      const error = this.reader.error;
+      this.rxChain = this.rxChain.then(async () => {
+        for (const frame of frames) await this.onFrame(frame);
+        if (error !== null) this.violation(1009, error);
+      });
+      return;
+    }
+    for (const frame of frames) void this.onFrame(frame);
     if (this.reader.error !== null) this.violation(1009, this.reader.error);
   }
 
@@ -457,12 +515,18 @@ export class Session implements CaseContext, TransportHandler {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.onDrain();
-    this.resolveDone(this.judge());
+    if (!this.deflate) return this.resolveDone(this.judge());
+    // Messages still being inflated are part of what was received.
+    void this.rxChain.then(() => {
+      this.deflater?.close();
+      this.inflater?.close();
+      this.resolveDone(this.judge());
+    });
   }
 
   // ---- frames in ----------------------------------------------------------------------------
 
-  private onFrame(f: Frame): void {
+  private onFrame(f: Frame): void | Promise<void> {
     if (this.closeReceivedFlag) {
       this.violation(null, `${opcodeName(f.opcode)} frame after the peer's close frame`);
       return;
@@ -470,7 +534,13 @@ export class Session implements CaseContext, TransportHandler {
     const isControl = (f.opcode & 0x8) !== 0;
     if (this.role === "server" && !f.masked) return this.violation(1002, `unmasked ${opcodeName(f.opcode)} frame from the client (RFC 6455 §5.1)`);
     if (this.role === "client" && f.masked) return this.violation(1002, `masked ${opcodeName(f.opcode)} frame from the server (RFC 6455 §5.1)`);
-    if (f.rsv !== 0) return this.violation(1002, `RSV ${f.rsv} on a ${opcodeName(f.opcode)} frame without a negotiated extension (RFC 6455 §5.2)`);
+    if (f.rsv !== 0) {
+      const firstOfMessage = f.opcode === OP.TEXT || f.opcode === OP.BINARY;
+      if (!this.deflate) return this.violation(1002, `RSV ${f.rsv} on a ${opcodeName(f.opcode)} frame without a negotiated extension (RFC 6455 §5.2)`);
+      if (f.rsv !== 4 || !firstOfMessage) {
+        return this.violation(1002, `RSV ${f.rsv} on a ${firstOfMessage ? "" : "non-first "}${opcodeName(f.opcode)} frame: permessage-deflate sets RSV1 on the first frame of a message only (RFC 7692 §6)`);
+      }
+    }
     if ((f.opcode > 2 && f.opcode < 8) || f.opcode > 10) return this.violation(1002, `reserved opcode ${f.opcode} (RFC 6455 §5.2)`);
     if (isControl && (!f.fin || f.payload.length > 125)) {
       return this.violation(1002, `control frame ${f.fin ? "over 125 bytes" : "fragmented"} (RFC 6455 §5.5)`);
@@ -482,7 +552,7 @@ export class Session implements CaseContext, TransportHandler {
         if (this.message === null) return this.violation(1002, "continuation frame without a message (RFC 6455 §5.4)");
       } else {
         if (this.message !== null) return this.violation(1002, "new data frame inside a fragmented message (RFC 6455 §5.4)");
-        this.message = { opcode: f.opcode, chunks: [], size: 0 };
+        this.message = { opcode: f.opcode, chunks: [], size: 0, compressed: f.rsv === 4 };
       }
       const m = this.message!;
       if (f.payload.length) m.chunks.push(f.payload);
@@ -490,6 +560,8 @@ export class Session implements CaseContext, TransportHandler {
       if (!f.fin) return;
       this.message = null;
       const data = concat(m.chunks);
+      if (this.inflater) this.messagesReceived++;
+      if (m.compressed) return this.inflate(m.opcode, data);
       if (m.opcode === OP.TEXT && !isUtf8(data)) return this.violation(1007, "text message that is not valid UTF-8 (RFC 6455 §8.1)");
       this.event({ type: "message", binary: m.opcode === OP.BINARY, data });
       return;
@@ -504,6 +576,19 @@ export class Session implements CaseContext, TransportHandler {
       return;
     }
     this.onCloseFrame(f.payload);
+  }
+
+  /** A compressed message: inflated with node:zlib (RFC 7692 §7.2.2), then checked like any other. */
+  private async inflate(opcode: number, compressed: Uint8Array): Promise<void> {
+    let data: Uint8Array;
+    try {
+      data = await this.inflater!.process(compressed);
+    } catch (error) {
+      return this.violation(1007, `a compressed message that does not inflate: ${(error as Error).message} (RFC 7692 §7.2.2)`);
+    }
+    this.compressedReceived++;
+    if (opcode === OP.TEXT && !isUtf8(data)) return this.violation(1007, "text message that is not valid UTF-8 once inflated (RFC 6455 §8.1)");
+    this.event({ type: "message", binary: opcode === OP.BINARY, data });
   }
 
   private onCloseFrame(payload: Uint8Array): void {
@@ -581,8 +666,9 @@ export class Session implements CaseContext, TransportHandler {
 
   // ---- bytes out ----------------------------------------------------------------------------
 
-  private write(data: Uint8Array, chop?: number, sync?: boolean): Promise<void> {
+  private write(bytesOrPromise: Uint8Array | Promise<Uint8Array>, chop?: number, sync?: boolean): Promise<void> {
     this.writes = this.writes.then(async () => {
+      const data = await bytesOrPromise;
       if (this.tcpClosed || this.tcpClosingByMe) return;
       if (chop !== undefined && chop > 0 && chop < data.length) {
         for (let offset = 0; offset < data.length; offset += chop) {
@@ -651,6 +737,7 @@ export class Session implements CaseContext, TransportHandler {
       timed: this.def.timed ?? false,
       notes: this.notes,
     };
+    if (this.deflate) this.note(`permessage-deflate "${this.deflate.header}": ${this.compressedReceived} of ${this.messagesReceived} messages from the peer compressed`);
     let result = "Actual events differ from any expected.";
     if (this.behavior !== null) {
       r.behavior = this.behavior;

@@ -10,6 +10,7 @@
  *   ANYWS_CONFORMANCE_PATIENCE=ms  the waits of 5.19, 5.20 and 6.4.x (default 250)
  *   ANYWS_CONFORMANCE_TIMESCALE=x  multiplies the give-up timers of the cases (default 2)
  *   ANYWS_CONFORMANCE_VERBOSE=1    also list the NON-STRICT and INFORMATIONAL cases
+ *   ANYWS_CONFORMANCE_DEFLATE_MESSAGES=n  messages per case in sections 12, 13 (default 10; Autobahn: 1000)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -32,6 +33,7 @@ export function settingsFromEnv(env: Record<string, string | undefined> = proces
     maxMessageSize: env.ANYWS_CONFORMANCE_BIG === "1" ? 16 * 1024 * 1024 : DEFAULT_SETTINGS.maxMessageSize,
     patience: env.ANYWS_CONFORMANCE_PATIENCE ? Number(env.ANYWS_CONFORMANCE_PATIENCE) : DEFAULT_SETTINGS.patience,
     timeScale: env.ANYWS_CONFORMANCE_TIMESCALE ? Number(env.ANYWS_CONFORMANCE_TIMESCALE) : DEFAULT_SETTINGS.timeScale,
+    deflateMessages: env.ANYWS_CONFORMANCE_DEFLATE_MESSAGES ? Number(env.ANYWS_CONFORMANCE_DEFLATE_MESSAGES) : DEFAULT_SETTINGS.deflateMessages,
   };
 }
 
@@ -137,7 +139,7 @@ export function conformanceTests(under: UnderTest): void {
   for (const section of sections) {
     const sectionCases = cases.filter((c) => c.section === section);
     const pending = sectionCases.every((c) => c.pending);
-    test(`${section} ${SECTIONS[section]}${pending ? " (PENDING: permessage-deflate)" : ""}: ${sectionCases.length} cases`, async () => {
+    test(`${section} ${SECTIONS[section]}${pending ? " (PENDING: permessage-deflate)" : ""}: ${sectionCases.length} cases`, { timeout: 60_000 }, async () => {
       if (started === 0) started = performance.now();
       let results: CaseResult[];
       if (under.role === "server") {
