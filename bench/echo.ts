@@ -509,6 +509,10 @@ function ensureLoadGenerator(): void {
 }
 
 async function main(): Promise<void> {
+  if (SCENARIOS.length === 0) {
+    console.log(`echo: no scenario matches --only=${ONLY} (small, 16k, 1m, latency, handshake, memory)`);
+    return;
+  }
   ensureLoadGenerator();
   const nodeVersion = spawnSync(NODE, ["--version"], { encoding: "utf8" }).stdout.trim();
   const version = RUNTIME === "node" ? `Node ${process.version}` : `${RUNTIME === "deno" ? "Deno" : "Bun"} ${process.versions[RUNTIME]}`;
