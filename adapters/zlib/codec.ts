@@ -14,6 +14,7 @@
  * chunk beyond the limit is ever held and no more input is inflated.
  */
 import type * as Zlib from "node:zlib";
+import { concatBytes } from "../../core/bytes.ts";
 import {
   type ClientExtensionFactory,
   type Compressor,
@@ -249,13 +250,7 @@ function join(chunks: readonly Uint8Array[], size: number): Uint8Array {
     const c = chunks[0];
     return new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(chunks, size);
 }
 
 class ZlibCompressor extends Engine<Zlib.DeflateRaw> implements Compressor {

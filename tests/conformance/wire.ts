@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { setImmediate } from "node:timers";
 import { encodeFrame } from "../../core/mod.ts";
+import { concatBytes } from "../../core/bytes.ts";
 import { runtime } from "../../adapters/auto.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
 
@@ -41,18 +42,8 @@ export function toHex(data: Uint8Array, max = Infinity): string {
   return data.length > max ? `${hex}… (${data.length} bytes)` : hex;
 }
 
-export function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let size = 0;
-  for (const c of chunks) size += c.length;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
+/** The core's concatenation, named as the cases use it. */
+export const concat = concatBytes;
 
 /** `pattern` repeated (and cut) to exactly `length` bytes. */
 export function repeatTo(pattern: ByteSource, length: number): Uint8Array {
