@@ -122,6 +122,8 @@ const MAX_EARLY_BYTES = 1024 * 1024;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
 const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
+/** The masking key handed to `encodeFrame`, which copies it at once: one buffer for every connection. */
+const KEY_BUFFER = new Uint8Array(4);
 const EMPTY = new Uint8Array(0);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** For bytes already known to be valid: on Deno a non-fatal decoder is several times faster. */
@@ -145,8 +147,11 @@ export abstract class Connection implements FrameHandler {
   private output: Uint8Array[] = [];
   private transportDone = false;
   private readonly onWake: () => void;
-  private readonly incoming: SerialQueue; // received messages and control frames, in order
-  private readonly outgoing: SerialQueue; // frames to write, in order
+  // Received messages and control frames, and frames to write, each in order. Created when
+  // something asynchronous (an extension's codec) first has to be waited for: until then every
+  // step runs at once, and a connection (most of a server's) holds neither.
+  private inQueue: SerialQueue | null = null;
+  private outQueue: SerialQueue | null = null;
 
   // The message being received.
   private messageOpcode = 0; // 0: none in progress
@@ -178,9 +183,9 @@ export abstract class Connection implements FrameHandler {
   private closingAt = 0;
   private closedAt = 0;
 
-  private readonly randomPool: Uint8Array;
+  /** Masking keys, drawn in bulk; allocated on the first masked frame (a server never masks). */
+  private randomPool: Uint8Array | null = null;
   private randomOffset = RANDOM_POOL_SIZE;
-  private readonly keyBuffer = new Uint8Array(4);
 
   constructor(isClient: boolean, options: ConnectionOptions) {
     this.isClient = isClient;
@@ -203,11 +208,25 @@ export abstract class Connection implements FrameHandler {
     this.httpLimits = options.httpLimits;
     this.now = this.startedAt = this.lastReceived = this.lastSent = options.now ?? 0;
     this.onWake = options.onWake ?? (() => {});
-    const crash = (error: unknown) => this.crash(error);
-    this.incoming = new SerialQueue(this.onWake, crash);
-    this.outgoing = new SerialQueue(this.onWake, crash);
     this.parser = new FrameParser(this, !isClient); // RFC 6455 §5.1: only clients mask
-    this.randomPool = new Uint8Array(RANDOM_POOL_SIZE);
+  }
+
+  private incoming(): SerialQueue {
+    return (this.inQueue ??= new SerialQueue(this.onWake, (error) => this.crash(error)));
+  }
+
+  private outgoing(): SerialQueue {
+    return (this.outQueue ??= new SerialQueue(this.onWake, (error) => this.crash(error)));
+  }
+
+  private runIncoming(step: () => void): void {
+    if (this.inQueue === null) step();
+    else this.inQueue.run(step);
+  }
+
+  private runOutgoing(step: () => void): void {
+    if (this.outQueue === null) step();
+    else this.outQueue.run(step);
   }
 
   // ---- Outputs ------------------------------------------------------------------------------
@@ -308,7 +327,7 @@ export abstract class Connection implements FrameHandler {
     this.transportDone = true;
     if (this.state === ReadyState.CLOSED) return;
     this.parser.stop();
-    this.incoming.run(() => this.finish(CloseCode.ABNORMAL, "", false));
+    this.runIncoming(() => this.finish(CloseCode.ABNORMAL, "", false));
   }
 
   protected receiveFrames(chunk: Uint8Array): void {
@@ -347,7 +366,7 @@ export abstract class Connection implements FrameHandler {
     this.assertCanSend();
     if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
     this.lastSent = this.now;
-    this.outgoing.run(() => {
+    this.runOutgoing(() => {
       if (this.closeWritten || this.state === ReadyState.CLOSED) return;
       for (const chunk of message.chunks) this.output.push(chunk);
     });
@@ -508,7 +527,7 @@ export abstract class Connection implements FrameHandler {
       this.extensionFailed(error);
       return;
     }
-    this.incoming.await(
+    this.incoming().await(
       result,
       (payload) => {
         if (payload.length > max) {
@@ -532,7 +551,7 @@ export abstract class Connection implements FrameHandler {
 
   private receiveControl(opcode: number, payload: Uint8Array): boolean {
     if (opcode === Opcode.PING) {
-      this.incoming.run(() => {
+      this.runIncoming(() => {
         if (this.failed) return;
         this.events.push({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
@@ -560,13 +579,13 @@ export abstract class Connection implements FrameHandler {
     }
     // RFC 6455 §5.5.1: nothing after a close frame is processed.
     this.parser.stop();
-    this.incoming.run(() => {
+    this.runIncoming(() => {
       if (this.failed) return;
       if (!this.closeSent) {
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
         this.sendClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY);
       }
-      this.outgoing.run(() => {
+      this.runOutgoing(() => {
         this.finish(code, reason, true);
         // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it (deadline).
         if (!this.isClient) this.transportDone = true;
@@ -588,8 +607,8 @@ export abstract class Connection implements FrameHandler {
     this.lastSent = this.now;
     if (this.extensions.length === 0 || options?.compress === false || continuing || !fin) {
       const frameOpcode = continuing ? Opcode.CONTINUATION : opcode;
-      if (this.outgoing.immediate) this.writeMessage(frameOpcode, payload, fin, 0, owned);
-      else this.outgoing.run(() => this.writeMessage(frameOpcode, payload, fin, 0, owned));
+      if (this.outQueue?.immediate ?? true) this.writeMessage(frameOpcode, payload, fin, 0, owned);
+      else this.runOutgoing(() => this.writeMessage(frameOpcode, payload, fin, 0, owned));
       return;
     }
     let result: EncodedPayload | Promise<EncodedPayload> = { data: payload, rsv: 0 };
@@ -604,7 +623,7 @@ export abstract class Connection implements FrameHandler {
       this.extensionFailed(error);
       return;
     }
-    this.outgoing.await(
+    this.outgoing().await(
       result,
       (encoded) => this.writeMessage(opcode, encoded.data, true, encoded.rsv, encoded.data !== payload || owned),
       (error) => this.extensionFailed(error),
@@ -617,7 +636,7 @@ export abstract class Connection implements FrameHandler {
    */
   private trySendAscii(text: string, options: SendOptions | undefined): boolean {
     if (options?.fin === false || (this.extensions.length !== 0 && options?.compress !== false)) return false;
-    if (this.sendingOpcode !== 0 || text.length > this.options.fragmentSize || !this.outgoing.immediate) return false;
+    if (this.sendingOpcode !== 0 || text.length > this.options.fragmentSize || !(this.outQueue?.immediate ?? true)) return false;
     this.assertCanSend();
     const frame = encodeAsciiTextFrame(text, this.isClient ? this.maskKey() : null);
     if (frame === null) return false;
@@ -658,7 +677,7 @@ export abstract class Connection implements FrameHandler {
   /** Queues the close frame behind the messages already being sent. */
   private sendClose(payload: Uint8Array): void {
     this.closeSent = true;
-    this.outgoing.run(() => {
+    this.runOutgoing(() => {
       if (this.state === ReadyState.CLOSED && this.transportDone) return; // aborted meanwhile
       this.writeFrame(Opcode.CLOSE, payload);
       this.closeWritten = true;
@@ -677,13 +696,14 @@ export abstract class Connection implements FrameHandler {
    * one reused buffer: `encodeFrame` copies it into the frame header and keeps no reference.
    */
   private maskKey(): Uint8Array {
-    if (this.randomOffset + 4 > RANDOM_POOL_SIZE) {
-      this.options.random(this.randomPool);
+    let pool = this.randomPool;
+    if (pool === null || this.randomOffset + 4 > RANDOM_POOL_SIZE) {
+      pool = this.randomPool ??= new Uint8Array(RANDOM_POOL_SIZE);
+      this.options.random(pool);
       this.randomOffset = 0;
     }
-    const pool = this.randomPool;
     const at = this.randomOffset;
-    const key = this.keyBuffer;
+    const key = KEY_BUFFER;
     key[0] = pool[at];
     key[1] = pool[at + 1];
     key[2] = pool[at + 2];
@@ -702,10 +722,10 @@ export abstract class Connection implements FrameHandler {
 
   /** Delivers an event after any received message still being decoded, unless the connection failed first. */
   private deliver(event: ConnectionEvent): void {
-    if (this.incoming.immediate) {
+    if (this.inQueue?.immediate ?? true) {
       if (!this.failed) this.events.push(event);
     } else {
-      this.incoming.run(() => this.failed || this.events.push(event));
+      this.runIncoming(() => this.failed || this.events.push(event));
     }
   }
 
@@ -736,14 +756,14 @@ export abstract class Connection implements FrameHandler {
    */
   protected fail(code: number, reason: string): boolean {
     this.parser.stop();
-    this.incoming.run(() => {
+    this.runIncoming(() => {
       if (this.failed || this.state === ReadyState.CLOSED) return;
       this.failed = true;
       this.events.push({ type: "error", code, reason });
       if (!this.closeSent) this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
       this.state = ReadyState.CLOSING;
       this.closingAt = this.now;
-      if (!this.isClient) this.outgoing.run(() => (this.transportDone = true));
+      if (!this.isClient) this.runOutgoing(() => (this.transportDone = true));
     });
     return false;
   }

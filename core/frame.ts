@@ -52,9 +52,10 @@ export class FrameParser {
   allowedRsv = 0;
 
   private state = HEADER;
-  private readonly header = new Uint8Array(14); // a header split across chunks is gathered here
+  // Both allocated on first use: an idle connection (most of a server's) holds neither.
+  private header: Uint8Array | null = null; // a header split across chunks is gathered here
   private headerLength = 0;
-  private readonly maskKey = new Uint8Array(4);
+  private maskKey: Uint8Array | null = null;
   private masked = false;
   private remaining = 0; // payload bytes of the current frame not yet seen
   private phase = 0; // position in the mask key cycle
@@ -90,7 +91,7 @@ export class FrameParser {
         pos += take;
         this.remaining -= take;
         if (this.masked && take > 0) {
-          applyMask(piece, this.maskKey, this.phase);
+          applyMask(piece, this.maskKey!, this.phase);
           this.phase = (this.phase + take) & 3;
         }
         const frameEnd = this.remaining === 0;
@@ -113,12 +114,13 @@ export class FrameParser {
       pos += headerSize(chunk[pos + 1]);
     } else {
       // Gather the header byte by byte until its size is known and reached.
+      const header = (this.header ??= new Uint8Array(14));
       while (pos < chunk.length) {
-        this.header[this.headerLength++] = chunk[pos++];
-        if (this.headerLength >= 2 && this.headerLength === headerSize(this.header[1])) break;
+        header[this.headerLength++] = chunk[pos++];
+        if (this.headerLength >= 2 && this.headerLength === headerSize(header[1])) break;
       }
-      if (this.headerLength < 2 || this.headerLength < headerSize(this.header[1])) return pos;
-      bytes = this.header;
+      if (this.headerLength < 2 || this.headerLength < headerSize(header[1])) return pos;
+      bytes = header;
       at = 0;
       this.headerLength = 0;
     }
@@ -162,10 +164,11 @@ export class FrameParser {
       return this.fail(1002, "reserved bits set without a negotiated extension that defines them");
     }
     if (masked) {
-      this.maskKey[0] = b[p];
-      this.maskKey[1] = b[p + 1];
-      this.maskKey[2] = b[p + 2];
-      this.maskKey[3] = b[p + 3];
+      const key = (this.maskKey ??= new Uint8Array(4));
+      key[0] = b[p];
+      key[1] = b[p + 1];
+      key[2] = b[p + 2];
+      key[3] = b[p + 3];
     }
     this.masked = masked;
     this.phase = 0;

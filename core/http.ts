@@ -129,8 +129,12 @@ export function listHasToken(value: string | null, token: string): boolean {
  * validates whatever a caller put in before it is sent.
  */
 export class HeaderList {
-  private readonly list: [string, string][] = [];
-  private readonly byName = new Map<string, string[]>();
+  /**
+   * Names and values, alternating, in original order and case. One flat array: a server keeps
+   * every connection's request headers, and a list of pairs plus a Map by name cost several
+   * times the strings themselves. Lookups scan it; header counts are small and bounded.
+   */
+  private readonly fields: string[] = [];
 
   constructor(entries?: Iterable<[string, string]>) {
     if (entries) { for (const [name, value] of entries) this.append(name, value); }
@@ -138,33 +142,42 @@ export class HeaderList {
 
   /** All values joined with ", " (RFC 7230 §3.2.2), or null if absent. */
   get(name: string): string | null {
-    const values = this.byName.get(name.toLowerCase());
-    return values ? values.join(", ") : null;
+    const values = this.getAll(name);
+    return values.length === 0 ? null : values.join(", ");
   }
 
   getAll(name: string): string[] {
-    return [...(this.byName.get(name.toLowerCase()) ?? [])];
+    const key = name.toLowerCase();
+    const fields = this.fields;
+    const values: string[] = [];
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i].length === key.length && fields[i].toLowerCase() === key) values.push(fields[i + 1]);
+    }
+    return values;
   }
 
   has(name: string): boolean {
-    return this.byName.has(name.toLowerCase());
+    const key = name.toLowerCase();
+    const fields = this.fields;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i].length === key.length && fields[i].toLowerCase() === key) return true;
+    }
+    return false;
   }
 
   /** Every field in original order and case. */
   entries(): [string, string][] {
-    return this.list.map(([name, value]) => [name, value]);
+    const out: [string, string][] = [];
+    for (let i = 0; i < this.fields.length; i += 2) out.push([this.fields[i], this.fields[i + 1]]);
+    return out;
   }
 
   append(name: string, value: string): void {
-    this.list.push([name, value]);
-    const key = name.toLowerCase();
-    const values = this.byName.get(key);
-    if (values) values.push(value);
-    else this.byName.set(key, [value]);
+    this.fields.push(name, value);
   }
 
   get size(): number {
-    return this.list.length;
+    return this.fields.length >> 1;
   }
 }
 

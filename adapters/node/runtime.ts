@@ -39,6 +39,12 @@ export function socketTransport(
   return new SocketTransport(socket, bind, options.lingerMs ?? END_LINGER_MS);
 }
 
+const kTransport = Symbol("anyws transport");
+
+function transportOf(socket: net.Socket): SocketTransport {
+  return (socket as net.Socket & { [kTransport]: SocketTransport })[kTransport];
+}
+
 class SocketTransport implements Transport {
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -115,13 +121,38 @@ class SocketTransport implements Transport {
     });
   }
 
+  /**
+   * One set of listener functions for every socket (each finds its transport through
+   * `kTransport`), instead of five closures per connection: a server holds many idle ones.
+   */
   #listen(): void {
-    const socket = this.#socket;
-    socket.on("data", (data: Buffer) => this.#handler.onData(asUint8Array(data)));
-    socket.on("end", () => this.#onEnd());
-    socket.on("drain", () => this.#onDrain());
-    socket.on("error", (error: Error) => (this.#error ??= error));
-    socket.on("close", () => this.#onClose());
+    const socket = this.#socket as net.Socket & { [kTransport]?: SocketTransport };
+    socket[kTransport] = this;
+    socket.on("data", SocketTransport.#socketData);
+    socket.on("end", SocketTransport.#socketEnd);
+    socket.on("drain", SocketTransport.#socketDrain);
+    socket.on("error", SocketTransport.#socketError);
+    socket.on("close", SocketTransport.#socketClose);
+  }
+
+  static #socketData(this: net.Socket, data: Buffer): void {
+    transportOf(this).#handler.onData(asUint8Array(data));
+  }
+
+  static #socketEnd(this: net.Socket): void {
+    transportOf(this).#onEnd();
+  }
+
+  static #socketDrain(this: net.Socket): void {
+    transportOf(this).#onDrain();
+  }
+
+  static #socketError(this: net.Socket, error: Error): void {
+    transportOf(this).#error ??= error;
+  }
+
+  static #socketClose(this: net.Socket): void {
+    transportOf(this).#onClose();
   }
 
   #onEnd(): void {

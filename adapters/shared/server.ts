@@ -188,7 +188,9 @@ export class WebSocketServer<T = undefined> {
     const session = handshake.session;
     const connection = session.connection as ServerConnection;
     const transport = handshake.transport;
-    const info: UpgradeInfo = { ...request, remoteAddress: transport.remoteAddress, remotePort: transport.remotePort };
+    // The core's request object itself, completed: the connection keeps it too, so a copy would
+    // cost every open connection a second object.
+    const info: UpgradeInfo = Object.assign(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort });
     let answer: UpgradeResponse<T> | void;
     if (this.options.path !== undefined && request.path !== this.options.path) {
       answer = { accept: false, status: 404, body: "no WebSocket endpoint here" };
@@ -320,25 +322,38 @@ export class ServerWebSocket<T = undefined> {
   data: T;
   /** The upgrade request, with the peer's address. */
   readonly request: UpgradeInfo;
-  /** Resolves once the transport is closed. */
-  readonly closed: Promise<void>;
 
   private readonly server: WebSocketServer<T>;
   private readonly session: Session;
-  private readonly subscriptions = new Set<string>();
+  private subscriptionSet: Set<string> | null = null; // created by the first subscribe()
   private negotiatedProtocol = "";
   private negotiatedExtensions = "";
   private blobQueue: Promise<void> | null = null; // a Blob being read keeps later sends in order
   private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null; // from the connection
   private errorReported = false;
-  private resolveClosed!: () => void;
+  private closedPromise: Promise<void> | null = null; // created when first asked for
+  private resolveClosed: (() => void) | null = null;
+  private transportClosed = false;
 
   constructor(server: WebSocketServer<T>, session: Session, request: UpgradeInfo, data: T) {
     this.server = server;
     this.session = session;
     this.request = request;
     this.data = data;
-    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** Resolves once the transport is closed. */
+  get closed(): Promise<void> {
+    if (this.closedPromise === null) {
+      this.closedPromise = this.transportClosed
+        ? Promise.resolve()
+        : new Promise((resolve) => (this.resolveClosed = resolve));
+    }
+    return this.closedPromise;
+  }
+
+  private get subscriptions(): Set<string> {
+    return (this.subscriptionSet ??= new Set());
   }
 
   get readyState(): ReadyState {
@@ -426,16 +441,16 @@ export class ServerWebSocket<T = undefined> {
   }
 
   unsubscribe(topic: string): void {
-    if (!this.subscriptions.delete(topic)) return;
+    if (this.subscriptionSet === null || !this.subscriptionSet.delete(topic)) return;
     this.server.unsubscribe(this, topic);
   }
 
   isSubscribed(topic: string): boolean {
-    return this.subscriptions.has(topic);
+    return this.subscriptionSet?.has(topic) ?? false;
   }
 
   get topics(): string[] {
-    return [...this.subscriptions];
+    return this.subscriptionSet === null ? [] : [...this.subscriptionSet];
   }
 
   /** Sends to every other subscriber of `topic` (this socket excluded, as in Bun). */
@@ -477,7 +492,7 @@ export class ServerWebSocket<T = undefined> {
       case "close":
         this.closeEvent = event;
         this.server.ended(this.session, this);
-        this.subscriptions.clear();
+        this.subscriptionSet?.clear();
         return;
       default:
         return;
@@ -496,7 +511,8 @@ export class ServerWebSocket<T = undefined> {
     const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
     const handlers = this.server.handler;
     if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean));
-    this.resolveClosed();
+    this.transportClosed = true;
+    this.resolveClosed?.();
   }
 
   private reportError(error: Error): void {
