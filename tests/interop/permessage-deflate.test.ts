@@ -19,7 +19,8 @@ import { createZlibCodec, runtimeName } from "../../adapters/auto.ts";
 import type { DeflateCodec } from "../../core/mod.ts";
 import { Child } from "../support/child.ts";
 import { Chromium, CHROMIUM, servePage } from "../support/chromium.ts";
-import { answerPythonClient, PARAMETERS, python, SCRIPT } from "../support/python.ts";
+import { python, SCRIPT } from "../support/python.ts";
+import { answerScriptedClient, PARAMETERS } from "../support/scripted-peer.ts";
 import { until } from "../support/time.ts";
 import {
   BIG,
@@ -281,7 +282,7 @@ describe(`permessage-deflate interop on ${runtimeName}: anyws × ${pythonPeer}`,
     const { codec, counts } = countingCodec();
     const ours = await startRecordingServer({
       server: { perMessageDeflate: { codec, threshold: 0 } },
-      onMessage: answerPythonClient,
+      onMessage: answerScriptedClient,
     });
     const child = new Child(python.command, [SCRIPT, JSON.stringify({ ...PARAMETERS, mode: "client", url: `ws://127.0.0.1:${ours.port}/` })]);
     try {

@@ -9,12 +9,11 @@ import assert from "node:assert/strict";
 import { runtimeName } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
 import { Child } from "../support/child.ts";
-import { answerPythonClient, PARAMETERS, python, SCRIPT } from "../support/python.ts";
+import { python, SCRIPT } from "../support/python.ts";
+import { answerScriptedClient, assertDescribed, lastReport, PARAMETERS } from "../support/scripted-peer.ts";
 import {
   assertBytes,
   assertExchange,
-  BIG,
-  BINARY,
   clientCell,
   CLOSE_CODE,
   CLOSE_CODE_2,
@@ -25,31 +24,10 @@ import {
   PING,
   PING_2,
   startRecordingServer,
-  TEXT,
   withTimeout,
 } from "../support/interop.ts";
 
 const peer = python ? `python-websockets ${python.version}` : "python-websockets";
-
-type Described = { text: string } | { length: number; sha256: string; hex?: string };
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)));
-}
-
-/** Checks python's description of the three messages against what was sent. */
-async function assertDescribed(messages: Described[], what: string): Promise<void> {
-  assert.equal(messages.length >= 3, true, `${what}: ${messages.length} messages`);
-  assert.deepEqual(messages[0], { text: TEXT }, `${what}: the text message`);
-  assert.deepEqual(messages[1], { length: BINARY.length, sha256: await sha256(BINARY), hex: hex(BINARY) }, `${what}: the binary message`);
-  assert.deepEqual(messages[2], { length: BIG.length, sha256: await sha256(BIG) }, `${what}: the 1 MiB message`);
-}
-
-function lastJson(child: Child): Record<string, unknown> {
-  const line = child.lines.filter((l) => l.startsWith("{")).at(-1);
-  assert.ok(line, `no report from python:\n${child.describe()}`);
-  return JSON.parse(line) as Record<string, unknown>;
-}
 
 describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
   test("python3 with the websockets module is installed (Debian: python3-websockets)", () => {
@@ -59,7 +37,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
   test(`our server × ${peer} client: text, binary, 1 MiB, pings both ways, closes both ways`, async () => {
     assert.ok(python, "python3-websockets is missing");
     const ours = await startRecordingServer({
-      onMessage: answerPythonClient,
+      onMessage: answerScriptedClient,
     });
     const child = new Child(python.command, [
       SCRIPT,
@@ -68,7 +46,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
     try {
       const exit = await withTimeout(child.done(), 15_000, "the python client");
       assert.deepEqual(exit, { code: 0, signal: null }, child.describe());
-      const result = lastJson(child);
+      const result = lastReport(child);
 
       // What our server received and saw, byte-exact.
       const [first, second] = ours.connections;
@@ -87,7 +65,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
       // What python received and saw.
       assert.deepEqual(result.extensions, [], "no extension in use on the python side");
       assert.equal(result.response_extensions, null, "our server answered with no Sec-WebSocket-Extensions");
-      await assertDescribed(result.echoes as Described[], `echoes ${peer} received`);
+      await assertDescribed(result.echoes, `echoes ${peer} received`);
       assert.equal(result.pong, true, "python got the pong to its ping, with its payload");
       assert.deepEqual(result.after_ping, { text: "pinged" });
       assert.equal((result.close_received as unknown[])[0], CLOSE_CODE, "our server echoes the close code");
@@ -114,7 +92,7 @@ describe(`interop on ${runtimeName}: anyws × ${peer}`, () => {
           await until(() => reports().length >= 1, "python's report on the first connection", 5000);
           const first = reports()[0];
           assert.equal(first.request_extensions, null, "our client offers no extension");
-          await assertDescribed(first.messages as Described[], `what ${peer} received from our client`);
+          await assertDescribed(first.messages, `what ${peer} received from our client`);
           assert.equal(first.pong, true, `our client answered python's ping with its payload: ${JSON.stringify(first)}`);
           assert.deepEqual(first.close_received, [CLOSE_CODE, CLOSE_REASON], `${peer} saw our close exactly`);
         },
