@@ -117,6 +117,45 @@ const DEFAULTS = {
   pongTimeout: 10_000,
 };
 
+type ResolvedOptions = Required<Omit<ConnectionOptions, "onWake" | "httpLimits" | "now">>;
+
+/**
+ * The options resolved last. A server opens its connections with the same options: they share
+ * this one object instead of each keeping an equal copy.
+ */
+let lastResolved: ResolvedOptions | null = null;
+
+function resolveOptions(options: ConnectionOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    maxMessageSize: options.maxMessageSize ?? DEFAULTS.maxMessageSize,
+    maxFragments: options.maxFragments ?? DEFAULTS.maxFragments,
+    streamThreshold: options.streamThreshold ?? DEFAULTS.streamThreshold,
+    autoPong: options.autoPong ?? DEFAULTS.autoPong,
+    fragmentSize: options.fragmentSize ?? DEFAULTS.fragmentSize,
+    handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
+    closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
+    idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
+    keepaliveInterval: options.keepaliveInterval ?? DEFAULTS.keepaliveInterval,
+    pongTimeout: options.pongTimeout ?? DEFAULTS.pongTimeout,
+    random: options.random ?? defaultRandom,
+  };
+  if (!(resolved.fragmentSize >= 1)) {
+    throw new WebSocketError("ERR_INVALID_ARGUMENT", "fragmentSize must be at least 1");
+  }
+  const last = lastResolved;
+  if (last !== null) {
+    let same = true;
+    for (const key in resolved) {
+      if (!Object.is(resolved[key as keyof ResolvedOptions], last[key as keyof ResolvedOptions])) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return last;
+  }
+  return (lastResolved = Object.freeze(resolved));
+}
+
 /** Bytes a server keeps that a client sent after its request but before `accept()`. */
 const MAX_EARLY_BYTES = 1024 * 1024;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
@@ -125,6 +164,9 @@ const RANDOM_POOL_SIZE = 4096;
 /** The masking key handed to `encodeFrame`, which copies it at once: one buffer for every connection. */
 const KEY_BUFFER = new Uint8Array(4);
 const EMPTY = new Uint8Array(0);
+/** What most connections negotiate: one shared empty list. */
+const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
+const NO_SERVER_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /** For bytes already known to be valid: on Deno a non-fatal decoder is several times faster. */
 const trustedDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -136,11 +178,11 @@ function defaultRandom(target: Uint8Array): void {
 }
 
 export abstract class Connection implements FrameHandler {
-  protected readonly options: Required<Omit<ConnectionOptions, "onWake" | "httpLimits" | "now">>;
+  protected readonly options: ResolvedOptions;
   protected readonly httpLimits: Partial<HttpLimits> | undefined;
   protected readonly isClient: boolean;
   protected state: ReadyState = ReadyState.CONNECTING;
-  protected extensions: Extension[] = [];
+  protected extensions: readonly Extension[] = NO_EXTENSIONS; // replaced by the negotiated ones
   protected readonly parser: FrameParser;
 
   private events: ConnectionEvent[] = [];
@@ -158,13 +200,15 @@ export abstract class Connection implements FrameHandler {
   private messageRsv = 0;
   private messageSize = 0;
   private messageFragments = 0;
-  private readonly messageBytes = new ByteAccumulator();
-  private readonly messageUtf8 = new Utf8Validator();
+  // Created by the first message that needs them (one in several pieces; text validated as it
+  // arrives): a connection that is idle or gets whole messages holds neither.
+  private messageBytes: ByteAccumulator | null = null;
+  private messageUtf8: Utf8Validator | null = null;
   private streamDecoder: TextDecoder | null = null; // set while a message is streamed
   // The frame being received.
   private frameOpcode = 0;
   private frameFin = false;
-  private controlBytes: Uint8Array[] = [];
+  private controlBytes: Uint8Array[] | null = null; // a control frame's payload split across reads
 
   // The message being sent with `fin: false`.
   private sendingOpcode = 0;
@@ -189,22 +233,7 @@ export abstract class Connection implements FrameHandler {
 
   constructor(isClient: boolean, options: ConnectionOptions) {
     this.isClient = isClient;
-    this.options = {
-      maxMessageSize: options.maxMessageSize ?? DEFAULTS.maxMessageSize,
-      maxFragments: options.maxFragments ?? DEFAULTS.maxFragments,
-      streamThreshold: options.streamThreshold ?? DEFAULTS.streamThreshold,
-      autoPong: options.autoPong ?? DEFAULTS.autoPong,
-      fragmentSize: options.fragmentSize ?? DEFAULTS.fragmentSize,
-      handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
-      closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
-      idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
-      keepaliveInterval: options.keepaliveInterval ?? DEFAULTS.keepaliveInterval,
-      pongTimeout: options.pongTimeout ?? DEFAULTS.pongTimeout,
-      random: options.random ?? defaultRandom,
-    };
-    if (!(this.options.fragmentSize >= 1)) {
-      throw new WebSocketError("ERR_INVALID_ARGUMENT", "fragmentSize must be at least 1");
-    }
+    this.options = resolveOptions(options);
     this.httpLimits = options.httpLimits;
     this.now = this.startedAt = this.lastReceived = this.lastSent = options.now ?? 0;
     this.onWake = options.onWake ?? (() => {});
@@ -436,27 +465,30 @@ export abstract class Connection implements FrameHandler {
 
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean {
     if (isControlOpcode(this.frameOpcode)) {
-      if (data.length !== 0) this.controlBytes.push(data);
+      const held = this.controlBytes;
+      if (frameEnd && held === null) return this.receiveControl(this.frameOpcode, data);
+      if (data.length !== 0) (this.controlBytes ??= []).push(data);
       if (!frameEnd) return true;
-      const payload = concatBytes(this.controlBytes.length ? this.controlBytes : [EMPTY]);
-      this.controlBytes = [];
-      return this.receiveControl(this.frameOpcode, payload);
+      this.controlBytes = null;
+      return this.receiveControl(this.frameOpcode, concatBytes(held!));
     }
     const messageEnd = frameEnd && this.frameFin;
     this.messageSize += data.length;
     if (this.messageRsv !== 0) {
       // Transformed by an extension: only the whole message can be decoded.
-      this.messageBytes.push(data);
+      this.heldBytes().push(data);
       if (messageEnd) this.decodeMessage();
       return true;
     }
     const text = this.messageOpcode === Opcode.TEXT;
     const streaming = this.streamDecoder !== null || this.messageSize > this.options.streamThreshold;
+    const inPieces = !messageEnd || (this.messageBytes !== null && this.messageBytes.size !== 0);
     // A text message that arrives whole in one piece is validated as it is decoded, natively.
-    if (text && (streaming || !messageEnd || this.messageBytes.size !== 0)) {
+    if (text && (streaming || inPieces)) {
       // RFC 6455 §8.1: fail as soon as the bytes cannot be UTF-8, even mid-character.
-      if (!this.messageUtf8.push(data)) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
-      if (messageEnd && !this.messageUtf8.complete) {
+      const utf8 = (this.messageUtf8 ??= new Utf8Validator());
+      if (!utf8.push(data)) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+      if (messageEnd && !utf8.complete) {
         return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
       }
     }
@@ -465,10 +497,11 @@ export abstract class Connection implements FrameHandler {
       return true;
     }
     let payload = data; // a message in one piece is delivered as that piece
-    if (!messageEnd || this.messageBytes.size !== 0) {
-      this.messageBytes.push(data);
+    if (inPieces) {
+      const held = this.heldBytes();
+      held.push(data);
       if (!messageEnd) return true;
-      payload = this.messageBytes.take();
+      payload = held.take();
     }
     this.endMessage();
     if (!text) {
@@ -490,8 +523,9 @@ export abstract class Connection implements FrameHandler {
     if (this.streamDecoder === null) {
       // The message just crossed the threshold: what was held goes out first.
       this.streamDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-      this.messageBytes.push(data);
-      data = this.messageBytes.take();
+      const held = this.heldBytes();
+      held.push(data);
+      data = held.take();
     }
     const decoder = this.streamDecoder;
     if (fin) this.endMessage();
@@ -504,15 +538,20 @@ export abstract class Connection implements FrameHandler {
     this.messageRsv = 0;
     this.messageSize = 0;
     this.messageFragments = 0;
-    this.messageUtf8.reset();
+    this.messageUtf8?.reset();
     this.streamDecoder = null;
+  }
+
+  /** The received parts of the message in progress. */
+  private heldBytes(): ByteAccumulator {
+    return (this.messageBytes ??= new ByteAccumulator());
   }
 
   /** Runs the extensions' decoders over a whole message (in reverse order of negotiation). */
   private decodeMessage(): void {
     const binary = this.messageOpcode === Opcode.BINARY;
     const rsv = this.messageRsv;
-    let result: Uint8Array | Promise<Uint8Array> = this.messageBytes.take();
+    let result: Uint8Array | Promise<Uint8Array> = this.heldBytes().take();
     this.endMessage();
     const max = this.options.maxMessageSize;
     try {
@@ -801,14 +840,14 @@ export interface ServerAcceptOptions extends Omit<AcceptOptions, "extensions"> {
 export class ServerConnection extends Connection {
   private handshake: ServerHandshakeParser | null;
   private request: UpgradeRequest | null = null;
-  private early: Uint8Array[] = []; // bytes that arrived after the request, before accept()
+  private early: Uint8Array[] | null = null; // bytes that arrived after the request, before accept()
   private earlySize = 0;
-  private readonly factories: ServerExtensionFactory[];
+  private readonly factories: readonly ServerExtensionFactory[];
 
   constructor(options: ServerConnectionOptions = {}) {
     super(false, options);
     this.handshake = new ServerHandshakeParser(this.httpLimits);
-    this.factories = options.extensions ?? [];
+    this.factories = options.extensions ?? NO_SERVER_FACTORIES;
   }
 
   /** The upgrade request, once it has arrived. */
@@ -848,12 +887,12 @@ export class ServerConnection extends Connection {
       headers: options.headers,
       extensions: header || undefined,
     });
-    this.extensions = negotiated.map((n) => n.extension);
+    if (negotiated.length !== 0) this.extensions = negotiated.map((n) => n.extension);
     this.pushOutput(response);
     this.open(options.protocol ?? "", header, request.headers);
     const early = this.early;
-    this.early = [];
-    for (const chunk of early) super.receive(chunk);
+    this.early = null;
+    if (early !== null) for (const chunk of early) super.receive(chunk);
   }
 
   /** Rejects the upgrade with an HTTP response; the transport is to be closed. */
@@ -882,11 +921,11 @@ export class ServerConnection extends Connection {
       this.rejectWith({ status: 400, body: "data sent before the handshake completed" }, "data sent before the handshake completed");
       return;
     }
-    this.early.push(chunk);
+    (this.early ??= []).push(chunk);
   }
 
   /** Lets each supported extension, in the server's order, pick among the client's offers. */
-  private negotiateExtensions(offers: ExtensionOffer[]): { offer: ExtensionOffer; extension: Extension }[] {
+  private negotiateExtensions(offers: readonly ExtensionOffer[]): { offer: ExtensionOffer; extension: Extension }[] {
     const chosen: { offer: ExtensionOffer; extension: Extension }[] = [];
     let rsvTaken = 0;
     for (const factory of this.factories) {

@@ -179,7 +179,7 @@ function isQuotedPairChar(code: number): boolean {
  * token once unquoted, so quoting could never make a non-token value valid. Anything
  * else throws ERR_INVALID_HEADER.
  */
-export function formatExtensions(offers: ExtensionOffer[]): string {
+export function formatExtensions(offers: readonly ExtensionOffer[]): string {
   return offers.map(formatOffer).join(", ");
 }
 

@@ -87,9 +87,9 @@ export interface UpgradeRequest {
   key: string;
   version: number;
   /** Offered subprotocols in order, from every Sec-WebSocket-Protocol field. */
-  protocols: string[];
+  protocols: readonly string[];
   /** Parsed Sec-WebSocket-Extensions. */
-  extensions: ExtensionOffer[];
+  extensions: readonly ExtensionOffer[];
 }
 
 export type HandshakeRejection = {
@@ -211,7 +211,7 @@ export function validateUpgradeRequest(head: HttpRequestHead): UpgradeRequest | 
     key,
     version: WS_VERSION,
     protocols,
-    extensions: extensions.offers,
+    extensions: extensions.offers.length === 0 ? NO_OFFERS : extensions.offers,
   };
 }
 
@@ -254,11 +254,17 @@ function firstIndexOf(text: string, chars: string, from: number): number {
   return text.length;
 }
 
+/** What most requests offer: one shared empty list (a server keeps each open connection's request). */
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
+const NO_OFFERS: readonly ExtensionOffer[] = Object.freeze([]);
+
 /** Offered subprotocols, or a reason string when the list is malformed (RFC 6455 §4.1 item 10). */
-function offeredProtocols(headers: HeaderList): string[] | string {
+function offeredProtocols(headers: HeaderList): readonly string[] | string {
+  const values = headers.getAll("sec-websocket-protocol");
+  if (values.length === 0) return NO_PROTOCOLS;
   const protocols: string[] = [];
   const seen = new Set<string>();
-  for (const value of headers.getAll("sec-websocket-protocol")) {
+  for (const value of values) {
     for (const protocol of tokenList(value)) {
       if (!isToken(protocol)) return "invalid Sec-WebSocket-Protocol: subprotocols must be tokens";
       if (seen.has(protocol)) {

@@ -123,9 +123,8 @@ export function listHasToken(value: string | null, token: string): boolean {
 // ---------------------------------------------------------------------------
 
 /**
- * An ordered header list with case-insensitive lookup that keeps the original case.
- * Backed by a Map keyed by lower-cased name, so names such as `__proto__` are plain data.
- * Nothing is validated here: the parser only appends valid fields, and the serializer
+ * An ordered header list with case-insensitive lookup that keeps the original case. Names such
+ * as `__proto__` are plain data. Nothing is validated here: the parser only appends valid fields, and the serializer
  * validates whatever a caller put in before it is sent.
  */
 export class HeaderList {
@@ -134,7 +133,7 @@ export class HeaderList {
    * every connection's request headers, and a list of pairs plus a Map by name cost several
    * times the strings themselves. Lookups scan it; header counts are small and bounded.
    */
-  private readonly fields: string[] = [];
+  private fields: string[] = [];
 
   constructor(entries?: Iterable<[string, string]>) {
     if (entries) { for (const [name, value] of entries) this.append(name, value); }
@@ -178,6 +177,11 @@ export class HeaderList {
 
   get size(): number {
     return this.fields.length >> 1;
+  }
+
+  /** Drops the spare room appending left: a parsed head is kept as long as its connection. */
+  compact(): void {
+    this.fields = this.fields.slice();
   }
 }
 
@@ -244,6 +248,32 @@ export function decodeLatin1(bytes: Uint8Array, start = 0, end = bytes.length): 
     text += String.fromCharCode.apply(null, slice as unknown as number[]);
   }
   return text;
+}
+
+/**
+ * Start-line parts, header names and values that nearly every upgrade request carries, in the
+ * spellings browsers and libraries send. A parsed head uses these shared strings instead of its
+ * own copies: a server keeps each open connection's request, and these would be most of it.
+ */
+const COMMON_STRINGS = new Map<string, string>(
+  [
+    "GET", "/", "HTTP/1.1", "HTTP/1.0", "13", "websocket", "Websocket", "WebSocket", "Upgrade",
+    "upgrade", "keep-alive, Upgrade", "Keep-Alive, Upgrade", "no-cache", "gzip, deflate, br",
+    "gzip, deflate, br, zstd", "gzip, deflate", "en-US,en;q=0.9", "*/*",
+    "permessage-deflate; client_max_window_bits", "permessage-deflate",
+    "Host", "host", "Connection", "connection", "Sec-WebSocket-Key", "sec-websocket-key",
+    "Sec-WebSocket-Version", "sec-websocket-version", "Sec-WebSocket-Extensions",
+    "sec-websocket-extensions", "Sec-WebSocket-Protocol", "sec-websocket-protocol", "Origin",
+    "origin", "User-Agent", "user-agent", "Accept", "accept", "Accept-Encoding", "accept-encoding",
+    "Accept-Language", "accept-language", "Cache-Control", "cache-control", "Pragma", "pragma",
+    "Cookie", "cookie", "Authorization", "authorization",
+  ].map((text) => [text, text]),
+);
+
+/** `decodeLatin1`, returning the shared copy of a string in COMMON_STRINGS. */
+function decodeShared(bytes: Uint8Array, start: number, end: number): string {
+  const text = decodeLatin1(bytes, start, end);
+  return COMMON_STRINGS.get(text) ?? text;
 }
 
 // ---------------------------------------------------------------------------
@@ -426,6 +456,7 @@ export class HttpHeadParser<K extends HttpHeadKind> {
 
   private buildHead(): HttpHead<K> {
     const start = this.startLine!;
+    this.headers.compact();
     if (start.kind === "request") {
       const head: HttpRequestHead = {
         method: start.method,
@@ -462,8 +493,8 @@ function parseRequestLine(line: Uint8Array): StartLine | HttpParseError {
   if ("ok" in version) return version;
   return {
     kind: "request",
-    method: decodeLatin1(line, 0, sp1),
-    target: decodeLatin1(line, sp1 + 1, sp2),
+    method: decodeShared(line, 0, sp1),
+    target: decodeShared(line, sp1 + 1, sp2),
     version: version.text,
   };
 }
@@ -504,7 +535,7 @@ function parseVersion(
 ): { text: string } | HttpParseError {
   const wellFormed = end - start === 8 && isDigit(line[start + 5]!) && line[start + 6] === 0x2e &&
     isDigit(line[start + 7]!);
-  const text = wellFormed ? decodeLatin1(line, start, end) : "";
+  const text = wellFormed ? decodeShared(line, start, end) : "";
   if (!text.startsWith("HTTP/")) return parseError(400, "malformed HTTP version");
   if (text[5] !== "1") return parseError(505, `unsupported HTTP version ${text}`);
   return { text };
@@ -531,7 +562,7 @@ function parseHeaderLine(line: Uint8Array): [string, string] | HttpParseError {
     const name = decodeLatin1(line, 0, Math.min(colon, 64)); // keep the reason short
     return parseError(400, `invalid character in value of header ${name}`);
   }
-  return [decodeLatin1(line, 0, colon), decodeLatin1(line, start, end)];
+  return [decodeShared(line, 0, colon), decodeShared(line, start, end)];
 }
 
 function allBytes(

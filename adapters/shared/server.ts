@@ -209,15 +209,17 @@ export class WebSocketServer<T = undefined> {
       return;
     }
     const protocol = (answer?.protocol ?? request.protocols[0]) || undefined; // "" chooses none
-    const ws = new ServerWebSocket<T>(this, session, info, answer?.data as T);
-    handshake.socket = ws;
     try {
       connection.accept({ protocol, headers: answer?.headers });
     } catch (error) {
       // The hook's answer was not sendable (an unoffered subprotocol, a bad header): a server bug.
       this.reportError(null, error);
       connection.reject({ status: 500, body: "upgrade failed" });
+      session.flush();
+      return;
     }
+    // The socket owns the session from its open event on; the handshake is done with.
+    session.handOver(new ServerWebSocket<T>(this, session, info, answer?.data as T));
     session.flush();
   }
 
@@ -286,10 +288,9 @@ export class WebSocketServer<T = undefined> {
   }
 }
 
-/** Owns a session until its handshake ends, then hands its events to the socket. */
+/** Owns a session until its upgrade is accepted (then its ServerWebSocket does) or fails. */
 class Handshake<T = unknown> implements SessionOwner {
   session!: Session;
-  socket: ServerWebSocket<T> | null = null;
   readonly transport: Transport;
   private readonly server: WebSocketServer<T>;
 
@@ -299,20 +300,13 @@ class Handshake<T = unknown> implements SessionOwner {
   }
 
   onEvent(event: ConnectionEvent): void {
-    if (event.type === "upgrade") {
-      void this.server.upgrade(this, event.request);
-    } else if (this.socket !== null) {
-      this.socket.onEvent(event);
-    }
+    if (event.type === "upgrade") void this.server.upgrade(this, event.request);
   }
 
-  onDrain(): void {
-    this.socket?.onDrain();
-  }
+  onDrain(): void {}
 
-  onTransportClose(error?: Error): void {
-    this.server.ended(this.session, this.socket);
-    this.socket?.onTransportClose(error);
+  onTransportClose(): void {
+    this.server.ended(this.session, null);
   }
 }
 
@@ -507,6 +501,7 @@ export class ServerWebSocket<T = undefined> {
 
   /** @internal The transport closed; the connection reported its close event before this. */
   onTransportClose(error?: Error): void {
+    this.server.ended(this.session, this);
     if (error) this.reportError(new ConnectionError(error.message, 1006, { cause: error }));
     const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
     const handlers = this.server.handler;

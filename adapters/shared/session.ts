@@ -19,15 +19,134 @@ export interface SessionOwner {
 /** The clock every connection is told the time with. */
 export const now: () => number = () => performance.now();
 
+/**
+ * Every session's deadline in one binary min-heap behind one runtime timer. A server's idle
+ * connections each keep a deadline (keepalive, idle timeout); a timer object and a callback per
+ * connection would cost more than the rest of an idle connection's state.
+ */
+class Deadlines {
+  private readonly heap: Session[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Infinity;
+  private firing = false; // the timer's callback is running: it schedules once, at its end
+
+  /** Sets `session`'s deadline (its `deadlineAt` is the heap key), or moves it. */
+  set(session: Session, at: number): void {
+    const heap = this.heap;
+    const earlier = at < session.deadlineAt;
+    session.deadlineAt = at;
+    if (session.heapIndex === -1) {
+      session.heapIndex = heap.length;
+      heap.push(session);
+      this.up(session.heapIndex);
+    } else if (earlier) {
+      this.up(session.heapIndex);
+    } else {
+      this.down(session.heapIndex);
+    }
+    this.schedule();
+  }
+
+  /** Removes `session`'s deadline, if it has one. */
+  clear(session: Session): void {
+    const i = session.heapIndex;
+    session.deadlineAt = Infinity;
+    if (i === -1) return;
+    session.heapIndex = -1;
+    const heap = this.heap;
+    const last = heap.pop()!;
+    if (i < heap.length) {
+      heap[i] = last;
+      last.heapIndex = i;
+      this.up(i);
+      this.down(last.heapIndex);
+    }
+    this.schedule();
+  }
+
+  /** Keeps the runtime timer at the earliest deadline. */
+  private schedule(): void {
+    if (this.firing) return;
+    const at = this.heap.length === 0 ? Infinity : this.heap[0].deadlineAt;
+    if (at === this.timerAt) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = at;
+    if (at !== Infinity) this.timer = setTimeout(this.fire, Math.max(0, Math.ceil(at - now())));
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.firing = true;
+    const t = now();
+    const heap = this.heap;
+    // Sessions due now; each re-enters the heap if its connection asks for a later deadline.
+    const due: Session[] = [];
+    while (heap.length !== 0 && heap[0].deadlineAt <= t) {
+      const session = heap[0];
+      this.clear(session);
+      due.push(session);
+    }
+    for (const session of due) {
+      try {
+        session.deadlineReached();
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error; // reported as uncaught, as it would be from a timer of its own
+        });
+      }
+    }
+    this.firing = false;
+    this.schedule();
+  };
+
+  private up(i: number): void {
+    const heap = this.heap;
+    const session = heap[i];
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent].deadlineAt <= session.deadlineAt) break;
+      heap[i] = heap[parent];
+      heap[i].heapIndex = i;
+      i = parent;
+    }
+    heap[i] = session;
+    session.heapIndex = i;
+  }
+
+  private down(i: number): void {
+    const heap = this.heap;
+    const session = heap[i];
+    const n = heap.length;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && heap[child + 1].deadlineAt < heap[child].deadlineAt) child++;
+      if (heap[child].deadlineAt >= session.deadlineAt) break;
+      heap[i] = heap[child];
+      heap[i].heapIndex = i;
+      i = child;
+    }
+    heap[i] = session;
+    session.heapIndex = i;
+  }
+}
+
+const deadlines = new Deadlines();
+
 export class Session implements TransportHandler {
   readonly connection: Connection;
   transport: Transport | null = null;
   /** The last write found the transport over its high-water mark; cleared by drain. */
   backpressured = false;
 
-  private readonly owner: SessionOwner;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private timerAt = Infinity;
+  /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
+  deadlineAt = Infinity;
+  /** The session's place in `deadlines`' heap, -1 when not in it. */
+  heapIndex = -1;
+
+  private owner: SessionOwner;
   private flushing = false;
   private again = false;
   private ended = false;
@@ -35,6 +154,11 @@ export class Session implements TransportHandler {
 
   constructor(connection: Connection, owner: SessionOwner) {
     this.connection = connection;
+    this.owner = owner;
+  }
+
+  /** Gives the session's events, from the next one on, to `owner`. */
+  handOver(owner: SessionOwner): void {
     this.owner = owner;
   }
 
@@ -116,26 +240,19 @@ export class Session implements TransportHandler {
     if (this.transport !== null && !this.closed) this.transport.destroy();
   }
 
-  /** Keeps one timer at the connection's deadline; a later deadline waits for the timer to fire first. */
+  /** Sets the connection's deadline; a later one waits for the earlier one to be reached first. */
   private arm(): void {
     const at = this.connection.deadline;
-    if (at >= this.timerAt) return;
-    this.clearTimer();
-    if (at === Infinity) return;
-    this.timerAt = at;
-    this.timer = setTimeout(this.fire, Math.max(0, Math.ceil(at - now())));
+    if (at < this.deadlineAt) deadlines.set(this, at);
   }
 
-  private readonly fire = (): void => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
+  /** Called by `deadlines` when the deadline set by `arm` has come. */
+  deadlineReached(): void {
     this.connection.tick(now());
     this.flush();
-  };
+  }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
+    deadlines.clear(this);
   }
 }

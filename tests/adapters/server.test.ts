@@ -89,7 +89,7 @@ describe(`server on ${runtimeName}`, () => {
   });
 
   test("the upgrade hook sees the request and can accept with a subprotocol, headers and data", async () => {
-    let seen: { path: string; query: string; origin: string | null; protocols: string[]; remote: string } | null = null;
+    let seen: { path: string; query: string; origin: string | null; protocols: readonly string[]; remote: string } | null = null;
     const server = await serve<{ user: string }>({ port: 0 }, {
       upgrade(request) {
         seen = {

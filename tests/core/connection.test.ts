@@ -183,6 +183,19 @@ for (const role of ROLES) {
       assertFailed(side, 1009);
     });
 
+    test("connections opened one after another with different limits each keep their own", () => {
+      // Equal options are resolved into one shared object; different ones must never be mixed up.
+      const strict = open(role, createPair({ server: { maxMessageSize: 10 }, client: { maxMessageSize: 10 } }));
+      const lax = open(role, createPair());
+      const strictAgain = open(role, createPair({ server: { maxMessageSize: 10 }, client: { maxMessageSize: 10 } }));
+      lax.frame(Opcode.BINARY, new Uint8Array(11));
+      assert.deepEqual(lax.events().map((e) => e.type), ["binary"]);
+      strict.frame(Opcode.BINARY, new Uint8Array(11));
+      assertFailed(strict, 1009, /message over 10 bytes/);
+      strictAgain.frame(Opcode.BINARY, new Uint8Array(11));
+      assertFailed(strictAgain, 1009, /message over 10 bytes/);
+    });
+
     test("100,000 one-byte fragments without FIN are held in bounded memory, then the fragment limit applies", () => {
       const side = open(role);
       const fragment = rawFrame(role, Opcode.CONTINUATION, new Uint8Array([7]), false);
