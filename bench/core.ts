@@ -35,6 +35,8 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ClientConnection, ServerConnection } from "../core/mod.ts";
+// The core as this runtime's adapter configures it (on V8, masking in 64-bit words).
+import "../adapters/auto.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
 

@@ -12,6 +12,24 @@ const keyWord = new Int32Array(keyBytes.buffer);
  * words per iteration (10-25% faster than 4 on V8 and JSC).
  */
 const WORD_MASK_MIN = 128;
+/** Ranges at least this long go 8 bytes at a time when `setMaskWordSize(8)` chose that. */
+const WIDE_MASK_MIN = 1024;
+
+/** Bytes per word of the long loops: 4 (Int32Array) or 8 (BigUint64Array). */
+let wordSize: 4 | 8 = 4;
+
+/**
+ * Chooses how many bytes the masking loops XOR at a time on long ranges. With 8 they go through a
+ * BigUint64Array, which V8 compiles to plain 64-bit XORs (about twice the speed of 4 bytes), but
+ * JavaScriptCore allocates a BigInt per element there (about a hundred times slower). The core
+ * cannot tell engines apart, so the default is 4 and the adapters for the V8 runtimes (Node, Deno)
+ * choose 8. Returns the size chosen before.
+ */
+export function setMaskWordSize(bytes: 4 | 8): 4 | 8 {
+  const previous = wordSize;
+  wordSize = bytes;
+  return previous;
+}
 
 /**
  * XORs `data` in place with `key`, as if `data` started `phase` bytes into the payload
@@ -25,7 +43,27 @@ export function applyMask(data: Uint8Array, key: Uint8Array, phase = 0): void {
 export function maskRange(data: Uint8Array, start: number, end: number, key: Uint8Array, phase = 0): void {
   let i = start;
   const shift = phase - start; // data[i] takes key[(shift + i) & 3]
-  if (end - i >= WORD_MASK_MIN) {
+  if (wordSize === 8 && end - i >= WIDE_MASK_MIN) {
+    // Bytes up to the first 8-byte-aligned address, then whole 64-bit words; the tail below.
+    const head = i + (-(data.byteOffset + i) & 7);
+    for (; i < head; i++) data[i] ^= key[(shift + i) & 3];
+    const k = wideKey(wordKey(key, shift + i));
+    const words = (end - i) >>> 3;
+    const w = new BigUint64Array(data.buffer, data.byteOffset + i, words);
+    let j = 0;
+    for (const unrolled = words & ~7; j < unrolled; j += 8) {
+      w[j] ^= k;
+      w[j + 1] ^= k;
+      w[j + 2] ^= k;
+      w[j + 3] ^= k;
+      w[j + 4] ^= k;
+      w[j + 5] ^= k;
+      w[j + 6] ^= k;
+      w[j + 7] ^= k;
+    }
+    for (; j < words; j++) w[j] ^= k;
+    i += words << 3;
+  } else if (end - i >= WORD_MASK_MIN) {
     // Bytes up to the first 4-byte-aligned address, then whole words, then the tail.
     const head = i + (-(data.byteOffset + i) & 3);
     for (; i < head; i++) data[i] ^= key[(shift + i) & 3];
@@ -72,7 +110,27 @@ export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array
     return;
   }
   let i = 0;
-  if (length >= WORD_MASK_MIN) {
+  if (wordSize === 8 && length >= WIDE_MASK_MIN && ((source.byteOffset - (target.byteOffset + offset)) & 7) === 0) {
+    const head = -source.byteOffset & 7;
+    for (; i < head; i++) target[offset + i] = source[i] ^ key[i & 3];
+    const k = wideKey(wordKey(key, i));
+    const words = (length - i) >>> 3;
+    const s = new BigUint64Array(source.buffer, source.byteOffset + i, words);
+    const t = new BigUint64Array(target.buffer, target.byteOffset + offset + i, words);
+    let j = 0;
+    for (const unrolled = words & ~7; j < unrolled; j += 8) {
+      t[j] = s[j] ^ k;
+      t[j + 1] = s[j + 1] ^ k;
+      t[j + 2] = s[j + 2] ^ k;
+      t[j + 3] = s[j + 3] ^ k;
+      t[j + 4] = s[j + 4] ^ k;
+      t[j + 5] = s[j + 5] ^ k;
+      t[j + 6] = s[j + 6] ^ k;
+      t[j + 7] = s[j + 7] ^ k;
+    }
+    for (; j < words; j++) t[j] = s[j] ^ k;
+    i += words << 3;
+  } else if (length >= WORD_MASK_MIN) {
     const head = -source.byteOffset & 3;
     for (; i < head; i++) target[offset + i] = source[i] ^ key[i & 3];
     const k = wordKey(key, i);
@@ -104,6 +162,12 @@ export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array
     target[offset + i + 3] = source[i + 3] ^ k3;
   }
   for (; i < length; i++) target[offset + i] = source[i] ^ key[i & 3];
+}
+
+/** A 32-bit key word twice, as one 64-bit word. */
+function wideKey(word: number): bigint {
+  const half = BigInt(word >>> 0);
+  return (half << 32n) | half;
 }
 
 /** The key as one 32-bit word (platform byte order), starting at key byte `at & 3`. */

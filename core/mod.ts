@@ -49,5 +49,5 @@ export {
   type UpgradeRequest,
 } from "./handshake.ts";
 export { HeaderList, type HeadersInit, type HttpLimits } from "./http.ts";
-export { applyMask } from "./mask.ts";
+export { applyMask, setMaskWordSize } from "./mask.ts";
 export { isValidUtf8, Utf8Validator } from "./utf8.ts";
