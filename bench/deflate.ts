@@ -12,7 +12,10 @@
  *             a copy of the one before). Each implementation runs its own server and its own
  *             clients in this process over loopback, compression on at both ends with the
  *             library's defaults (threshold 1024, level 6, window 15, memLevel 8, at most 10 zlib
- *             jobs at once): anyws `serve({ perMessageDeflate: true })` + `new WebSocket(url)`,
+ *             jobs at once in zlib's thread pool; anyws compresses messages up to 16 KiB and
+ *             inflates up to 256 KiB of output at once on the calling thread, on Deno all of
+ *             them, ws none):
+ *             anyws `serve({ perMessageDeflate: true })` + `new WebSocket(url)`,
  *             ws `new WebSocketServer({ perMessageDeflate: true })` + `new WebSocket(url,
  *             { perMessageDeflate: true })`. 1k: 16 connections × 16 messages in flight; 64k: 8 × 4
  *             (pipelined: every echo received is answered by the next message). Every echo is
@@ -29,6 +32,8 @@
  *             chunks, and with 4 KiB ones), and 15/8 without context takeover.
  *
  * --plain runs the echo scenarios with compression off at both ends, as a baseline.
+ * --sync-compress=N and --sync-inflate=N give anyws a codec of its own with that
+ * `syncCompressLimit` / `syncInflateLimit` (bytes; 0: every zlib job asynchronous), for comparisons.
  * Options: --time=MS measured per round (default 2000), --warmup=MS (500), --rounds=N (3; rounds
  * alternate which side goes first), --only=…, --conns=N (memory), --impl=anyws|ws.
  * Echo rates are given per second of wall time and per second of the process's CPU time (all
@@ -67,6 +72,9 @@ const CONNS = Number(option("conns") ?? 1000);
 const IMPL = option("impl") ?? "both";
 /** --plain: the same echo with compression off at both ends (a baseline). */
 const PLAIN = args.includes("--plain");
+/** --sync-compress=N, --sync-inflate=N: anyws on a codec of its own with these limits of its synchronous way. */
+const SYNC_COMPRESS = option("sync-compress");
+const SYNC_INFLATE = option("sync-inflate");
 const RUNTIME = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
 // ---- ws, the npm package (by path: on Bun a bare "ws" is Bun's own stand-in) --------------------
@@ -255,7 +263,11 @@ function cpuMs(): number {
  * the cores: it is what the echoes cost, not how fast the machine let them go.
  */
 async function echoRate(impl: Impl, s: Scenario, list: string[]): Promise<{ wall: number; cpu: number }> {
-  const run = impl === "anyws" ? await anywsEcho(list, s.conns, s.window) : await wsEcho(list, s.conns, s.window);
+  const codec = SYNC_COMPRESS === undefined && SYNC_INFLATE === undefined ? undefined : createZlibCodec({
+    syncCompressLimit: SYNC_COMPRESS === undefined ? undefined : Number(SYNC_COMPRESS),
+    syncInflateLimit: SYNC_INFLATE === undefined ? undefined : Number(SYNC_INFLATE),
+  });
+  const run = impl === "anyws" ? await anywsEcho(list, s.conns, s.window, codec) : await wsEcho(list, s.conns, s.window);
   try {
     await delay(WARMUP_MS);
     const c0 = run.count();
@@ -287,7 +299,11 @@ async function ratio(impl: Impl, s: Scenario, list: string[]): Promise<number> {
     createCompressor(o) {
       const c = inner.createCompressor(o);
       return {
-        compress: (data) => c.compress(data).then((out) => ((count.in += data.length), (count.out += out.length - 4), out)),
+        compress: (data) => {
+          const count1 = (out: Uint8Array) => ((count.in += data.length), (count.out += out.length - 4), out);
+          const out = c.compress(data);
+          return out instanceof Uint8Array ? count1(out) : out.then(count1);
+        },
         close: () => c.close(),
       };
     },

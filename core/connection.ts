@@ -212,6 +212,8 @@ export abstract class Connection implements FrameHandler {
 
   // The message being sent with `fin: false`.
   private sendingOpcode = 0;
+  /** Bytes of messages accepted by a send and not yet in the output (see `pendingBytes`). */
+  private pending = 0;
 
   // Closing handshake (RFC 6455 §7).
   private closeSent = false; // queued: nothing more may be sent
@@ -276,6 +278,15 @@ export abstract class Connection implements FrameHandler {
     const output = this.output;
     if (output.length !== 0) this.output = [];
     return output;
+  }
+
+  /**
+   * Payload bytes of messages accepted by `sendText`/`sendBinary`/`sendPrepared` and not yet in
+   * the output: being compressed, or queued behind a message that is. An owner counts them with
+   * what its transport holds as buffered (as `ws` does while it deflates).
+   */
+  get pendingBytes(): number {
+    return this.pending;
   }
 
   /** The transport should be closed once the output is written (RFC 6455 §7.1.1). */
@@ -395,7 +406,10 @@ export abstract class Connection implements FrameHandler {
     this.assertCanSend();
     if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
     this.lastSent = this.now;
+    const size = message.size;
+    this.pending += size;
     this.runOutgoing(() => {
+      this.pending -= size;
       if (this.closeWritten || this.state === ReadyState.CLOSED) return;
       for (const chunk of message.chunks) this.output.push(chunk);
     });
@@ -647,7 +661,14 @@ export abstract class Connection implements FrameHandler {
     if (this.extensions.length === 0 || options?.compress === false || continuing || !fin) {
       const frameOpcode = continuing ? Opcode.CONTINUATION : opcode;
       if (this.outQueue?.immediate ?? true) this.writeMessage(frameOpcode, payload, fin, 0, owned);
-      else this.runOutgoing(() => this.writeMessage(frameOpcode, payload, fin, 0, owned));
+      else {
+        const size = payload.length;
+        this.pending += size;
+        this.runOutgoing(() => {
+          this.pending -= size;
+          this.writeMessage(frameOpcode, payload, fin, 0, owned);
+        });
+      }
       return;
     }
     let result: EncodedPayload | Promise<EncodedPayload> = { data: payload, rsv: 0 };
@@ -662,10 +683,18 @@ export abstract class Connection implements FrameHandler {
       this.extensionFailed(error);
       return;
     }
+    const size = payload.length;
+    this.pending += size; // until written, or failed
     this.outgoing().await(
       result,
-      (encoded) => this.writeMessage(opcode, encoded.data, true, encoded.rsv, encoded.data !== payload || owned),
-      (error) => this.extensionFailed(error),
+      (encoded) => {
+        this.pending -= size;
+        this.writeMessage(opcode, encoded.data, true, encoded.rsv, encoded.data !== payload || owned);
+      },
+      (error) => {
+        this.pending -= size;
+        this.extensionFailed(error);
+      },
     );
   }
 

@@ -65,9 +65,10 @@ export interface Compressor {
   /**
    * Compresses one message and flushes with Z_SYNC_FLUSH, so the output ends with the empty
    * stored block `00 00 ff ff`. Calls may overlap: they run one after another, in call order
-   * (the sliding window carries over from one message to the next).
+   * (the sliding window carries over from one message to the next). A codec may finish at once
+   * and return the bytes (or throw); otherwise it returns a promise.
    */
-  compress(data: Uint8Array): Promise<Uint8Array>;
+  compress(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** Frees the engine; pending and later calls reject. */
   close(): void;
 }
@@ -80,8 +81,9 @@ export interface Decompressor {
    * chunk, so at most one output chunk beyond it is ever held), and with any other error for
    * invalid data. After an error the decompressor rejects every later call. When the data ends
    * the DEFLATE stream (a block with BFINAL=1), the next message starts with an empty window.
+   * Like `compress`, it may finish at once: the bytes are returned, or the error thrown.
    */
-  decompress(chunks: readonly Uint8Array[], maxSize: number): Promise<Uint8Array>;
+  decompress(chunks: readonly Uint8Array[], maxSize: number): Uint8Array | Promise<Uint8Array>;
   /** Frees the engine; pending and later calls reject. */
   close(): void;
 }
@@ -379,22 +381,39 @@ export class PerMessageDeflate implements Extension {
     // would write nothing at all for it right after a flush.)
     if (payload.length === 0) return { data: Uint8Array.of(0x00), rsv: RSV1 };
     this.compressor ??= this.makeCompressor();
-    return this.compressor.compress(payload).then(stripTail, (error) => {
-      throw this.disposed ? error : new ExtensionError(CloseCode.INTERNAL_ERROR, `compression failed: ${describe(error)}`);
+    let result: Uint8Array | Promise<Uint8Array>;
+    try {
+      result = this.compressor.compress(payload);
+    } catch (error) {
+      throw this.compressionError(error);
+    }
+    if (result instanceof Uint8Array) return stripTail(result);
+    return Promise.resolve(result).then(stripTail, (error) => {
+      throw this.compressionError(error);
     });
   }
 
   /** §7.2.2: append `00 00 ff ff`, inflate. Also takes data that ends with a BFINAL=1 block (§7.2.3.4). */
-  decode(payload: Uint8Array, _rsv: number, maxSize: number): Promise<Uint8Array> {
+  decode(payload: Uint8Array, _rsv: number, maxSize: number): Uint8Array | Promise<Uint8Array> {
     // No DEFLATE block at all: nothing to inflate, and the tail alone would leave the
     // decompressor inside a stored block's header.
-    if (payload.length === 0) return Promise.resolve(EMPTY);
+    if (payload.length === 0) return EMPTY;
     if (this.disposed) return Promise.reject(new ExtensionError(CloseCode.INTERNAL_ERROR, "the connection has ended"));
     this.decompressor ??= this.makeDecompressor();
-    return this.decompressor.decompress([payload, TAIL], maxSize).catch((error) => {
-      if (error instanceof DecompressedSizeError) throw new ExtensionError(CloseCode.MESSAGE_TOO_BIG, error.message);
-      throw new ExtensionError(CloseCode.INVALID_PAYLOAD, `invalid compressed data: ${describe(error)}`);
+    let result: Uint8Array | Promise<Uint8Array>;
+    try {
+      result = this.decompressor.decompress([payload, TAIL], maxSize);
+    } catch (error) {
+      throw decompressionError(error);
+    }
+    if (result instanceof Uint8Array) return result;
+    return Promise.resolve(result).catch((error) => {
+      throw decompressionError(error);
     });
+  }
+
+  private compressionError(error: unknown): unknown {
+    return this.disposed ? error : new ExtensionError(CloseCode.INTERNAL_ERROR, `compression failed: ${describe(error)}`);
   }
 
   dispose(): void {
@@ -431,6 +450,11 @@ function stripTail(data: Uint8Array): EncodedPayload {
     throw new ExtensionError(CloseCode.INTERNAL_ERROR, "the compressor's output does not end with an empty stored block");
   }
   return { data: data.subarray(0, n - 4), rsv: RSV1 };
+}
+
+function decompressionError(error: unknown): ExtensionError {
+  if (error instanceof DecompressedSizeError) return new ExtensionError(CloseCode.MESSAGE_TOO_BIG, error.message);
+  return new ExtensionError(CloseCode.INVALID_PAYLOAD, `invalid compressed data: ${describe(error)}`);
 }
 
 function describe(error: unknown): string {

@@ -368,9 +368,9 @@ export class ServerWebSocket<T = undefined> {
     return this.request.remoteAddress;
   }
 
-  /** Bytes waiting in the send buffer. */
+  /** Bytes waiting in the send buffer, and of messages sent but still being compressed (or queued behind one). */
   get bufferedAmount(): number {
-    return this.session.transport?.bufferedAmount ?? 0;
+    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes;
   }
 
   /**
@@ -523,6 +523,7 @@ export class ServerWebSocket<T = undefined> {
     const o = this.server.options;
     if (this.bufferedAmount >= (o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT)) {
       if (o.closeOnBackpressureLimit) this.close(1008, "send buffer limit exceeded");
+      else this.session.drainWanted = true; // over the limit with messages still being compressed: no drain may come from the transport
       return false;
     }
     return true;

@@ -140,6 +140,8 @@ export class Session implements TransportHandler {
   transport: Transport | null = null;
   /** The last write found the transport over its high-water mark; cleared by drain. */
   backpressured = false;
+  /** The owner refused a send over its limit: `onDrain` once the output is written and nothing is pending. */
+  drainWanted = false;
 
   /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
   deadlineAt = Infinity;
@@ -188,6 +190,7 @@ export class Session implements TransportHandler {
 
   onDrain(): void {
     this.backpressured = false;
+    this.drainWanted = false;
     this.owner.onDrain();
   }
 
@@ -229,6 +232,11 @@ export class Session implements TransportHandler {
       }
     } finally {
       this.flushing = false;
+    }
+    if (this.drainWanted && !this.backpressured && connection.pendingBytes === 0 && !this.closed) {
+      // The owner refused a send while messages were being compressed; they are written now.
+      this.drainWanted = false;
+      this.owner.onDrain();
     }
     if (!this.closed) this.arm();
   }

@@ -149,9 +149,10 @@ export class WebSocket extends EventTarget implements SessionOwner {
     if (value === "blob" || value === "arraybuffer" || value === "uint8array") this.binary = value;
   }
 
-  /** Bytes queued for sending and not yet handed to the network. */
+  /** Bytes queued for sending and not yet handed to the network (messages being compressed included). */
   get bufferedAmount(): number {
-    return (this.session?.transport?.bufferedAmount ?? 0) + this.pendingBlobs + this.discarded;
+    const session = this.session;
+    return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + this.pendingBlobs + this.discarded;
   }
 
   get onopen(): Handler {

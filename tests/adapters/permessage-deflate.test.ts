@@ -64,6 +64,19 @@ function jsonLike(size: number, seed = 1): string {
   return out.slice(0, size - 1) + "]";
 }
 
+/** Incompressible bytes (xorshift), different for each seed: compressed, as large as they are. */
+function noise(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
 function pattern(size: number): Uint8Array {
   const out = new Uint8Array(size);
   for (let i = 0; i < size; i++) out[i] = (i * 31 + (i >>> 8) * 7 + (i >>> 16)) & 0xff;
@@ -241,6 +254,9 @@ async function wireClient(port: number, deflate: PerMessageDeflateOptions = {}, 
     frames: () => parseFrames(afterHead(concat(raw)) ?? new Uint8Array(0)),
     head: () => new TextDecoder().decode(concat(raw)).split("\r\n\r\n")[0],
     write: (bytes: Uint8Array) => state.transport!.write([bytes]),
+    /** Stops reading: the server's writes pile up in its buffers. */
+    pause: () => state.transport!.pause(),
+    resume: () => state.transport!.resume(),
     pump,
     get closed() {
       return state.closed;
@@ -297,7 +313,7 @@ describe(`permessage-deflate over ${runtimeName} sockets`, () => {
       client.ws.send(text);
       await until(() => client.messages.length === sent.length, `${sent.length} echoes`, 20_000);
       assert.deepEqual(client.messages, sent);
-      assert.ok(codec.stats.peak >= 1, "our server's codec was used");
+      assert.equal(codec.stats.streams, 2, "our server's codec was used: a compressor and a decompressor");
       client.ws.close(1000, "bye");
       await until(() => client.closed !== null, "the close");
       assert.deepEqual(client.closed, { code: 1000, reason: "", wasClean: true }, "our server echoes the code");
@@ -367,14 +383,17 @@ describe(`permessage-deflate over ${runtimeName} sockets`, () => {
   });
 
   test("200 connections compressing at once: all echoes exact, at most `concurrencyLimit` zlib jobs at a time", async () => {
-    const codec = createZlibCodec({ concurrencyLimit: 4 });
+    const codec = createZlibCodec({ concurrencyLimit: 4, syncCompressLimit: 64 * 1024, syncInflateLimit: 32 * 1024 });
     const ours = await echoServer({ perMessageDeflate: { codec } });
     const clients: Awaited<ReturnType<typeof openClient>>[] = [];
     try {
       for (let i = 0; i < 200; i += 50) {
         clients.push(...await Promise.all(Array.from({ length: 50 }, () => openClient(ours.port))));
       }
-      const messages = clients.map((_, i) => [jsonLike(64 * 1024, i), jsonLike(16 * 1024, i + 1)]);
+      // Over the codec's syncCompressLimit (64 KiB), each first message is compressed
+      // asynchronously (under the limit); its ~13 KiB compressed starts inflating at once and goes
+      // on asynchronously past 32 KiB of output; the second is small, but may queue behind the first.
+      const messages = clients.map((_, i) => [jsonLike(100 * 1024, i), jsonLike(16 * 1024, i + 1)]);
       clients.forEach((c, i) => messages[i].forEach((m) => c.ws.send(m)));
       await until(() => clients.every((c) => c.messages.length === 2), "every echo", 30_000);
       clients.forEach((c, i) => assert.deepEqual(c.messages, messages[i], `connection ${i}`));
@@ -462,6 +481,136 @@ describe(`permessage-deflate over ${runtimeName} sockets`, () => {
     } finally {
       (serverSide as Transport | null)?.destroy();
       await listener.close();
+    }
+  });
+});
+
+describe(`permessage-deflate backpressure over ${runtimeName} sockets: messages being compressed count`, () => {
+  // 256 KiB messages, over the codec's syncCompressLimit: compressed asynchronously on every
+  // runtime, so that a send returns before its message is compressed.
+  const SIZE = 256 * 1024;
+  const LIMIT = 2 * 1024 * 1024;
+
+  async function backpressureServer(options: Partial<ServerOptions> = {}) {
+    const codec = createZlibCodec({ syncCompressLimit: 64 * 1024 });
+    const sockets: ServerWebSocket[] = [];
+    const events: string[] = [];
+    const server = await serve({ port: 0, hostname: "127.0.0.1", perMessageDeflate: { codec }, backpressureLimit: LIMIT, ...options }, {
+      open: (ws) => void sockets.push(ws),
+      drain: () => void events.push("drain"),
+      close: (_ws, code) => void events.push(`close ${code}`),
+    });
+    return { server, codec, sockets, events };
+  }
+
+  test("server: counted in bufferedAmount at once, the limit refuses sends, memory stays bounded, drain follows", async () => {
+    const { server, codec, sockets, events } = await backpressureServer();
+    const wire = await wireClient(server.port);
+    try {
+      wire.pause(); // the peer stops reading
+      await until(() => sockets.length === 1, "the server's socket");
+      const ws = sockets[0];
+      const sent: Uint8Array[] = [];
+      let refused = 0;
+      let peak = 0;
+      // Rounds of sends as fast as the handler can: nothing is compressed while one runs.
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 40; i++) {
+          const message = noise(SIZE, sent.length + refused + 1);
+          const before = ws.bufferedAmount;
+          const result = ws.send(message);
+          if (result === 0) {
+            refused++;
+            assert.ok(before >= LIMIT, `refused only at the limit (${before} buffered)`);
+            continue;
+          }
+          sent.push(message);
+          assert.ok(ws.bufferedAmount >= before + SIZE, `send ${sent.length}: counted at once (${before} → ${ws.bufferedAmount})`);
+          peak = Math.max(peak, ws.bufferedAmount);
+        }
+        if (round === 0) assert.equal(sent.length, LIMIT / SIZE, "the first round stops at the limit, on messages not yet compressed");
+        await until(() => codec.stats.running + codec.stats.queued === 0, "the compression to finish");
+      }
+      assert.ok(refused > 100, `${refused} sends refused`);
+      assert.ok(peak < LIMIT + SIZE, `at most the limit and one message buffered (${peak})`);
+      assert.ok(ws.bufferedAmount < LIMIT + SIZE);
+      assert.equal(ws.readyState, 1, "without closeOnBackpressureLimit, the connection stays open");
+      // The peer reads again: everything accepted arrives, in order; the server hears of the drain.
+      wire.resume();
+      await until(() => wire.events.filter((e) => e.type === "binary").length === sent.length, `${sent.length} messages`, 30_000);
+      const received = wire.events.flatMap((e) => (e.type === "binary" ? [e.data] : []));
+      received.forEach((m, i) => assert.ok(m.length === SIZE && m.every((b, j) => b === sent[i][j]), `message ${i}`));
+      await until(() => events.includes("drain"), "drain");
+      assert.ok(ws.send(noise(SIZE, 0)) !== 0, "sends are accepted again");
+    } finally {
+      await wire.close();
+      await server.close({ timeout: 1000 });
+    }
+  });
+
+  test("server: closeOnBackpressureLimit closes with 1008 at the limit reached by messages still being compressed", async () => {
+    const { server, sockets } = await backpressureServer({ closeOnBackpressureLimit: true });
+    const wire = await wireClient(server.port);
+    try {
+      wire.pause();
+      await until(() => sockets.length === 1, "the server's socket");
+      const ws = sockets[0];
+      const sent: Uint8Array[] = [];
+      for (let i = 0; i < 40 && ws.readyState === 1; i++) {
+        const message = noise(SIZE, i + 1);
+        if (ws.send(message) !== 0) sent.push(message);
+      }
+      assert.equal(sent.length, LIMIT / SIZE, "closed at the limit, before any message was compressed");
+      assert.equal(ws.readyState, 2, "closing");
+      wire.resume();
+      await until(() => wire.events.some((e) => e.type === "close"), "the close frame", 30_000);
+      assert.equal(wire.events.filter((e) => e.type === "binary").length, sent.length, "the accepted messages first");
+      const close = wire.events.find((e) => e.type === "close");
+      assert.ok(close && close.type === "close" && close.code === 1008, JSON.stringify(close));
+    } finally {
+      await wire.close();
+      await server.close({ timeout: 1000 });
+    }
+  });
+
+  test("server: drain after a refusal even when the transport never filled (tiny compressed output)", async () => {
+    const { server, codec, sockets, events } = await backpressureServer();
+    const wire = await wireClient(server.port);
+    try {
+      await until(() => sockets.length === 1, "the server's socket");
+      const ws = sockets[0];
+      const zeros = new Uint8Array(SIZE); // a few hundred bytes once compressed
+      let accepted = 0;
+      for (let i = 0; i < 100 && ws.send(zeros) !== 0; i++) accepted++;
+      assert.equal(accepted, LIMIT / SIZE);
+      await until(() => events.includes("drain"), "drain once the messages are compressed and written");
+      assert.equal(codec.stats.running + codec.stats.queued, 0);
+      assert.ok(ws.bufferedAmount < LIMIT);
+      assert.ok(ws.send(zeros) !== 0);
+      await until(() => wire.events.filter((e) => e.type === "binary").length === accepted + 1, "the messages");
+    } finally {
+      await wire.close();
+      await server.close({ timeout: 1000 });
+    }
+  });
+
+  test("client: our WebSocket counts a message being compressed in bufferedAmount at once", async () => {
+    const ours = await echoServer({ perMessageDeflate: true });
+    try {
+      const codec = createZlibCodec({ syncCompressLimit: 64 * 1024 });
+      const client = await openClient(ours.port, { perMessageDeflate: { codec } });
+      const message = noise(SIZE, 7);
+      assert.equal(client.ws.bufferedAmount, 0);
+      client.ws.send(message);
+      assert.ok(client.ws.bufferedAmount >= SIZE, `${client.ws.bufferedAmount} buffered right after send()`);
+      client.ws.send(message);
+      assert.ok(client.ws.bufferedAmount >= 2 * SIZE);
+      await until(() => client.messages.length === 2, "the echoes");
+      await until(() => client.ws.bufferedAmount === 0, "nothing buffered");
+      client.ws.close();
+      await until(() => client.closed !== null, "the close");
+    } finally {
+      await ours.server.close({ timeout: 1000 });
     }
   });
 });

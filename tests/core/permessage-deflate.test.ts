@@ -4,7 +4,7 @@
  * through a client core ↔ server core with the real node:zlib codec injected: round trips for
  * every combination of context takeover and window bits, what goes on the wire (RSV1, the
  * stripped tail, the threshold, the opt-out, control frames), the RFC's examples, BFINAL, a zip
- * bomb, order under asynchronous compression, and disposal.
+ * bomb, order under asynchronous compression, and disposal; a codec that answers at once.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,10 @@ import {
   type Connection,
   type ConnectionEvent,
   type DeflateAgreement,
+  type DeflateCodec,
+  DecompressedSizeError,
   encodeFrame,
+  ExtensionError,
   Opcode,
   PerMessageDeflate,
   type PerMessageDeflateOptions,
@@ -713,5 +716,96 @@ describe("permessage-deflate messages: order and resources", () => {
     assert.equal(pair.codec.stats.streams, 0);
     assert.equal(pair.codec.stats.running, 0);
     assert.deepEqual(pair.server.pollOutput(), []);
+  });
+});
+
+describe("permessage-deflate with a codec that answers at once", () => {
+  /** Each message a whole DEFLATE stream of its own, sync-flushed: what zlib's one-shot functions make. */
+  function oneShotCodec(fail: { compress?: unknown; decompress?: unknown } = {}): DeflateCodec {
+    return {
+      createCompressor: () => ({
+        compress(data) {
+          if (fail.compress !== undefined) throw fail.compress;
+          return new Uint8Array(deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH }));
+        },
+        close() {},
+      }),
+      createDecompressor: () => ({
+        decompress(chunks, maxSize) {
+          if (fail.decompress !== undefined) throw fail.decompress;
+          const out = new Uint8Array(inflateRawSync(concatBytes([...chunks]), { finishFlush: constants.Z_SYNC_FLUSH }));
+          if (out.length > maxSize) throw new DecompressedSizeError(maxSize, out.length);
+          return out;
+        },
+        close() {},
+      }),
+    };
+  }
+
+  const agreement: DeflateAgreement = { localNoContextTakeover: true, localMaxWindowBits: 15, remoteNoContextTakeover: true, remoteMaxWindowBits: 15 };
+  const extension = (codec: DeflateCodec) => {
+    const server = perMessageDeflateServer({ codec, serverNoContextTakeover: true, clientNoContextTakeover: true });
+    const result = server.negotiate([[]]);
+    assert.ok(result);
+    const e = result.extension as PerMessageDeflate;
+    assert.deepEqual(e.agreement, agreement);
+    return e;
+  };
+
+  test("encode and decode return at once: the tail stripped, RSV1 set, the bytes back", () => {
+    const e = extension(oneShotCodec());
+    const message = utf8(jsonLike(5000));
+    const encoded = e.encode(message);
+    assert.ok(!(encoded instanceof Promise), "not a promise");
+    assert.equal(encoded.rsv, RSV1);
+    assert.ok(encoded.data.length < message.length);
+    const decoded = e.decode(encoded.data, RSV1, Infinity);
+    assert.ok(decoded instanceof Uint8Array, "not a promise");
+    assert.deepEqual(decoded, message);
+  });
+
+  test("a codec that throws: 1011 when compressing, 1009 over the size limit, 1007 for bad data", () => {
+    const closeCode = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        assert.ok(error instanceof ExtensionError, String(error));
+        return error.closeCode;
+      }
+      assert.fail("did not throw");
+    };
+    const big = utf8(jsonLike(5000));
+    assert.equal(closeCode(() => extension(oneShotCodec({ compress: new Error("broken") })).encode(big)), 1011);
+    assert.equal(closeCode(() => extension(oneShotCodec({ decompress: new DecompressedSizeError(10, 20) })).decode(big, RSV1, 10)), 1009);
+    assert.equal(closeCode(() => extension(oneShotCodec({ decompress: new Error("invalid block type") })).decode(big, RSV1, 10)), 1007);
+  });
+
+  test("through a pair: a compressed message is in the output when sendText returns, and arrives when receive returns", () => {
+    const codec = oneShotCodec();
+    const pair = createPair({
+      server: { extensions: [perMessageDeflateServer({ codec, serverNoContextTakeover: true, clientNoContextTakeover: true })] },
+      client: { extensions: [perMessageDeflateClient({ codec, serverNoContextTakeover: true, clientNoContextTakeover: true })] },
+    });
+    const message = jsonLike(20_000);
+    pair.client.sendText(message);
+    assert.equal(pair.client.pendingBytes, 0);
+    const bytes = drainOutput(pair.client);
+    const frames = parseFrames(bytes, true);
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0].rsv, RSV1);
+    pair.server.receive(bytes);
+    const text = pair.server.pollEvents().find((e) => e.type === "text");
+    assert.ok(text && text.type === "text" && text.data === message);
+  });
+
+  test("the node:zlib codec, once loaded, compresses a small message before sendText returns", async () => {
+    const pair = deflatePair({}, {}, { manual: true });
+    pair.client.sendText(jsonLike(3000, 1)); // may load node:zlib (the first job of the process is asynchronous)
+    await written(pair.client, 1, true);
+    pair.client.sendText(jsonLike(3000, 2));
+    const frames = parseFrames(drainOutput(pair.client), true);
+    assert.equal(frames.length, 1, "written at once");
+    assert.equal(frames[0].rsv, RSV1);
+    abortBoth(pair);
   });
 });

@@ -192,15 +192,15 @@ describe("zlib codec: decompression", () => {
     const hello = Uint8Array.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
     const again = Uint8Array.from([0xf2, 0x00, 0x11, 0x00, 0x00]); // refers to the previous window
     assert.equal(new TextDecoder().decode(await d.decompress([hello, TAIL], Infinity)), "Hello");
-    await assert.rejects(d.decompress([again, TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError));
+    await assert.rejects(async () => d.decompress([again, TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError));
     d.close();
   });
 
   test("invalid data rejects (not as a size error), and so does every later call", async () => {
     const codec = createZlibCodec();
     const d = decompressor(codec);
-    await assert.rejects(d.decompress([Uint8Array.from([0xff, 0xff, 0xff]), TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError));
-    await assert.rejects(d.decompress([Uint8Array.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), TAIL], Infinity));
+    await assert.rejects(async () => d.decompress([Uint8Array.from([0xff, 0xff, 0xff]), TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError));
+    await assert.rejects(async () => d.decompress([Uint8Array.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), TAIL], Infinity));
     assert.equal(codec.stats.streams, 0, "the broken stream is freed");
     d.close();
   });
@@ -213,11 +213,11 @@ describe("zlib codec: decompression", () => {
     const ok = decompressor(codec);
     assert.equal((await ok.decompress([compressed], message.length)).length, message.length);
     const tooBig = decompressor(codec);
-    await assert.rejects(tooBig.decompress([compressed], message.length - 1), DecompressedSizeError);
+    await assert.rejects(async () => tooBig.decompress([compressed], message.length - 1), DecompressedSizeError);
     // With small output chunks, it stops within one chunk of the limit.
     const small = createZlibCodec({ chunkSize: 1024 });
     const chunked = decompressor(small);
-    const error = await chunked.decompress([compressed], 10_000).catch((e: unknown) => e);
+    const error = await (async () => chunked.decompress([compressed], 10_000))().catch((e: unknown) => e);
     assert.ok(error instanceof DecompressedSizeError);
     assert.ok(error.inflated > 10_000 && error.inflated <= 11_024, `stopped at ${error.inflated}`);
     assert.equal(small.stats.streams, 0);
@@ -233,34 +233,197 @@ describe("zlib codec: decompression", () => {
     const codec = createZlibCodec({ chunkSize: 16 * 1024 });
     const d = decompressor(codec);
     const limit = 4 * 1024 * 1024;
-    const { result, before, peak } = await peakRss(() => d.decompress([bomb, TAIL], limit));
+    const { result, before, peak } = await peakRss(async () => d.decompress([bomb, TAIL], limit));
     assert.ok(result instanceof DecompressedSizeError, `rejected with a size error: ${String(result)}`);
     assert.ok(result.inflated > limit && result.inflated <= limit + 16 * 1024, `stopped at ${result.inflated} bytes: at most one chunk past the limit`);
     const growth = (peak - before) / (1024 * 1024);
     assert.ok(growth < 128, `resident memory grew by ${growth.toFixed(1)} MiB for a 1024 MiB bomb`);
     assert.equal(codec.stats.streams, 0, "the stream was destroyed: nothing more is inflated");
-    await assert.rejects(d.decompress([Uint8Array.from([0x00]), TAIL], Infinity), DecompressedSizeError);
+    await assert.rejects(async () => d.decompress([Uint8Array.from([0x00]), TAIL], Infinity), DecompressedSizeError);
     d.close();
+  });
+});
+
+describe("zlib codec: the synchronous way", () => {
+  /** A codec whose zlib module is loaded: its first job ever is asynchronous (the import). */
+  async function loaded(options: Parameters<typeof createZlibCodec>[0] = {}): Promise<ZlibCodec> {
+    const codec = createZlibCodec(options);
+    const c = compressor(codec);
+    await c.compress(encoder.encode("load node:zlib"));
+    c.close();
+    return codec;
+  }
+
+  test("small messages are compressed and inflated at once, on every runtime", async () => {
+    const codec = await loaded();
+    const c = compressor(codec);
+    const d = decompressor(codec);
+    for (const text of [jsonLike(1024, 1), jsonLike(1024, 2), jsonLike(5000, 3), "x"]) {
+      const message = encoder.encode(text);
+      const out = c.compress(message);
+      assert.ok(out instanceof Uint8Array, "compressed at once");
+      assert.ok(endsWithTail(out) && !("readUInt8" in out), "a plain Uint8Array ending with 00 00 ff ff");
+      const back = d.decompress([out.subarray(0, out.length - 4), TAIL], Infinity);
+      assert.ok(back instanceof Uint8Array, "inflated at once");
+      assert.deepEqual(back, message);
+    }
+    assert.equal(codec.stats.peak, 0, "no job went through the limiter");
+    c.close();
+    d.close();
+    assert.equal(codec.stats.streams, 0);
+  });
+
+  test("the same bytes as the asynchronous way, with and without context takeover", async () => {
+    const messages = Array.from({ length: 40 }, (_, i) => encoder.encode(i % 5 === 4 ? "" : jsonLike(200 + i * 1500, i)));
+    for (const resetAfterMessage of [false, true]) {
+      const outputs: Uint8Array[][] = [];
+      for (const limit of [0, Infinity]) {
+        const codec = await loaded({ syncCompressLimit: limit, syncInflateLimit: limit });
+        const c = compressor(codec, { resetAfterMessage });
+        const d = decompressor(codec, 15, resetAfterMessage);
+        const out: Uint8Array[] = [];
+        for (const m of messages) {
+          const compressed = await c.compress(m);
+          out.push(compressed);
+          assert.deepEqual(await d.decompress([compressed], Infinity), m);
+        }
+        outputs.push(out);
+        c.close();
+        d.close();
+      }
+      assert.deepEqual(outputs[1], outputs[0], `resetAfterMessage=${resetAfterMessage}`);
+    }
+  });
+
+  test("a message waits behind an asynchronous job of its engine, then the next one is at once again", async () => {
+    const codec = await loaded({ syncCompressLimit: 16 * 1024 });
+    const c = compressor(codec);
+    const d = decompressor(codec);
+    const big = encoder.encode(jsonLike(100_000, 1));
+    const small = encoder.encode(jsonLike(2000, 2));
+    const first = c.compress(big);
+    const second = c.compress(small);
+    assert.ok(first instanceof Promise && second instanceof Promise, "the small one is queued behind the big one");
+    const [a, b] = await Promise.all([first, second]);
+    const third = c.compress(small);
+    assert.ok(third instanceof Uint8Array, "nothing pending: at once");
+    for (const [compressed, message] of [[a, big], [b, small], [third, small]] as const) {
+      assert.deepEqual(await d.decompress([compressed], Infinity), message, "the window carried over in call order");
+    }
+    c.close();
+    d.close();
+  });
+
+  test("inflating goes on asynchronously past syncInflateLimit, after the output made at once", async () => {
+    const codec = await loaded({ syncInflateLimit: 32 * 1024 });
+    const c = compressor(codec);
+    const d = decompressor(codec);
+    const messages = [jsonLike(200_000, 1), jsonLike(20_000, 2), jsonLike(300_000, 3)].map((t) => encoder.encode(t));
+    for (const m of messages) {
+      const compressed = await c.compress(m);
+      const result = d.decompress([compressed.subarray(0, compressed.length - 4), TAIL], Infinity);
+      assert.equal(result instanceof Promise, m.length > 32 * 1024 + 16 * 1024, `${m.length} bytes`);
+      assert.deepEqual(await result, m);
+    }
+    c.close();
+    d.close();
+  });
+
+  test("invalid data throws at once (not as a size error); every later call fails; the stream is freed", async () => {
+    const codec = await loaded();
+    const d = decompressor(codec);
+    assert.throws(() => d.decompress([Uint8Array.from([0xff, 0xff, 0xff]), TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError));
+    assert.equal(codec.stats.streams, 0);
+    await assert.rejects(async () => d.decompress([Uint8Array.from([0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), TAIL], Infinity));
+    d.close();
+  });
+
+  test("the size limit at once: one byte over rejects, within one output chunk", async () => {
+    const codec = await loaded({ chunkSize: 1024, syncInflateLimit: Infinity });
+    const c = compressor(codec);
+    const message = encoder.encode(jsonLike(50_000));
+    const compressed = await c.compress(message);
+    const ok = decompressor(codec);
+    assert.equal((ok.decompress([compressed], message.length) as Uint8Array).length, message.length);
+    const d = decompressor(codec);
+    let error: unknown;
+    try {
+      d.decompress([compressed], 10_000);
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof DecompressedSizeError, String(error));
+    assert.ok(error.inflated > 10_000 && error.inflated <= 11_024, `stopped at ${error.inflated}`);
+    c.close();
+    ok.close();
+    d.close();
+    assert.equal(codec.stats.streams, 0);
+  });
+
+  test("a small zip bomb (~64 KiB → 64 MiB) holds the thread only up to syncInflateLimit, then fails past the limit", async () => {
+    const bomb = await zipBomb(64);
+    assert.ok(bomb.length < 70 * 1024, `${bomb.length} bytes`);
+    const codec = await loaded({ syncInflateLimit: 256 * 1024 });
+    const d = decompressor(codec);
+    const limit = 16 * 1024 * 1024;
+    const result = d.decompress([bomb, TAIL], limit);
+    assert.ok(result instanceof Promise, "handed over to the asynchronous way");
+    const error = await result.catch((e: unknown) => e);
+    assert.ok(error instanceof DecompressedSizeError, String(error));
+    assert.ok(error.inflated > limit && error.inflated <= limit + 16 * 1024, `stopped at ${error.inflated}`);
+    d.close();
+    assert.equal(codec.stats.streams, 0);
+  });
+
+  test("RFC 7692 §7.2.3.4 at once: a message ending in a BFINAL=1 block; the next starts a new stream", async () => {
+    const codec = await loaded();
+    const d = decompressor(codec);
+    const final = Uint8Array.from([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]);
+    const hello = d.decompress([final, TAIL], Infinity);
+    assert.ok(hello instanceof Uint8Array);
+    assert.equal(new TextDecoder().decode(hello), "Hello");
+    assert.equal(codec.stats.streams, 0, "the ended stream is freed");
+    const c = compressor(codec);
+    const next = encoder.encode(jsonLike(2000, 3));
+    assert.deepEqual(d.decompress([c.compress(next) as Uint8Array], Infinity), next);
+    c.close();
+    d.close();
+  });
+
+  test("limits of 0: every job asynchronous", async () => {
+    const codec = await loaded({ syncCompressLimit: 0, syncInflateLimit: 0 });
+    const c = compressor(codec);
+    const d = decompressor(codec);
+    const out = c.compress(encoder.encode(jsonLike(2000)));
+    assert.ok(out instanceof Promise);
+    const back = d.decompress([await out], Infinity);
+    assert.ok(back instanceof Promise);
+    await back;
+    c.close();
+    d.close();
+    assert.throws(() => createZlibCodec({ syncCompressLimit: -1 }), RangeError);
+    assert.throws(() => createZlibCodec({ syncInflateLimit: Number.NaN }), RangeError);
   });
 });
 
 describe("zlib codec: closing and concurrency", () => {
   test("close rejects the running and the queued jobs and frees the stream", async () => {
-    const codec = createZlibCodec();
+    const codec = createZlibCodec({ syncCompressLimit: 64 * 1024 });
     const c = compressor(codec);
     const big = encoder.encode(jsonLike(2_000_000));
-    const running = c.compress(big);
+    const running = c.compress(big); // over the codec's syncCompressLimit: asynchronous
     const queued = c.compress(big);
+    assert.ok(running instanceof Promise && queued instanceof Promise);
     c.close();
     await assert.rejects(running);
     await assert.rejects(queued);
-    await assert.rejects(c.compress(big));
+    await assert.rejects(async () => c.compress(big));
     assert.equal(codec.stats.streams, 0);
     assert.equal(codec.stats.running, 0);
   });
 
   test("the limiter: 40 engines compressing at once never run more than the limit", async () => {
-    const codec = createZlibCodec({ concurrencyLimit: 3 });
+    const codec = createZlibCodec({ concurrencyLimit: 3, syncCompressLimit: 0, syncInflateLimit: 0 });
     const pairs = Array.from({ length: 40 }, () => ({ c: compressor(codec), d: decompressor(codec) }));
     const message = encoder.encode(jsonLike(64 * 1024));
     const results = await Promise.all(pairs.map(async ({ c, d }) => {
