@@ -5,7 +5,12 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { streamTransport, type StreamTransportOptions } from "../../../adapters/streams/runtime.ts";
+import {
+  type ByteChannel,
+  createTransport,
+  streamTransport,
+  type StreamTransportOptions,
+} from "../../../adapters/streams/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { delay } from "../../support/time.ts";
@@ -341,5 +346,65 @@ describe("streams transport", () => {
     assert.equal(r.transport.remotePort, 4242);
     r.transport.end();
     assert.equal(await r.whenClosed(), undefined);
+  });
+
+  test("merge buffers are reused only for a channel whose writes release their chunk, after the write settled", async () => {
+    for (const writeReleasesChunk of [true, false]) {
+      const given: Uint8Array[] = [];
+      const pending: (() => void)[] = [];
+      /** A channel whose writes wait for `settleAll()`; each checks that its chunk was left alone meanwhile. */
+      const open = (start: number) => {
+        const received: Uint8Array[] = [];
+        const channel: ByteChannel = {
+          read: () => new Promise<never>(() => {}),
+          write(chunk) {
+            given.push(chunk);
+            const bytes = chunk.slice();
+            return new Promise<void>((resolve) => {
+              pending.push(() => {
+                assert.deepEqual(chunk, bytes, "a chunk changed while its write was pending");
+                received.push(bytes);
+                resolve();
+              });
+            });
+          },
+          closeWrite: () => Promise.resolve(),
+          close() {},
+          writeReleasesChunk,
+        };
+        const r = new Recorder();
+        createTransport(channel, r.bind, { coalesceBytes: 64 * 1024 });
+        const sent: Uint8Array[] = [];
+        let offset = start;
+        const send = () => {
+          // Two chunks merged into one write, big enough for a pooled buffer (16 KiB and more).
+          const batch = [pattern(offset, 10_000), pattern(offset + 10_000, 20_000)];
+          offset += 30_000;
+          sent.push(...batch);
+          r.transport.write(batch);
+        };
+        return { r, send, sent, received };
+      };
+      const settleAll = async () => {
+        for (const settle of pending.splice(0)) settle();
+        await delay(0);
+      };
+      // Two transports with writes in flight at the same time, several times over.
+      const a = open(0);
+      const b = open(1_000_000); // other bytes than a's
+      for (let i = 0; i < 5; i++) {
+        a.send();
+        b.send();
+        await settleAll();
+      }
+      assert.equal(given.length, 10);
+      for (const side of [a, b]) {
+        assert.deepEqual(concatBytes(side.received), concatBytes(side.sent));
+        side.r.transport.destroy();
+      }
+      const buffers = new Set(given.map((chunk) => chunk.buffer)).size;
+      if (writeReleasesChunk) assert.ok(buffers < given.length, `${buffers} buffers for ${given.length} writes`);
+      else assert.equal(buffers, given.length); // e.g. a pipe: the other end keeps each chunk
+    }
   });
 });
