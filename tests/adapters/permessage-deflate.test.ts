@@ -30,6 +30,7 @@ import {
   RSV1,
 } from "../../core/mod.ts";
 import { createZlibCodec as makeCodec } from "../../adapters/zlib/codec.ts";
+import { concatBytes } from "../../core/bytes.ts";
 
 const encoder = new TextEncoder();
 
@@ -45,15 +46,6 @@ async function until(condition: () => boolean, what: string, ms = 10_000): Promi
   }
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
 
 /** JSON-like text that compresses well: ~`size` bytes. */
 function jsonLike(size: number, seed = 1): string {
@@ -133,7 +125,7 @@ async function zipBomb(mib: number): Promise<Uint8Array> {
   const [first, second, third] = [await c.compress(zeros), await c.compress(zeros), await c.compress(zeros)];
   c.close();
   assert.deepEqual(third, second);
-  const bomb = concat([first, ...Array.from({ length: mib - 1 }, () => second)]);
+  const bomb = concatBytes([first, ...Array.from({ length: mib - 1 }, () => second)]);
   return bomb.subarray(0, bomb.length - 4);
 }
 
@@ -251,8 +243,8 @@ async function wireClient(port: number, deflate: PerMessageDeflateOptions = {}, 
     events,
     codec,
     /** The server's frames so far. */
-    frames: () => parseFrames(afterHead(concat(raw)) ?? new Uint8Array(0)),
-    head: () => new TextDecoder().decode(concat(raw)).split("\r\n\r\n")[0],
+    frames: () => parseFrames(afterHead(concatBytes(raw)) ?? new Uint8Array(0)),
+    head: () => new TextDecoder().decode(concatBytes(raw)).split("\r\n\r\n")[0],
     write: (bytes: Uint8Array) => state.transport!.write([bytes]),
     /** Stops reading: the server's writes pile up in its buffers. */
     pause: () => state.transport!.pause(),
@@ -417,7 +409,7 @@ describe(`permessage-deflate over ${runtimeName} sockets`, () => {
     const wire = await wireClient(ours.port);
     try {
       const { growthMiB } = await peakRss(async () => {
-        wire.write(encodeFrame(Opcode.BINARY, bomb, true, RSV1, new Uint8Array([1, 2, 3, 4])).reduce((a, b) => concat([a, b])));
+        wire.write(encodeFrame(Opcode.BINARY, bomb, true, RSV1, new Uint8Array([1, 2, 3, 4])).reduce((a, b) => concatBytes([a, b])));
         await until(() => wire.events.some((e) => e.type === "close"), "our server to close", 20_000);
       });
       const close = wire.events.find((e) => e.type === "close");
@@ -474,7 +466,7 @@ describe(`permessage-deflate over ${runtimeName} sockets`, () => {
       });
       assert.equal(client.messages.length, 0);
       assert.match(String(client.error), /once decompressed/);
-      const close = parseFrames(concat(fromClient)).find((f) => f.opcode === Opcode.CLOSE);
+      const close = parseFrames(concatBytes(fromClient)).find((f) => f.opcode === Opcode.CLOSE);
       assert.ok(close, "our client sent a close frame");
       assert.equal((close.payload[0] << 8) | close.payload[1], 1009);
       assert.ok(growthMiB < 256, `resident memory grew by ${growthMiB.toFixed(1)} MiB for a 1024 MiB bomb`);

@@ -9,6 +9,7 @@
  * `dictionary` in those, so context takeover can only be had with a long-lived stream.
  */
 import zlib from "node:zlib";
+import { concatBytes } from "../../core/bytes.ts";
 
 // ---- parameters --------------------------------------------------------------------------------
 
@@ -223,16 +224,6 @@ export class DeflateEngine {
   }
 }
 
-function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
 
 // ---- payloads -------------------------------------------------------------------------------------
 
