@@ -501,6 +501,8 @@ export class ServerWebSocket<T = undefined> {
 
   /** @internal The transport closed; the connection reported its close event before this. */
   onTransportClose(error?: Error): void {
+    // Usually done at the close event already; not when that event is still queued behind a
+    // message being decoded. `ended` is idempotent.
     this.server.ended(this.session, this);
     if (error) this.reportError(new ConnectionError(error.message, 1006, { cause: error }));
     const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };

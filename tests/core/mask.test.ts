@@ -206,3 +206,34 @@ for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () 
     }
   });
 }));
+
+describe("setMaskWordSize", () => {
+  test("with 8, long ranges are masked through BigUint64Array; with 4, never", () => {
+    const Original = globalThis.BigUint64Array;
+    let made = 0;
+    // Counts the views the masking loops create (the global is looked up at each call).
+    globalThis.BigUint64Array = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args);
+        made++;
+      }
+    } as typeof Original;
+    const previous = setMaskWordSize(8);
+    try {
+      const content = pseudoRandom(4096, 7);
+      const data = content.slice();
+      applyMask(data, KEYS[0]);
+      assert.deepEqual(data, naiveMask(content, KEYS[0]));
+      maskInto(content, KEYS[0], new Uint8Array(4096), 0);
+      assert.equal(made, 3, "one view for applyMask, two for maskInto");
+      assert.equal(setMaskWordSize(4), 8, "the size chosen before is returned");
+      applyMask(data, KEYS[0]);
+      maskInto(content, KEYS[0], new Uint8Array(4096), 0);
+      assert.equal(made, 3, "32-bit words take no BigUint64Array");
+      assert.deepEqual(data, content);
+    } finally {
+      globalThis.BigUint64Array = Original;
+      setMaskWordSize(previous);
+    }
+  });
+});

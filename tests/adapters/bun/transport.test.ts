@@ -33,6 +33,9 @@ import {
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
+import { setMaskWordSize } from "../../../core/mask.ts";
+// Loaded only to check that it leaves the core's masking alone on Bun (see the last test).
+import "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, until } from "../../support/time.ts";
@@ -559,4 +562,10 @@ describe("bun runtime: closing", () => {
     assert.deepEqual(accepted[0].closes, [boom]);
     assert.equal(client.closes.length, 1);
   });
+});
+
+test("on Bun (JavaScriptCore) the core keeps masking 32-bit words, even with the Node adapter loaded", () => {
+  const chosen = setMaskWordSize(4);
+  setMaskWordSize(chosen);
+  assert.equal(chosen, 4);
 });

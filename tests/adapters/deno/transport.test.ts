@@ -5,6 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { denoRuntime } from "../../../adapters/deno/runtime.ts";
+import { setMaskWordSize } from "../../../core/mask.ts";
 import type { DialOptions, Listener, ListenOptions } from "../../../adapters/shared/transport.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -403,4 +404,10 @@ describe("deno runtime", () => {
       await listener.close();
     }
   });
+});
+
+test("on Deno (V8) the adapter has the core mask 64-bit words", () => {
+  const chosen = setMaskWordSize(8);
+  setMaskWordSize(chosen);
+  assert.equal(chosen, 8);
 });
