@@ -3,6 +3,8 @@
  * Sec-WebSocket-Key and Sec-WebSocket-Accept (RFC 6455 §4.1, §4.2.2).
  */
 
+import { allocateBytes } from "./bytes.ts";
+
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const PAD = 0x3d; // "="
 
@@ -42,7 +44,7 @@ export function base64Encode(bytes: Uint8Array): string {
 export function base64Decode(text: string): Uint8Array | null {
   if (text.length % 4 !== 0) return null;
   const padding = countPadding(text);
-  const out = new Uint8Array((text.length / 4) * 3 - padding);
+  const out = allocateBytes((text.length / 4) * 3 - padding);
 
   let o = 0;
   for (let i = 0; i < text.length; i += 4) {

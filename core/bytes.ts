@@ -2,6 +2,54 @@
 
 export const textEncoder = new TextEncoder();
 
+/** The empty buffer, shared: nothing is ever written to it. */
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/**
+ * Small buffers the core creates (frames, handshake bytes) can be cut from shared slabs, as Node's
+ * `Buffer.allocUnsafe` does from its pool. On V8 every `new Uint8Array(n)` above 64 bytes (all of
+ * them on Deno) allocates its own backing store, which costs 0.4-1 us; a view of a slab costs a
+ * few dozen nanoseconds. JavaScriptCore allocates small arrays faster than it creates views, so
+ * pooling is off unless an adapter for a V8 runtime turns it on (`setBufferPooling`).
+ */
+const SLAB_SIZE = 16384;
+/** Larger buffers are allocated on their own (and the tail a slab wastes stays under this). */
+const POOLED_MAX = 2048;
+let pooling = false;
+let slab: ArrayBuffer | null = null;
+let slabOffset = SLAB_SIZE;
+
+/**
+ * Turns the cutting of small buffers from shared slabs on or off, and returns the setting before.
+ * With it on, a chunk from `pollOutput()` may share its `ArrayBuffer` with other chunks: read it
+ * through its own `byteOffset` and `byteLength`, and never transfer or detach its `buffer`.
+ */
+export function setBufferPooling(on: boolean): boolean {
+  const previous = pooling;
+  pooling = on;
+  return previous;
+}
+
+/** A zero-filled buffer of `length` bytes, cut from a slab when pooling is on and it is small. */
+export function allocateBytes(length: number): Uint8Array {
+  if (!pooling || length > POOLED_MAX) return new Uint8Array(length);
+  let offset = slabOffset;
+  if (offset + length > SLAB_SIZE) {
+    slab = new ArrayBuffer(SLAB_SIZE);
+    offset = 0;
+  }
+  // 8-byte aligned, like a buffer of its own: masking takes word views at the same offsets.
+  slabOffset = (offset + length + 7) & ~7;
+  try {
+    return new Uint8Array(slab!, offset, length);
+  } catch {
+    // The slab was detached (someone transferred a piece's buffer despite the rule): start a new one.
+    slab = new ArrayBuffer(SLAB_SIZE);
+    slabOffset = (length + 7) & ~7;
+    return new Uint8Array(slab, 0, length);
+  }
+}
+
 /** Strings up to this many UTF-16 units are encoded through `encodeScratch` (3 bytes per unit at most). */
 const SHORT_STRING_MAX = 1024;
 const encodeScratch = new Uint8Array(3 * SHORT_STRING_MAX);
@@ -13,7 +61,9 @@ const encodeScratch = new Uint8Array(3 * SHORT_STRING_MAX);
 export function encodeUtf8(text: string): Uint8Array {
   if (text.length > SHORT_STRING_MAX) return textEncoder.encode(text);
   const { written } = textEncoder.encodeInto(text, encodeScratch);
-  return encodeScratch.slice(0, written);
+  const bytes = allocateBytes(written);
+  bytes.set(encodeScratch.subarray(0, written));
+  return bytes;
 }
 
 /** Concatenates `chunks` (of `total` bytes, if known) into one buffer; a single chunk is returned as is. */

@@ -11,7 +11,7 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, SerialQueue, concatBytes, encodeUtf8, textEncoder } from "./bytes.ts";
+import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
@@ -163,7 +163,6 @@ const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
 /** The masking key handed to `encodeFrame`, which copies it at once: one buffer for every connection. */
 const KEY_BUFFER = new Uint8Array(4);
-const EMPTY = new Uint8Array(0);
 /** What most connections negotiate: one shared empty list. */
 const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 const NO_SERVER_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
@@ -336,7 +335,7 @@ export abstract class Connection implements FrameHandler {
         } else if (o.idleTimeout > 0 && now >= Math.max(this.lastReceived, this.lastSent) + o.idleTimeout) {
           this.close(CloseCode.GOING_AWAY, "idle timeout");
         } else if (o.keepaliveInterval > 0 && this.pingSentAt < 0) {
-          this.writeFrame(Opcode.PING, EMPTY);
+          this.writeFrame(Opcode.PING, EMPTY_BYTES);
           this.pingSentAt = now;
         }
         return;
@@ -416,12 +415,12 @@ export abstract class Connection implements FrameHandler {
   }
 
   /** Sends a ping (RFC 6455 §5.5.2). */
-  ping(data: Uint8Array | string = EMPTY): void {
+  ping(data: Uint8Array | string = EMPTY_BYTES): void {
     this.sendControl(Opcode.PING, data);
   }
 
   /** Sends an unsolicited pong (RFC 6455 §5.5.3), e.g. as a unidirectional heartbeat. */
-  pong(data: Uint8Array | string = EMPTY): void {
+  pong(data: Uint8Array | string = EMPTY_BYTES): void {
     this.sendControl(Opcode.PONG, data);
   }
 
@@ -636,7 +635,7 @@ export abstract class Connection implements FrameHandler {
       if (this.failed) return;
       if (!this.closeSent) {
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
-        this.sendClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY);
+        this.sendClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY_BYTES);
       }
       this.runOutgoing(() => {
         this.finish(code, reason, true);
@@ -781,7 +780,7 @@ export abstract class Connection implements FrameHandler {
   }
 
   protected randomBytes(n: number): Uint8Array {
-    const bytes = new Uint8Array(n);
+    const bytes = allocateBytes(n);
     this.options.random(bytes);
     return bytes;
   }
@@ -1127,7 +1126,7 @@ export function prepareMessage(data: string | Uint8Array, binary = typeof data !
 export function closePayload(code: number | undefined, reason = ""): Uint8Array {
   if (code === undefined) {
     if (reason !== "") throw new WebSocketError("ERR_INVALID_ARGUMENT", "a close reason needs a close code");
-    return EMPTY;
+    return EMPTY_BYTES;
   }
   if (!Number.isInteger(code) || !isValidCloseCode(code)) {
     throw new WebSocketError("ERR_INVALID_CLOSE_CODE", `close code ${code} may not be sent`);
@@ -1136,7 +1135,7 @@ export function closePayload(code: number | undefined, reason = ""): Uint8Array 
   if (reasonBytes.length > MAX_CLOSE_REASON) {
     throw new WebSocketError("ERR_REASON_TOO_LONG", `close reason is ${reasonBytes.length} bytes; at most ${MAX_CLOSE_REASON} fit`);
   }
-  const payload = new Uint8Array(2 + reasonBytes.length);
+  const payload = allocateBytes(2 + reasonBytes.length);
   payload[0] = code >>> 8;
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);

@@ -5,6 +5,7 @@
  * opcodes and bits, control frame size and FIN, 64-bit length). Rules that span frames
  * (fragmentation, message size, UTF-8) belong to the connection.
  */
+import { allocateBytes } from "./bytes.ts";
 import { applyMask, maskInto, maskRange } from "./mask.ts";
 
 /** Opcodes (RFC 6455 §5.2, §11.8). */
@@ -256,14 +257,14 @@ export function encodeFrame(
   const length = payload.length;
   const headerLength = frameHeaderSize(length, maskKey !== null);
   if (length <= MERGE_PAYLOAD_MAX) {
-    const frame = new Uint8Array(headerLength + length);
+    const frame = allocateBytes(headerLength + length);
     writeFrameHeader(frame, 0, opcode, fin, rsv, length, maskKey);
     // No subarray here: a view of a small (on-heap) typed array costs more than masking it.
     if (maskKey) maskInto(payload, maskKey, frame, headerLength);
     else frame.set(payload, headerLength);
     return [frame];
   }
-  const header = new Uint8Array(headerLength);
+  const header = allocateBytes(headerLength);
   writeFrameHeader(header, 0, opcode, fin, rsv, length, maskKey);
   if (!maskKey) return [header, payload];
   if (payloadIsOwned) {
@@ -286,7 +287,7 @@ export function encodeAsciiTextFrame(text: string, maskKey: Uint8Array | null): 
   const length = text.length;
   if (length > MERGE_PAYLOAD_MAX) return null;
   const at = frameHeaderSize(length, maskKey !== null);
-  const frame = new Uint8Array(at + length);
+  const frame = allocateBytes(at + length);
   const k0 = maskKey ? maskKey[0] : 0;
   const k1 = maskKey ? maskKey[1] : 0;
   const k2 = maskKey ? maskKey[2] : 0;

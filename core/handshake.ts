@@ -14,6 +14,7 @@
  */
 
 import { base64Decode, base64Encode } from "./base64.ts";
+import { EMPTY_BYTES, allocateBytes, encodeUtf8 } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { type ExtensionOffer, parseExtensions } from "./extension-header.ts";
 import {
@@ -46,7 +47,7 @@ const KEY_BYTES = 16; // RFC 6455 §4.1: a randomly selected 16-byte value, base
 
 /** Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2, step 5.4). */
 export function acceptKey(key: string): string {
-  return base64Encode(sha1(new TextEncoder().encode(key + WS_GUID)));
+  return base64Encode(sha1(encodeUtf8(key + WS_GUID)));
 }
 
 /** A fresh Sec-WebSocket-Key: 16 random bytes, base64-encoded (RFC 6455 §4.1). */
@@ -62,7 +63,7 @@ export function generateKey(random: (n: number) => Uint8Array = defaultRandom): 
 }
 
 function defaultRandom(n: number): Uint8Array {
-  return globalThis.crypto.getRandomValues(new Uint8Array(n));
+  return globalThis.crypto.getRandomValues(allocateBytes(n));
 }
 
 function isValidKey(key: string): boolean {
@@ -363,8 +364,8 @@ export function buildRejectResponse(options: RejectOptions): Uint8Array {
   }
 
   const body = typeof options.body === "string"
-    ? new TextEncoder().encode(options.body)
-    : (options.body ?? new Uint8Array(0));
+    ? encodeUtf8(options.body)
+    : (options.body ?? EMPTY_BYTES);
   const extra = extraHeaders(options.headers, REJECT_OWNED);
   const headers: [string, string][] = [["Connection", "close"]];
   if (status === 204 || status === 304) {
@@ -384,7 +385,7 @@ export function buildRejectResponse(options: RejectOptions): Uint8Array {
   headers.push(...extra);
 
   const head = serializeHead(`HTTP/1.1 ${status} ${statusText}`, headers);
-  const response = new Uint8Array(head.length + body.length);
+  const response = allocateBytes(head.length + body.length);
   response.set(head);
   response.set(body, head.length);
   return response;

@@ -10,6 +10,7 @@
  * bounded number of times, so parsing is linear in the input.
  */
 
+import { EMPTY_BYTES, allocateBytes } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 
 // ---------------------------------------------------------------------------
@@ -234,7 +235,7 @@ export function serializeHead(startLine: string, headers: Iterable<[string, stri
 
 /** One byte per character; every character must be below 256 (callers validate first). */
 export function encodeLatin1(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
+  const bytes = allocateBytes(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
 }
@@ -330,7 +331,7 @@ function parseError(status: number, reason: string): HttpParseError {
 export class HttpHeadParser<K extends HttpHeadKind> {
   private readonly kind: K;
   private readonly limits: HttpLimits;
-  private partial = new Uint8Array(0);
+  private partial = EMPTY_BYTES;
   private partialLength = 0;
   private headSize = 0;
   private startLine: StartLine | null = null;
@@ -358,7 +359,7 @@ export class HttpHeadParser<K extends HttpHeadKind> {
       if ("ok" in line) return this.finish(line);
       const outcome = this.parseLine(line);
       if (outcome === "done") {
-        return this.finish({ ok: true, head: this.buildHead(), rest: chunk.slice(pos) });
+        return this.finish({ ok: true, head: this.buildHead(), rest: pos === chunk.length ? EMPTY_BYTES : chunk.slice(pos) });
       }
       if (outcome !== undefined) return this.finish(outcome);
     }
@@ -367,7 +368,7 @@ export class HttpHeadParser<K extends HttpHeadKind> {
 
   private finish<R extends HttpParseResult<K>>(result: R): R {
     this.finished = true;
-    this.partial = new Uint8Array(0);
+    this.partial = EMPTY_BYTES;
     this.partialLength = 0;
     return result;
   }

@@ -50,4 +50,5 @@ export {
 } from "./handshake.ts";
 export { HeaderList, type HeadersInit, type HttpLimits } from "./http.ts";
 export { applyMask, setMaskWordSize } from "./mask.ts";
+export { setBufferPooling } from "./bytes.ts";
 export { isValidUtf8, Utf8Validator } from "./utf8.ts";

@@ -7,47 +7,62 @@
  * allocation-light for large inputs.
  */
 
+import { allocateBytes } from "./bytes.ts";
+
 const BLOCK_BYTES = 64;
+
+// Working memory, reused by every call (sha1 is synchronous).
+const state = new Uint32Array(5);
+const schedule = new Uint32Array(80);
+const tailBlocks = new Uint8Array(2 * BLOCK_BYTES);
 
 /** Returns the 20-byte SHA-1 digest of `data`. */
 export function sha1(data: Uint8Array): Uint8Array {
-  const state = new Uint32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0]);
-  const schedule = new Uint32Array(80);
+  state[0] = 0x67452301;
+  state[1] = 0xefcdab89;
+  state[2] = 0x98badcfe;
+  state[3] = 0x10325476;
+  state[4] = 0xc3d2e1f0;
 
   const fullBlocks = Math.floor(data.length / BLOCK_BYTES);
   for (let block = 0; block < fullBlocks; block++) {
     compress(state, schedule, data, block * BLOCK_BYTES);
   }
-  for (const tail of paddedTail(data, fullBlocks * BLOCK_BYTES)) {
-    compress(state, schedule, tail, 0);
+  const tailLength = padTail(data, fullBlocks * BLOCK_BYTES);
+  for (let offset = 0; offset < tailLength; offset += BLOCK_BYTES) {
+    compress(state, schedule, tailBlocks, offset);
   }
 
-  const digest = new Uint8Array(20);
-  const view = new DataView(digest.buffer);
-  for (let i = 0; i < 5; i++) view.setUint32(i * 4, state[i]!);
+  const digest = allocateBytes(20);
+  for (let i = 0; i < 5; i++) {
+    const word = state[i]!;
+    digest[i * 4] = word >>> 24;
+    digest[i * 4 + 1] = (word >>> 16) & 0xff;
+    digest[i * 4 + 2] = (word >>> 8) & 0xff;
+    digest[i * 4 + 3] = word & 0xff;
+  }
   return digest;
 }
 
 /**
- * The last one or two blocks: the leftover bytes, a 0x80 marker, zero fill and the
- * message length in bits as a 64-bit big-endian integer (RFC 3174 §4).
+ * Writes the last one or two blocks into `tailBlocks` and returns their length: the leftover
+ * bytes, a 0x80 marker, zero fill and the message length in bits as a 64-bit big-endian integer
+ * (RFC 3174 §4).
  */
-function paddedTail(data: Uint8Array, offset: number): Uint8Array[] {
+function padTail(data: Uint8Array, offset: number): number {
   const leftover = data.length - offset;
-  const blocks = leftover + 1 + 8 <= BLOCK_BYTES ? 1 : 2;
-  const tail = new Uint8Array(blocks * BLOCK_BYTES);
+  const length = leftover + 1 + 8 <= BLOCK_BYTES ? BLOCK_BYTES : 2 * BLOCK_BYTES;
+  const tail = tailBlocks;
+  tail.fill(0);
   tail.set(data.subarray(offset));
   tail[leftover] = 0x80;
-
-  const view = new DataView(tail.buffer);
   const bitLengthHigh = Math.floor(data.length / 0x20000000); // length * 8 / 2^32
   const bitLengthLow = (data.length * 8) >>> 0;
-  view.setUint32(tail.length - 8, bitLengthHigh);
-  view.setUint32(tail.length - 4, bitLengthLow);
-
-  const result = [tail.subarray(0, BLOCK_BYTES)];
-  if (blocks === 2) result.push(tail.subarray(BLOCK_BYTES));
-  return result;
+  for (let i = 0; i < 4; i++) {
+    tail[length - 8 + i] = (bitLengthHigh >>> (24 - 8 * i)) & 0xff;
+    tail[length - 4 + i] = (bitLengthLow >>> (24 - 8 * i)) & 0xff;
+  }
+  return length;
 }
 
 /** Processes one 64-byte block starting at `offset` (RFC 3174 §6.1, method 1). */

@@ -17,11 +17,16 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
+import { setBufferPooling } from "../../core/bytes.ts";
 import { setMaskWordSize } from "../../core/mask.ts";
 
-// Node runs V8, which masks 64-bit words twice as fast as 32-bit ones (core/mask.ts). Bun also
-// runs this adapter's node:net code, on JavaScriptCore, where 64-bit words are far slower.
-if (process.versions.bun === undefined) setMaskWordSize(8);
+// Node runs V8, which masks 64-bit words twice as fast as 32-bit ones (core/mask.ts) and
+// allocates small buffers faster from slabs (core/bytes.ts). Bun also runs this adapter's
+// node:net code, on JavaScriptCore, where both would be slower.
+if (process.versions.bun === undefined) {
+  setMaskWordSize(8);
+  setBufferPooling(true);
+}
 
 /** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
 export const END_LINGER_MS = 3000;

@@ -1,6 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ByteAccumulator, concatBytes, SerialQueue } from "../../core/bytes.ts";
+import { allocateBytes, ByteAccumulator, concatBytes, encodeUtf8, SerialQueue, setBufferPooling } from "../../core/bytes.ts";
+import { withBufferPooling } from "../support/core-settings.ts";
 import { deferred } from "../support/time.ts";
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
@@ -41,6 +42,74 @@ describe("concatBytes", () => {
   test("works with views into larger buffers", () => {
     const big = Uint8Array.from({ length: 20 }, (_, i) => i);
     assert.deepEqual(concatBytes([big.subarray(3, 5), big.subarray(10, 13)]), bytes(3, 4, 10, 11, 12));
+  });
+});
+
+describe("allocateBytes, buffer pooling off", () => withBufferPooling(false, () => {
+  test("every buffer has an ArrayBuffer of its own", () => {
+    for (const size of [0, 1, 38, 2048, 5000]) {
+      const out = allocateBytes(size);
+      assert.equal(out.length, size);
+      assert.equal(out.byteOffset, 0);
+      assert.equal(out.buffer.byteLength, size);
+    }
+  });
+}));
+
+describe("allocateBytes, buffer pooling on", () => withBufferPooling(true, () => {
+  test("small buffers share slabs, zero-filled, 8-byte aligned, without overlapping", () => {
+    const pieces: Uint8Array[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const piece = allocateBytes(1 + (i * 37) % 300);
+      assert.ok(piece.every((b) => b === 0), `piece ${i} is zero-filled`);
+      assert.equal(piece.byteOffset % 8, 0, `piece ${i} is 8-byte aligned`);
+      piece.fill(i & 0xff);
+      pieces.push(piece);
+    }
+    pieces.forEach((piece, i) => assert.ok(piece.every((b) => b === (i & 0xff)), `piece ${i} was not written over`));
+    const slabs = new Set(pieces.map((p) => p.buffer));
+    assert.ok(slabs.size < pieces.length / 10, `2000 pieces in ${slabs.size} slabs`);
+  });
+
+  test("buffers over 2 KiB get an ArrayBuffer of their own", () => {
+    const out = allocateBytes(2049);
+    assert.equal(out.byteOffset, 0);
+    assert.equal(out.buffer.byteLength, 2049);
+  });
+
+  test("a slab detached by a transfer is replaced: later buffers are whole and zero-filled", () => {
+    let kept: Uint8Array;
+    let moved: Uint8Array;
+    do {
+      kept = allocateBytes(16);
+      moved = allocateBytes(16);
+    } while (kept.buffer !== moved.buffer);
+    structuredClone(moved.buffer, { transfer: [moved.buffer as ArrayBuffer] });
+    assert.equal(kept.length, 0, "a transfer detaches every view of the slab (the documented hazard)");
+    const next = allocateBytes(16);
+    assert.equal(next.length, 16);
+    assert.ok(next.every((b) => b === 0));
+    next.fill(1);
+    assert.ok(allocateBytes(16).every((b) => b === 0));
+  });
+
+  test("encodeUtf8 returns a buffer no later call writes over", () => {
+    const first = encodeUtf8("héllo");
+    const second = encodeUtf8("wörld");
+    assert.deepEqual(first, new TextEncoder().encode("héllo"));
+    assert.deepEqual(second, new TextEncoder().encode("wörld"));
+  });
+}));
+
+describe("setBufferPooling", () => {
+  test("returns the setting before", () => {
+    const previous = setBufferPooling(true);
+    try {
+      assert.equal(setBufferPooling(false), true);
+      assert.equal(setBufferPooling(false), false);
+    } finally {
+      setBufferPooling(previous);
+    }
   });
 });
 

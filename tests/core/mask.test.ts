@@ -1,6 +1,7 @@
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { applyMask, maskInto, setMaskWordSize } from "../../core/mask.ts";
+import { withMaskWordSize } from "../support/core-settings.ts";
 
 /** The RFC 6455 §5.3 definition, byte by byte: octet i is XORed with key[(phase + i) mod 4]. */
 function naiveMask(data: Uint8Array, key: Uint8Array, phase = 0): Uint8Array {
@@ -46,15 +47,7 @@ const KEYS = [
   Uint8Array.of(0, 0, 0, 0),
 ];
 
-/** Runs `body`'s tests with the masking loops set to `size`-byte words, then restores the setting. */
-function withWordSize(size: 4 | 8, body: () => void): void {
-  let previous: 4 | 8 = 4;
-  before(() => (previous = setMaskWordSize(size)));
-  after(() => setMaskWordSize(previous));
-  body();
-}
-
-for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, () => withWordSize(size, () => {
+for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, () => withMaskWordSize(size, () => {
   test("RFC 6455 §5.7: masking \"Hello\" with 37 fa 21 3d gives 7f 9f 4d 51 58", () => {
     const data = new TextEncoder().encode("Hello");
     applyMask(data, KEYS[0]);
@@ -188,7 +181,7 @@ for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, ()
   });
 }));
 
-for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () => withWordSize(size, () => {
+for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () => withMaskWordSize(size, () => {
   test("writes the masked copy at any source and target alignment, leaving the source and the rest of the target alone", () => {
     for (const length of [0, 5, 127, 128, 1023, 1024, 1031, 65_537]) {
       const content = pseudoRandom(length, length + 3);

@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Connection, ConnectionEvent } from "../../core/mod.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
+import { withBufferPooling } from "../support/core-settings.ts";
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1024 * 1024];
 
@@ -144,7 +145,8 @@ function exchange(options: { fragmentSize?: number } | undefined, seed: number):
   assert.ok(!pair.clientEvents.some((e) => e.type === "error"));
 }
 
-describe("round trip client ↔ server", () => {
+// Frames and handshake bytes are cut from shared slabs when pooling is on (core/bytes.ts).
+for (const pooling of [false, true]) describe(`round trip client ↔ server, buffer pooling ${pooling ? "on" : "off"}`, () => withBufferPooling(pooling, () => {
   test("every size class, text and binary, both directions, unfragmented", () => {
     exchange(undefined, 1);
   });
@@ -238,7 +240,7 @@ describe("round trip client ↔ server", () => {
     assert.deepEqual(pair.clientEvents.at(-1), { type: "close", code: 1000, reason: "", wasClean: true });
     assert.equal(pair.server.closeExpected, true);
   });
-});
+}));
 
 // ---- Streaming ----------------------------------------------------------------------------
 

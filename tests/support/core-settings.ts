@@ -1,0 +1,20 @@
+/** Runs a group of tests under one of the core's process-wide performance settings, then restores it. */
+import { after, before } from "node:test";
+import { setBufferPooling } from "../../core/bytes.ts";
+import { setMaskWordSize } from "../../core/mask.ts";
+
+/** Runs `body`'s tests with the masking loops set to `size`-byte words (core/mask.ts). */
+export function withMaskWordSize(size: 4 | 8, body: () => void): void {
+  let previous: 4 | 8 = 4;
+  before(() => (previous = setMaskWordSize(size)));
+  after(() => setMaskWordSize(previous));
+  body();
+}
+
+/** Runs `body`'s tests with small buffers cut from shared slabs, or not (core/bytes.ts). */
+export function withBufferPooling(on: boolean, body: () => void): void {
+  let previous = false;
+  before(() => (previous = setBufferPooling(on)));
+  after(() => setBufferPooling(previous));
+  body();
+}
