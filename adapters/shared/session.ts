@@ -64,11 +64,17 @@ class Deadlines {
     this.schedule();
   }
 
-  /** Keeps the runtime timer at the earliest deadline. */
+  /**
+   * Keeps the runtime timer due no later than the earliest deadline. When that deadline goes away
+   * or moves later (a connection closed, a keepalive pushed back), the timer is left as it is: it
+   * fires, finds nothing due and re-arms. So a connection that comes and goes costs no timer work
+   * unless it is the earliest; with many short connections that is most of the saving. With no
+   * deadline left the timer is cleared, so that it keeps no process alive.
+   */
   private schedule(): void {
     if (this.firing) return;
     const at = this.heap.length === 0 ? Infinity : this.heap[0].deadlineAt;
-    if (at === this.timerAt) return;
+    if (at === this.timerAt || (at > this.timerAt && at !== Infinity)) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = at;

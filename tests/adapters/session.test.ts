@@ -60,4 +60,36 @@ describe("session deadlines", () => {
     await delay(120);
     assert.deepEqual(ended, ["a", "a2", "b", "c"], "no deadline fires twice");
   });
+
+  test("a deadline that goes away leaves the timer be; the next is still reached, not before its time", async () => {
+    const ended: string[] = [];
+    const started = performance.now();
+    const early = sessionTimingOut("early", 20, ended);
+    const late = sessionTimingOut("late", 80, ended);
+    early.session.onClose(); // the timer stays due at 20 ms: it fires, finds nothing due, re-arms
+    const deadline = performance.now() + 5000;
+    while (ended.length < 1 && performance.now() < deadline) await delay(10);
+    assert.deepEqual(ended, ["late"]);
+    assert.ok(performance.now() - started >= 79, "the handshake timeout of 80 ms was not cut short");
+    assert.match(late.written[0], /^HTTP\/1\.1 408 /);
+  });
+
+  test("connections that come and go in order set one runtime timer, and the last one clears it", () => {
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    let sets = 0;
+    let clears = 0;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => (sets++, realSet(...args))) as typeof setTimeout;
+    globalThis.clearTimeout = ((id?: Parameters<typeof clearTimeout>[0]) => (clears++, realClear(id))) as typeof clearTimeout;
+    try {
+      const sessions = Array.from({ length: 100 }, (_, i) => sessionTimingOut(`s${i}`, 10_000 + i, []));
+      // Each closes while its deadline is the earliest: moving the timer later is left to the timer.
+      for (const { session } of sessions) session.onClose();
+    } finally {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+    }
+    assert.equal(sets, 1, "one timer for 100 connections");
+    assert.equal(clears, 1, "cleared when the last deadline went away");
+  });
 });
