@@ -167,10 +167,14 @@ const KEY_BUFFER = new Uint8Array(4);
 const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 const NO_SERVER_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** For bytes already known to be valid: on Deno a non-fatal decoder is several times faster. */
-const trustedDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-/** Messages up to this size are checked for ASCII in JS before decoding. */
-const ASCII_CHECK_MAX = 256;
+/**
+ * Replaces bytes that are not UTF-8 with U+FFFD instead of throwing: for bytes already validated,
+ * and for short messages checked afterwards (`decodeText`). On Deno it is 3-6 times faster than
+ * the fatal decoder at every size; on Bun the fatal one is faster above a few hundred bytes.
+ */
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+/** Text messages up to this size are decoded leniently, then checked for U+FFFD. */
+const LENIENT_DECODE_MAX = 256;
 
 function defaultRandom(target: Uint8Array): void {
   crypto.getRandomValues(target);
@@ -521,7 +525,8 @@ export abstract class Connection implements FrameHandler {
       this.deliver({ type: "binary", data: payload });
       return true;
     }
-    const decoded = decodeText(payload);
+    // A message that came in pieces was validated piece by piece above.
+    const decoded = inPieces ? lenientDecoder.decode(payload) : decodeText(payload);
     if (decoded === null) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
     this.deliver({ type: "text", data: decoded });
     return true;
@@ -1142,13 +1147,15 @@ export function closePayload(code: number | undefined, reason = ""): Uint8Array 
   return payload;
 }
 
-/** `bytes` decoded, or null if they are not UTF-8; short ASCII takes a cheaper decoder. */
+/**
+ * `bytes` decoded, or null if they are not UTF-8. A short message is decoded leniently first:
+ * without a U+FFFD in the result every byte was valid UTF-8 (the lenient decoder marks invalid
+ * ones so); with one, the fatal decoder tells a real U+FFFD from a replaced byte.
+ */
 function decodeText(bytes: Uint8Array): string | null {
-  const length = bytes.length;
-  if (length <= ASCII_CHECK_MAX) {
-    let bits = 0;
-    for (let i = 0; i < length; i++) bits |= bytes[i];
-    if (bits < 0x80) return trustedDecoder.decode(bytes);
+  if (bytes.length <= LENIENT_DECODE_MAX) {
+    const text = lenientDecoder.decode(bytes);
+    if (text.indexOf("\ufffd") === -1) return text;
   }
   return decodeUtf8(bytes);
 }

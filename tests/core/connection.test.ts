@@ -256,6 +256,32 @@ for (const role of ROLES) {
       assert.deepEqual(side.events(), [{ type: "text", data: "€" }]);
     });
 
+    // Short text messages are decoded leniently and checked for U+FFFD; longer ones strictly.
+    for (const size of [8, 300]) {
+      test(`a whole ${size}-byte text frame with bytes that are not UTF-8 fails with 1007`, () => {
+        const invalid = [[0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf5, 0x80, 0x80, 0x80], [0xe2, 0x82]];
+        for (const bad of invalid) {
+          const side = open(role);
+          const payload = new Uint8Array(size).fill(0x61);
+          payload.set(bad, size - bad.length);
+          side.frame(Opcode.TEXT, payload);
+          assertFailed(side, 1007, /UTF-8/);
+        }
+      });
+
+      test(`a real U+FFFD in a ${size}-byte text message is delivered, whole or in fragments`, () => {
+        const text = "\ufffd".padEnd(size - 2, "x");
+        const whole = open(role);
+        whole.frame(Opcode.TEXT, text);
+        assert.deepEqual(whole.events(), [{ type: "text", data: text }]);
+        const pieces = open(role);
+        const bytes = utf8(text);
+        pieces.frame(Opcode.TEXT, bytes.subarray(0, 2), false); // inside the character
+        pieces.frame(Opcode.CONTINUATION, bytes.subarray(2), true);
+        assert.deepEqual(pieces.events(), [{ type: "text", data: text }]);
+      });
+    }
+
     test("large messages stream as fragments past streamThreshold", () => {
       const side = open(role, createPair({ server: { streamThreshold: 4 }, client: { streamThreshold: 4 } }));
       side.frame(Opcode.TEXT, "ab", false);
