@@ -194,7 +194,7 @@ function maskedFrame(opcode: number, payload: Uint8Array): Uint8Array {
   return frame;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -490,7 +490,7 @@ function serializeBig(): Record<Side, () => Case> {
   const FRAME = 2 + 8 + 4 + MIB;
   // ws gets a Buffer, anyws a plain Uint8Array: the portable type, and with a Buffer the core's
   // `payload.slice()` (a view for Buffers, not a copy) would mask the caller's bytes in place.
-  const verify = (chunks: Uint8Array[], payload: Uint8Array, who: string) => {
+  const verify = (chunks: readonly Uint8Array[], payload: Uint8Array, who: string) => {
     const frame = concat(chunks);
     check(frame.length === FRAME, `${who}: frame size`);
     checkWrittenFrame(frame, 0x2, BIG, who);

@@ -91,8 +91,8 @@ export interface ConnectionOptions {
   now?: number;
   /** Fills a buffer with random bytes (masking and handshake keys). Default `crypto.getRandomValues`. */
   random?: (target: Uint8Array) => void;
-  /** Called when asynchronous extension work has produced events or output to poll. */
-  onWake?: () => void;
+  /** Called, with the connection, when asynchronous extension work has produced events or output to poll. */
+  onWake?: (connection: Connection) => void;
   /** Limits on the handshake's HTTP head. */
   httpLimits?: Partial<HttpLimits>;
 }
@@ -166,6 +166,9 @@ const KEY_BUFFER = new Uint8Array(4);
 /** What most connections negotiate: one shared empty list. */
 const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 const NO_SERVER_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
+const NO_EVENTS: readonly ConnectionEvent[] = Object.freeze([]);
+const NO_WAKE = (): void => {};
+const NO_OUTPUT: readonly Uint8Array[] = Object.freeze([]);
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 /**
  * Replaces bytes that are not UTF-8 with U+FFFD instead of throwing: for bytes already validated,
@@ -188,10 +191,11 @@ export abstract class Connection implements FrameHandler {
   protected extensions: readonly Extension[] = NO_EXTENSIONS; // replaced by the negotiated ones
   protected readonly parser: FrameParser;
 
-  private events: ConnectionEvent[] = [];
-  private output: Uint8Array[] = [];
+  // Created by the first event or output after a poll: an idle connection holds neither.
+  private events: ConnectionEvent[] | null = null;
+  private output: Uint8Array[] | null = null;
   private transportDone = false;
-  private readonly onWake: () => void;
+  private readonly onWake: (connection: Connection) => void;
   // Received messages and control frames, and frames to write, each in order. Created when
   // something asynchronous (an extension's codec) first has to be waited for: until then every
   // step runs at once, and a connection (most of a server's) holds neither.
@@ -241,16 +245,16 @@ export abstract class Connection implements FrameHandler {
     this.options = resolveOptions(options);
     this.httpLimits = options.httpLimits;
     this.now = this.startedAt = this.lastReceived = this.lastSent = options.now ?? 0;
-    this.onWake = options.onWake ?? (() => {});
+    this.onWake = options.onWake ?? NO_WAKE;
     this.parser = new FrameParser(this, !isClient); // RFC 6455 §5.1: only clients mask
   }
 
   private incoming(): SerialQueue {
-    return (this.inQueue ??= new SerialQueue(this.onWake, (error) => this.crash(error)));
+    return (this.inQueue ??= new SerialQueue(() => this.onWake(this), (error) => this.crash(error)));
   }
 
   private outgoing(): SerialQueue {
-    return (this.outQueue ??= new SerialQueue(this.onWake, (error) => this.crash(error)));
+    return (this.outQueue ??= new SerialQueue(() => this.onWake(this), (error) => this.crash(error)));
   }
 
   private runIncoming(step: () => void): void {
@@ -270,16 +274,18 @@ export abstract class Connection implements FrameHandler {
   }
 
   /** Events since the last call, oldest first. */
-  pollEvents(): ConnectionEvent[] {
+  pollEvents(): readonly ConnectionEvent[] {
     const events = this.events;
-    if (events.length !== 0) this.events = [];
+    if (events === null) return NO_EVENTS;
+    this.events = null;
     return events;
   }
 
   /** Bytes to write to the transport since the last call, in order. */
-  pollOutput(): Uint8Array[] {
+  pollOutput(): readonly Uint8Array[] {
     const output = this.output;
-    if (output.length !== 0) this.output = [];
+    if (output === null) return NO_OUTPUT;
+    this.output = null;
     return output;
   }
 
@@ -414,7 +420,7 @@ export abstract class Connection implements FrameHandler {
     this.runOutgoing(() => {
       this.pending -= size;
       if (this.closeWritten || this.state === ReadyState.CLOSED) return;
-      for (const chunk of message.chunks) this.output.push(chunk);
+      for (const chunk of message.chunks) this.pushOutput(chunk);
     });
   }
 
@@ -446,7 +452,7 @@ export abstract class Connection implements FrameHandler {
 
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
-    this.output = [];
+    this.output = null;
     this.transportDone = true;
     this.parser.stop();
     this.finish(CloseCode.ABNORMAL, "", false);
@@ -610,7 +616,7 @@ export abstract class Connection implements FrameHandler {
     if (opcode === Opcode.PING) {
       this.runIncoming(() => {
         if (this.failed) return;
-        this.events.push({ type: "ping", data: payload });
+        this.emit({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
         // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
         if (this.options.autoPong && this.state !== ReadyState.CLOSED) {
@@ -713,7 +719,7 @@ export abstract class Connection implements FrameHandler {
     const frame = encodeAsciiTextFrame(text, this.isClient ? this.maskKey() : null);
     if (frame === null) return false;
     this.lastSent = this.now;
-    this.output.push(frame);
+    this.pushOutput(frame);
     return true;
   }
 
@@ -734,7 +740,7 @@ export abstract class Connection implements FrameHandler {
   private writeFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
     const key = this.isClient ? this.maskKey() : null;
     const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned);
-    for (const chunk of chunks) this.output.push(chunk);
+    for (const chunk of chunks) this.pushOutput(chunk);
   }
 
   private sendControl(opcode: number, data: Uint8Array | string): void {
@@ -795,18 +801,18 @@ export abstract class Connection implements FrameHandler {
   /** Delivers an event after any received message still being decoded, unless the connection failed first. */
   private deliver(event: ConnectionEvent): void {
     if (this.inQueue?.immediate ?? true) {
-      if (!this.failed) this.events.push(event);
+      if (!this.failed) this.emit(event);
     } else {
-      this.runIncoming(() => this.failed || this.events.push(event));
+      this.runIncoming(() => this.failed || this.emit(event));
     }
   }
 
   protected emit(event: ConnectionEvent): void {
-    this.events.push(event);
+    (this.events ??= []).push(event);
   }
 
   protected pushOutput(bytes: Uint8Array): void {
-    this.output.push(bytes);
+    (this.output ??= []).push(bytes);
   }
 
   /** The transport is to be closed once the output is written. */
@@ -831,7 +837,7 @@ export abstract class Connection implements FrameHandler {
     this.runIncoming(() => {
       if (this.failed || this.state === ReadyState.CLOSED) return;
       this.failed = true;
-      this.events.push({ type: "error", code, reason });
+      this.emit({ type: "error", code, reason });
       if (!this.closeSent) this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
       this.state = ReadyState.CLOSING;
       this.closingAt = this.now;
@@ -845,14 +851,14 @@ export abstract class Connection implements FrameHandler {
     if (this.state === ReadyState.CLOSED) return;
     this.state = ReadyState.CLOSED;
     this.closedAt = this.now;
-    this.events.push({ type: "close", code, reason, wasClean });
+    this.emit({ type: "close", code, reason, wasClean });
     for (const extension of this.extensions) extension.dispose?.();
   }
 
   /** A bug, not the peer's fault: an event handler or extension threw where it must not. */
   private crash(error: unknown): void {
     const reason = error instanceof Error ? error.message : String(error);
-    this.events.push({ type: "error", code: CloseCode.INTERNAL_ERROR, reason });
+    this.emit({ type: "error", code: CloseCode.INTERNAL_ERROR, reason });
     this.abort();
   }
 }

@@ -16,7 +16,7 @@ import {
 } from "../../core/mod.ts";
 import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, viewBytes } from "./data.ts";
-import { now, Session, type SessionOwner } from "./session.ts";
+import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
 
@@ -128,7 +128,7 @@ export class WebSocketServer<T = undefined> {
       extensions: this.extensions,
       keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
       now: now(),
-      onWake: () => session.flush(),
+      onWake: wakeSession,
     });
     const owner = new Handshake(this, transport);
     const session = new Session(connection, owner);

@@ -13,7 +13,7 @@ import {
 } from "../../core/mod.ts";
 import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, toArrayBuffer, viewBytes } from "./data.ts";
-import { now, Session, type SessionOwner } from "./session.ts";
+import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
 import { clientExtensions } from "../zlib/codec.ts";
 
@@ -271,7 +271,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
       protocols,
       handshakeTimeout: timeout,
       now: now(),
-      onWake: () => this.session?.flush(),
+      onWake: wakeSession,
     });
     const session = new Session(connection, this);
     this.session = session;

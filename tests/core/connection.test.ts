@@ -2,6 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ClientConnection,
+  type Connection,
   type ConnectionEvent,
   encodeFrame,
   type Extension,
@@ -815,10 +816,14 @@ function flipPair(async: boolean, log: string[] = [], serverOffers = true) {
     offers: () => [[{ name: "level", value: "1" }]],
     accept: () => flipExtension(async, log),
   };
-  const wakes = { count: 0 };
+  const wakes = { count: 0, woken: new Set<Connection>() };
+  const onWake = (connection: Connection) => {
+    wakes.count++;
+    wakes.woken.add(connection);
+  };
   const pair = createPair({
-    server: { extensions: serverOffers ? [serverFactory] : [], onWake: () => wakes.count++ },
-    client: { extensions: [clientFactory], onWake: () => wakes.count++ },
+    server: { extensions: serverOffers ? [serverFactory] : [], onWake },
+    client: { extensions: [clientFactory], onWake },
   });
   return { pair, wakes };
 }
@@ -900,6 +905,7 @@ describe("extensions", () => {
     assert.ok(types.includes("ping"));
     assert.equal(pair.client.readyState, ReadyState.CLOSED);
     assert.ok(wakes.count > 0, "onWake told the owner about asynchronous results");
+    for (const woken of wakes.woken) assert.ok(woken === pair.client || woken === pair.server, "onWake is given its connection");
     assert.ok(log.includes("dispose"));
   });
 });
