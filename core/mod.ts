@@ -16,6 +16,7 @@ export {
   type ServerAcceptOptions,
   ServerConnection,
   type ServerConnectionOptions,
+  setLenientDecodeLimit,
 } from "./connection.ts";
 export { CloseCode, type ErrorCode, isValidCloseCode, WebSocketError } from "./errors.ts";
 export {

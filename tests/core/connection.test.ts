@@ -13,6 +13,7 @@ import {
   RSV1,
   ServerConnection,
   type ServerExtensionFactory,
+  setLenientDecodeLimit,
   type ClientExtensionFactory,
   WebSocketError,
 } from "../../core/mod.ts";
@@ -257,9 +258,20 @@ for (const role of ROLES) {
       assert.deepEqual(side.events(), [{ type: "text", data: "€" }]);
     });
 
-    // Short text messages are decoded leniently and checked for U+FFFD; longer ones strictly.
-    for (const size of [8, 300]) {
-      test(`a whole ${size}-byte text frame with bytes that are not UTF-8 fails with 1007`, () => {
+    // Text up to the lenient-decode limit (256 by default; none on Deno) is decoded leniently and
+    // checked for U+FFFD; longer text strictly. Both ways, with a 300-byte message on each side.
+    for (const [size, limit] of [[8, 256], [300, 256], [300, Infinity]]) {
+      const label = `${size}-byte text frame, lenient-decode limit ${limit}`;
+      const withLimit = (body: () => void) => {
+        const previous = setLenientDecodeLimit(limit);
+        try {
+          body();
+        } finally {
+          setLenientDecodeLimit(previous);
+        }
+      };
+
+      test(`a whole ${label}, with bytes that are not UTF-8, fails with 1007`, () => withLimit(() => {
         const invalid = [[0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf5, 0x80, 0x80, 0x80], [0xe2, 0x82]];
         for (const bad of invalid) {
           const side = open(role);
@@ -268,9 +280,9 @@ for (const role of ROLES) {
           side.frame(Opcode.TEXT, payload);
           assertFailed(side, 1007, /UTF-8/);
         }
-      });
+      }));
 
-      test(`a real U+FFFD in a ${size}-byte text message is delivered, whole or in fragments`, () => {
+      test(`a real U+FFFD in a ${label} is delivered, whole or in fragments`, () => withLimit(() => {
         const text = "\ufffd".padEnd(size - 2, "x");
         const whole = open(role);
         whole.frame(Opcode.TEXT, text);
@@ -280,7 +292,7 @@ for (const role of ROLES) {
         pieces.frame(Opcode.TEXT, bytes.subarray(0, 2), false); // inside the character
         pieces.frame(Opcode.CONTINUATION, bytes.subarray(2), true);
         assert.deepEqual(pieces.events(), [{ type: "text", data: text }]);
-      });
+      }));
     }
 
     test("large messages stream as fragments past streamThreshold", () => {

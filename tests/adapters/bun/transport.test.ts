@@ -33,6 +33,7 @@ import {
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
+import { setBufferPooling } from "../../../core/bytes.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 // Loaded only to check that it leaves the core's masking alone on Bun (see the last test).
 import "../../../adapters/node/runtime.ts";
@@ -568,4 +569,10 @@ test("on Bun (JavaScriptCore) the core keeps masking 32-bit words, even with the
   const chosen = setMaskWordSize(4);
   setMaskWordSize(chosen);
   assert.equal(chosen, 4);
+});
+
+test("on Bun (JavaScriptCore) the core allocates small buffers on their own, even with the Node adapter loaded", () => {
+  const chosen = setBufferPooling(false);
+  setBufferPooling(chosen);
+  assert.equal(chosen, false);
 });

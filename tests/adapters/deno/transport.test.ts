@@ -5,6 +5,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { denoRuntime } from "../../../adapters/deno/runtime.ts";
+import { setBufferPooling } from "../../../core/bytes.ts";
+import { setLenientDecodeLimit } from "../../../core/connection.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 import type { DialOptions, Listener, ListenOptions } from "../../../adapters/shared/transport.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
@@ -410,4 +412,13 @@ test("on Deno (V8) the adapter has the core mask 64-bit words", () => {
   const chosen = setMaskWordSize(8);
   setMaskWordSize(chosen);
   assert.equal(chosen, 8);
+});
+
+test("on Deno the adapter has the core cut small buffers from slabs and decode text leniently at any size", () => {
+  const pooling = setBufferPooling(true);
+  setBufferPooling(pooling);
+  assert.equal(pooling, true);
+  const limit = setLenientDecodeLimit(Infinity);
+  setLenientDecodeLimit(limit);
+  assert.equal(limit, Infinity);
 });

@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
+import { setBufferPooling } from "../../../core/bytes.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -363,4 +364,10 @@ test("on Node (V8) the adapter has the core mask 64-bit words", () => {
   const chosen = setMaskWordSize(8);
   setMaskWordSize(chosen);
   assert.equal(chosen, 8);
+});
+
+test("on Node (V8) the adapter has the core cut small buffers from slabs", () => {
+  const chosen = setBufferPooling(true);
+  setBufferPooling(chosen);
+  assert.equal(chosen, true);
 });
