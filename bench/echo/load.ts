@@ -108,6 +108,26 @@ function connect(): net.Socket {
   return socket;
 }
 
+/**
+ * Connects and sends an upgrade request. Once a valid 101 has arrived, `opened` gets the bytes
+ * that came after its head (often none); every later chunk goes to `data`.
+ */
+function openWebSocket(opened: (rest: Buffer) => void, data: (chunk: Buffer) => void): net.Socket {
+  const key = nextKey();
+  const head = new ResponseHead(key);
+  const socket = connect();
+  let open = false;
+  socket.on("connect", () => socket.write(key.request));
+  socket.on("data", (chunk: Buffer) => {
+    if (open) return data(chunk);
+    const rest = head.feed(chunk);
+    if (rest === null) return;
+    open = true;
+    opened(rest);
+  });
+  return socket;
+}
+
 // ---- Client frames -----------------------------------------------------------------------------
 
 function maskedFrame(opcode: number, payload: Uint8Array): Buffer {
@@ -394,22 +414,13 @@ class EchoConnection {
   constructor(messages: Messages, stream: ExpectedStream, opened: () => void) {
     this.messages = messages;
     this.parser = new EchoParser(messages, stream);
-    const socket = (this.socket = connect());
-    const key = nextKey();
-    const head = new ResponseHead(key);
-    let open = false;
-    socket.on("connect", () => socket.write(key.request));
-    socket.on("data", (chunk: Buffer) => {
-      if (!open) {
-        const rest = head.feed(chunk);
-        if (rest === null) return;
-        open = true;
+    const socket = (this.socket = openWebSocket(
+      (rest) => {
         opened();
-        if (rest.length === 0) return;
-        chunk = rest;
-      }
-      this.onData(chunk);
-    });
+        if (rest.length !== 0) this.onData(rest);
+      },
+      (chunk) => this.onData(chunk),
+    ));
     socket.on("close", () => {
       if (running || this.parser.received !== this.sent) fail("the server closed a connection during the run");
     });
@@ -513,21 +524,9 @@ let handshakesMeasured = 0;
 
 /** One loop: connect, upgrade, close handshake, wait for the TCP close; again while running. */
 function handshakeLoop(done: () => void): void {
-  const key = nextKey();
-  const head = new ResponseHead(key);
-  const socket = connect();
-  let open = false;
   let frame: Buffer = Buffer.alloc(0);
   let closeSeen = false;
-  socket.on("connect", () => socket.write(key.request));
-  socket.on("data", (chunk: Buffer) => {
-    if (!open) {
-      const rest = head.feed(chunk);
-      if (rest === null) return;
-      open = true;
-      socket.write(CLOSE_FRAME);
-      chunk = rest;
-    }
+  const onFrameBytes = (chunk: Buffer): void => {
     frame = frame.length === 0 ? chunk : Buffer.concat([frame, chunk]);
     if (frame.length < 4) return;
     if (closeSeen) fail("bytes after the server's close frame");
@@ -536,7 +535,11 @@ function handshakeLoop(done: () => void): void {
     }
     closeSeen = true;
     socket.end(); // as ws's client does once both close frames are exchanged
-  });
+  };
+  const socket = openWebSocket((rest) => {
+    socket.write(CLOSE_FRAME);
+    onFrameBytes(rest);
+  }, onFrameBytes);
   socket.on("close", () => {
     if (!closeSeen) fail("the connection closed without the server's close frame");
     handshakes++;
@@ -577,19 +580,13 @@ async function runIdle(): Promise<void> {
 
   const openOne = () =>
     new Promise<void>((resolve) => {
-      const key = nextKey();
-      const head = new ResponseHead(key);
-      const socket = connect();
-      let open = false;
-      socket.on("connect", () => socket.write(key.request));
-      socket.on("data", (chunk: Buffer) => {
-        if (open) return; // a keepalive ping, say: nothing to answer within a run
-        const rest = head.feed(chunk);
-        if (rest === null) return;
-        open = true;
-        sockets.push(socket);
-        resolve();
-      });
+      const socket = openWebSocket(
+        () => {
+          sockets.push(socket);
+          resolve();
+        },
+        () => {}, // a keepalive ping, say: nothing to answer within a run
+      );
       socket.on("close", () => {
         if (!closing) fail("the server closed an idle connection");
       });
