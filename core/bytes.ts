@@ -2,7 +2,10 @@
 
 export const textEncoder = new TextEncoder();
 
-/** The empty buffer, shared: nothing is ever written to it. */
+/**
+ * The empty buffer, shared inside the core: nothing is ever written to it. It never goes to an
+ * application (a transfer would detach it for every connection): what is delivered is made anew.
+ */
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
 /**
@@ -18,6 +21,8 @@ const POOLED_MAX = 2048;
 let pooling = false;
 let slab: ArrayBuffer | null = null;
 let slabOffset = SLAB_SIZE;
+/** Every slab cut so far (held weakly), to tell a piece of one from a buffer of its own. */
+const slabs = new WeakSet<ArrayBufferLike>();
 
 /**
  * Turns the cutting of small buffers from shared slabs on or off, and returns the setting before.
@@ -35,7 +40,7 @@ export function allocateBytes(length: number): Uint8Array {
   if (!pooling || length > POOLED_MAX) return new Uint8Array(length);
   let offset = slabOffset;
   if (offset + length > SLAB_SIZE) {
-    slab = new ArrayBuffer(SLAB_SIZE);
+    slab = newSlab();
     offset = 0;
   }
   // 8-byte aligned, like a buffer of its own: masking takes word views at the same offsets.
@@ -44,10 +49,25 @@ export function allocateBytes(length: number): Uint8Array {
     return new Uint8Array(slab!, offset, length);
   } catch {
     // The slab was detached (someone transferred a piece's buffer despite the rule): start a new one.
-    slab = new ArrayBuffer(SLAB_SIZE);
+    slab = newSlab();
     slabOffset = (length + 7) & ~7;
     return new Uint8Array(slab, 0, length);
   }
+}
+
+function newSlab(): ArrayBuffer {
+  const created = new ArrayBuffer(SLAB_SIZE);
+  slabs.add(created);
+  return created;
+}
+
+/**
+ * `bytes` if they have an ArrayBuffer of their own or of their caller's, or a copy if they are a
+ * piece of a slab: for bytes that leave the library's hands for good (a user's stream, a cached
+ * prepared message), where a transfer of the buffer or a long life would reach other pieces.
+ */
+export function unpooled(bytes: Uint8Array): Uint8Array {
+  return slabs.has(bytes.buffer) ? bytes.slice() : bytes;
 }
 
 /** Strings up to this many UTF-16 units are encoded through `encodeScratch` (3 bytes per unit at most). */
@@ -55,8 +75,8 @@ const SHORT_STRING_MAX = 1024;
 const encodeScratch = new Uint8Array(3 * SHORT_STRING_MAX);
 
 /**
- * `text` as UTF-8 in a new buffer. Short strings go through `encodeInto()` and a copy, which
- * on V8 costs a fraction of `encode()`'s fixed overhead.
+ * `text` as UTF-8 in a buffer the caller owns (a slab piece when pooling is on). Short strings go
+ * through `encodeInto()` and a copy, which on V8 costs a fraction of `encode()`'s fixed overhead.
  */
 export function encodeUtf8(text: string): Uint8Array {
   if (text.length > SHORT_STRING_MAX) return textEncoder.encode(text);

@@ -11,7 +11,7 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder } from "./bytes.ts";
+import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
@@ -187,6 +187,7 @@ let lenientDecodeMax = 256;
  * Deno adapter sets no limit (Infinity).
  */
 export function setLenientDecodeLimit(bytes: number): number {
+  if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `lenient-decode limit must be a size in bytes, got ${bytes}`);
   const previous = lenientDecodeMax;
   lenientDecodeMax = bytes;
   return previous;
@@ -1140,7 +1141,9 @@ export function prepareMessage(data: string | Uint8Array, binary = typeof data !
   if (!binary && typeof data !== "string" && !isWellFormedUtf8(payload)) {
     throw new WebSocketError("ERR_INVALID_UTF8", "text message is not valid UTF-8");
   }
-  return { chunks: encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, true, 0, null), size: payload.length };
+  // Prepared messages may be kept for long and go to many sockets: no slab piece in them.
+  const chunks = encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, true, 0, null).map(unpooled);
+  return { chunks, size: payload.length };
 }
 
 /**

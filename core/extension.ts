@@ -21,7 +21,10 @@ export interface Extension {
    * not exceed `maxSize` bytes: throw (or reject with) an ExtensionError(1009) before it does.
    */
   decode(payload: Uint8Array, rsv: number, maxSize: number): Uint8Array | Promise<Uint8Array>;
-  /** Transforms a message to send. */
+  /**
+   * Transforms a message to send. `payload` may be a piece of a shared slab (see
+   * `setBufferPooling`): read it, or write it in place, but never transfer its buffer.
+   */
   encode(payload: Uint8Array, binary: boolean): EncodedPayload | Promise<EncodedPayload>;
   /** Releases resources when the connection ends. */
   dispose?(): void;

@@ -244,7 +244,8 @@ export const MERGE_PAYLOAD_MAX = 1024;
 /**
  * Serializes one frame as chunks to write in order. With `maskKey` (client role) the payload is
  * masked in a copy, unless `payloadIsOwned` says the caller handed over a buffer we may modify.
- * Without a mask, a large payload is returned as its own chunk, uncopied.
+ * Without a mask, a large payload is returned as its own chunk, uncopied. With buffer pooling on
+ * (`setBufferPooling`), small chunks are pieces of a shared slab: never transfer their buffer.
  */
 export function encodeFrame(
   opcode: number,

@@ -19,7 +19,6 @@
  *   using none of it is allowed). Decompression always uses at least 9 bits: a window larger than
  *   the peer's is always safe (§7.1.2), and it also accepts peers whose zlib used 9 for 8.
  */
-import { EMPTY_BYTES } from "./bytes.ts";
 import { CloseCode, WebSocketError } from "./errors.ts";
 import {
   type ClientExtensionFactory,
@@ -397,7 +396,7 @@ export class PerMessageDeflate implements Extension {
   decode(payload: Uint8Array, _rsv: number, maxSize: number): Uint8Array | Promise<Uint8Array> {
     // No DEFLATE block at all: nothing to inflate, and the tail alone would leave the
     // decompressor inside a stored block's header.
-    if (payload.length === 0) return EMPTY_BYTES;
+    if (payload.length === 0) return new Uint8Array(0); // delivered: not the core's shared empty buffer
     if (this.disposed) return Promise.reject(new ExtensionError(CloseCode.INTERNAL_ERROR, "the connection has ended"));
     this.decompressor ??= this.makeDecompressor();
     let result: Uint8Array | Promise<Uint8Array>;

@@ -18,7 +18,9 @@
  * - Writes are queued and given to the writable one at a time, in order. Runs of small chunks
  *   (a frame header and a small payload, many small messages queued during one slow write) are
  *   merged into one buffer of at most `coalesceBytes` (16 KiB), so a socket sees one write
- *   instead of many; a chunk larger than that is passed through as is, without a copy.
+ *   instead of many; a chunk larger than that is passed through as is, without a copy. A small
+ *   frame cut from the core's shared slabs (`setBufferPooling`) is copied when it goes alone
+ *   to a channel that may keep it.
  *   Through an in-process pipe (a `TransformStream`), a large chunk the caller wrote is the very
  *   memory the other end receives: the caller must not modify chunks after `write()`.
  * - `highWaterMark` is 64 KiB: `write()` returns false while more than that is buffered. That is
@@ -30,6 +32,7 @@
  * - `onClose` is called asynchronously (never from inside `end()`/`destroy()`), after the reader
  *   loop has stopped. After `destroy()` no other event is delivered.
  */
+import { unpooled } from "../../core/bytes.ts";
 import type { Transport, TransportHandler } from "../shared/transport.ts";
 
 /** Tuning shared by every adapter built on `createTransport`. */
@@ -255,7 +258,9 @@ class ChannelTransport implements Transport {
     while (end < q.length && total + q[end]!.length <= this.#coalesce) total += q[end++]!.length;
     let out: Uint8Array;
     if (end === this.#head + 1) {
-      out = first;
+      // A channel that may keep the chunk (an in-process pipe hands it to the other end's
+      // application) gets no piece of a shared slab: a transfer there would reach other pieces.
+      out = this.#reuseMerges ? first : unpooled(first);
       q[this.#head] = undefined;
     } else {
       out = this.#reuseMerges && total >= MERGE_POOL_MIN ? this.#pooledBuffer(total) : new Uint8Array(total);

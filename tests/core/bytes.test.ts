@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { allocateBytes, ByteAccumulator, concatBytes, encodeUtf8, SerialQueue, setBufferPooling } from "../../core/bytes.ts";
+import { allocateBytes, ByteAccumulator, concatBytes, encodeUtf8, SerialQueue, setBufferPooling, unpooled } from "../../core/bytes.ts";
 import { withBufferPooling } from "../support/core-settings.ts";
 import { deferred } from "../support/time.ts";
 
@@ -98,6 +98,27 @@ describe("allocateBytes, buffer pooling on", () => withBufferPooling(true, () =>
     const second = encodeUtf8("wörld");
     assert.deepEqual(first, new TextEncoder().encode("héllo"));
     assert.deepEqual(second, new TextEncoder().encode("wörld"));
+  });
+}));
+
+describe("unpooled", () => withBufferPooling(true, () => {
+  test("copies a piece of a slab into a buffer of its own, same bytes", () => {
+    const piece = allocateBytes(10);
+    piece.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const own = unpooled(piece);
+    assert.notEqual(own, piece);
+    assert.notEqual(own.buffer, piece.buffer);
+    assert.equal(own.buffer.byteLength, 10);
+    assert.deepEqual(own, piece);
+  });
+
+  test("returns other buffers and views as they are, a caller's view included", () => {
+    const whole = new Uint8Array(10);
+    const view = new Uint8Array(100).subarray(5, 15);
+    const large = allocateBytes(5000); // over the pooled size: a buffer of its own
+    assert.equal(unpooled(whole), whole);
+    assert.equal(unpooled(view), view);
+    assert.equal(unpooled(large), large);
   });
 }));
 

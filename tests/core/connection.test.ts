@@ -917,7 +917,8 @@ describe("extensions", () => {
     assert.ok(types.includes("ping"));
     assert.equal(pair.client.readyState, ReadyState.CLOSED);
     assert.ok(wakes.count > 0, "onWake told the owner about asynchronous results");
-    for (const woken of wakes.woken) assert.ok(woken === pair.client || woken === pair.server, "onWake is given its connection");
+    // The client encoded asynchronously and the server decoded so: each was woken, with itself.
+    assert.ok(wakes.woken.size === 2 && wakes.woken.has(pair.client) && wakes.woken.has(pair.server), "onWake is given its connection");
     assert.ok(log.includes("dispose"));
   });
 });
@@ -963,4 +964,17 @@ describe("client sending does not touch the caller's bytes", () => {
       assert.ok(frames.every((f) => f.payload.length === size && f.payload.every((b) => b === 0x61)));
     }
   });
+});
+
+test("setLenientDecodeLimit takes a size in bytes (or Infinity) and returns the one before", () => {
+  for (const bad of [NaN, -1]) {
+    assert.throws(() => setLenientDecodeLimit(bad), (error: unknown) => error instanceof WebSocketError && error.code === "ERR_INVALID_ARGUMENT");
+  }
+  const previous = setLenientDecodeLimit(Infinity);
+  try {
+    assert.equal(setLenientDecodeLimit(1024), Infinity);
+    assert.equal(setLenientDecodeLimit(previous), 1024);
+  } finally {
+    setLenientDecodeLimit(previous);
+  }
 });

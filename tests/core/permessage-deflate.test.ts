@@ -584,6 +584,22 @@ describe("permessage-deflate messages: decoding", () => {
   }
   const hex = (h: string) => Uint8Array.from(h.match(/../g)!, (b) => parseInt(b, 16));
 
+  test("a compressed message with no payload at all is an empty message with a buffer of its own", async () => {
+    const pair = deflatePair();
+    feed(pair, [Opcode.BINARY, new Uint8Array(0), true, RSV1]);
+    const [first] = (await received(pair, 1)).filter(isMessageOrError);
+    assert.ok(first.type === "binary" && first.data.length === 0, JSON.stringify(first));
+    // The application may transfer what it got; nothing the connection uses later goes with it.
+    structuredClone(first.data.buffer, { transfer: [first.data.buffer as ArrayBuffer] });
+    feed(pair, [Opcode.BINARY, new Uint8Array(0), true, RSV1]);
+    pair.server.ping();
+    pair.server.sendText("after");
+    const [, second] = (await received(pair, 2)).filter(isMessageOrError);
+    assert.ok(second.type === "binary" && second.data.length === 0 && second.data !== first.data, JSON.stringify(second));
+    await until(() => (pair.pump(), pair.clientEvents.some((e) => e.type === "text" && e.data === "after")), "the text after");
+    await closeBoth(pair);
+  });
+
   test("the RFC 7692 §7.2.3 examples", async () => {
     const pair = deflatePair();
     feed(pair, [Opcode.TEXT, hex("f248cdc9c90700"), true, RSV1]); // §7.2.3.1

@@ -32,8 +32,7 @@ import {
   createBunRuntime,
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
-import { concatBytes } from "../../../core/bytes.ts";
-import { setBufferPooling } from "../../../core/bytes.ts";
+import { concatBytes, setBufferPooling } from "../../../core/bytes.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 // Loaded only to check that it leaves the core's masking alone on Bun (see the last test).
 import "../../../adapters/node/runtime.ts";

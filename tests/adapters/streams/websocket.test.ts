@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { acceptStreams, createStreamsWebSocket, WebSocketServer } from "../../../adapters/streams/mod.ts";
 import { until } from "../../support/net.ts";
 import { pipePair } from "../../support/streams.ts";
+import { setBufferPooling, unpooled } from "../../../core/bytes.ts";
 
 test("a WebSocket server and client talk over a pair of TransformStreams", async () => {
   const seen: { host: string; port: number }[] = [];
@@ -36,4 +37,40 @@ test("a WebSocket server and client talk over a pair of TransformStreams", async
   assert.equal(event.code, 1000);
   assert.equal(event.wasClean, true);
   await until(() => server.clients.size === 0, "the server to let go of the socket");
+});
+
+test("with buffer pooling on, no piece of the sender's slabs reaches an in-process peer's application", async () => {
+  const previous = setBufferPooling(true);
+  try {
+    const received: Uint8Array[] = [];
+    const server = new WebSocketServer<undefined>({}, {
+      message: (ws, data) => {
+        received.push(data as Uint8Array);
+        ws.send(`got ${received.length}`);
+      },
+    });
+    const WebSocket = createStreamsWebSocket(() => {
+      const [clientEnd, serverEnd] = pipePair();
+      acceptStreams(server, serverEnd);
+      return clientEnd;
+    });
+    const ws = new WebSocket("ws://stream.example/");
+    const replies: string[] = [];
+    ws.onmessage = (e) => replies.push((e as MessageEvent).data as string);
+    await until(() => ws.readyState === WebSocket.OPEN, "open");
+    // Small frames, each cut from a slab on the sending side; alone or merged on the way.
+    for (let i = 1; i <= 20; i++) {
+      ws.send(new Uint8Array(i).fill(i));
+      if (i % 5 === 0) await until(() => received.length === i, `message ${i}`);
+    }
+    await until(() => replies.length === 20, "twenty replies");
+    assert.deepEqual(received.map((b) => [b.length, b[0]]), Array.from({ length: 20 }, (_, i) => [i + 1, i + 1]));
+    // A piece of a slab is what unpooled() copies; none of what arrived is one.
+    for (const bytes of received) assert.equal(unpooled(bytes), bytes, "the receiving side's bytes are not a slab piece");
+    assert.deepEqual(replies, Array.from({ length: 20 }, (_, i) => `got ${i + 1}`));
+    ws.close(1000);
+    await until(() => server.clients.size === 0, "the server to let go of the socket");
+  } finally {
+    setBufferPooling(previous);
+  }
 });
