@@ -6,7 +6,7 @@
  * (fragmentation, message size, UTF-8) belong to the connection.
  */
 import { allocateBytes } from "./bytes.ts";
-import { applyMask, maskInto, maskRange } from "./mask.ts";
+import { maskInto, maskRange } from "./mask.ts";
 
 /** Opcodes (RFC 6455 §5.2, §11.8). */
 export const Opcode = {
@@ -37,6 +37,12 @@ export interface FrameHandler {
   /** Unmasked payload bytes of the current frame, in order; `frameEnd` marks its last piece
    * (an empty payload gives one empty piece). Pieces are views into the received chunk. */
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean;
+  /**
+   * Optional fast path: the current frame's whole payload is `chunk[start:end]`, unmasked. Return
+   * true to take it from there (no view is made, and `onFramePayload` is not called for it), or
+   * false to have it delivered through `onFramePayload` as usual.
+   */
+  takeWholePayload?(chunk: Uint8Array, start: number, end: number): boolean;
   /** The peer broke a per-frame rule; the parser has stopped. */
   onFrameError(closeCode: number, reason: string): void;
 }
@@ -59,6 +65,7 @@ export class FrameParser {
   private maskKey: Uint8Array | null = null;
   private masked = false;
   private remaining = 0; // payload bytes of the current frame not yet seen
+  private length = 0; // the current frame's payload length
   private phase = 0; // position in the mask key cycle
 
   private readonly handler: FrameHandler;
@@ -87,17 +94,19 @@ export class FrameParser {
       if (this.state === HEADER) {
         pos = this.readHeader(chunk, pos);
       } else if (this.state === PAYLOAD) {
+        const start = pos;
         const take = Math.min(this.remaining, end - pos);
-        const piece = chunk.subarray(pos, pos + take);
+        const whole = take === this.length;
         pos += take;
         this.remaining -= take;
         if (this.masked && take > 0) {
-          applyMask(piece, this.maskKey!, this.phase);
+          maskRange(chunk, start, pos, this.maskKey!, this.phase);
           this.phase = (this.phase + take) & 3;
         }
         const frameEnd = this.remaining === 0;
         if (frameEnd) this.state = HEADER;
-        if (!this.handler.onFramePayload(piece, frameEnd)) this.state = STOPPED;
+        if (whole && this.handler.takeWholePayload?.(chunk, start, pos)) continue;
+        if (!this.handler.onFramePayload(chunk.subarray(start, pos), frameEnd)) this.state = STOPPED;
       } else {
         return;
       }
@@ -173,7 +182,7 @@ export class FrameParser {
     }
     this.masked = masked;
     this.phase = 0;
-    this.remaining = length;
+    this.remaining = this.length = length;
     this.state = PAYLOAD;
     if (!this.handler.onFrameStart(opcode, fin, rsv, length)) this.state = STOPPED;
   }

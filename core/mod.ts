@@ -16,6 +16,8 @@ export {
   type ServerAcceptOptions,
   ServerConnection,
   type ServerConnectionOptions,
+  setAsciiDecoder,
+  type AsciiDecoder,
   setLenientDecodeLimit,
 } from "./connection.ts";
 export { CloseCode, type ErrorCode, isValidCloseCode, WebSocketError } from "./errors.ts";

@@ -9,6 +9,7 @@ import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/
 import { encodeFrame, FrameParser, type FrameHandler, Opcode } from "../../core/frame.ts";
 import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
+import { withAsciiDecoder } from "../support/core-settings.ts";
 
 // ---- Deterministic randomness ------------------------------------------------------------
 
@@ -316,7 +317,8 @@ function assertScenario(role: Role, s: Scenario, seed: number): void {
 
 const SEEDS = Array.from({ length: 30 }, (_, i) => i + 1);
 
-describe("chunking invariance, client → server (masked)", () => {
+// With an ASCII decoder installed, whole short text frames skip the payload view (core/connection.ts).
+for (const ascii of [false, true]) describe(`chunking invariance, client → server (masked)${ascii ? ", with an ASCII decoder" : ""}`, () => withAsciiDecoder(ascii, () => {
   test("generated sequences (small and medium messages)", () => {
     let frames = 0;
     for (const seed of SEEDS) {
@@ -386,7 +388,7 @@ describe("chunking invariance, client → server (masked)", () => {
     const outcome = assertInvariant("server", bytes, "after close", [1, 2]);
     assert.deepEqual(outcome.events, s.events);
   });
-});
+}));
 
 describe("chunking invariance, server → client (unmasked)", () => {
   test("generated sequences (small and medium messages)", () => {

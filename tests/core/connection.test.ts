@@ -13,12 +13,14 @@ import {
   RSV1,
   ServerConnection,
   type ServerExtensionFactory,
+  setAsciiDecoder,
   setLenientDecodeLimit,
   type ClientExtensionFactory,
   WebSocketError,
 } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { utf8 } from "../support/bytes.ts";
+import { testAsciiDecoder } from "../support/core-settings.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
 import { type Frame, parseFrames } from "../support/frames.ts";
 import { delay } from "../support/time.ts";
@@ -978,3 +980,71 @@ test("setLenientDecodeLimit takes a size in bytes (or Infinity) and returns the 
     setLenientDecodeLimit(previous);
   }
 });
+
+describe("the ASCII decoder fast path (setAsciiDecoder)", () => {
+  /** A server with a spying decoder installed; `ranges` lists what it was asked to decode. */
+  function spied(options = {}) {
+    const ranges: string[] = [];
+    const previous = setAsciiDecoder((bytes, start, end) => {
+      const text = testAsciiDecoder(bytes, start, end);
+      ranges.push(text);
+      return text;
+    });
+    return { side: open("server", createPair({ server: options })), ranges, restore: () => setAsciiDecoder(previous) };
+  }
+
+  test("a whole short ASCII text frame is decoded from the chunk by it", () => {
+    const { side, ranges, restore } = spied();
+    try {
+      side.frame(Opcode.TEXT, "hello");
+      side.frame(Opcode.TEXT, "");
+      assert.deepEqual(side.events(), [{ type: "text", data: "hello" }, { type: "text", data: "" }]);
+      assert.deepEqual(ranges, ["hello", ""]);
+    } finally {
+      restore();
+    }
+  });
+
+  test("other text takes the general path, with the same results: non-ASCII, fragmented, long, split across reads, past streamThreshold", () => {
+    const { side, ranges, restore } = spied();
+    try {
+      side.frame(Opcode.TEXT, "héllo");
+      side.frame(Opcode.TEXT, "ab", false);
+      side.frame(Opcode.CONTINUATION, "cd", true);
+      const long = "x".repeat(257);
+      side.frame(Opcode.TEXT, long);
+      const frame = rawFrame("server", Opcode.TEXT, "split");
+      side.raw(frame.slice(0, frame.length - 2));
+      side.raw(frame.slice(frame.length - 2));
+      assert.deepEqual(side.events(), [
+        { type: "text", data: "héllo" },
+        { type: "text", data: "abcd" },
+        { type: "text", data: long },
+        { type: "text", data: "split" },
+      ]);
+      assert.deepEqual(ranges, []);
+    } finally {
+      restore();
+    }
+    const streamed = spied({ streamThreshold: 2 });
+    try {
+      streamed.side.frame(Opcode.TEXT, "abc");
+      assert.deepEqual(streamed.side.events(), [{ type: "fragment", binary: false, data: "abc", fin: true }]);
+      assert.deepEqual(streamed.ranges, []);
+    } finally {
+      streamed.restore();
+    }
+  });
+
+  test("invalid UTF-8 is never taken for ASCII: 1007 as without it", () => {
+    const { side, ranges, restore } = spied();
+    try {
+      side.frame(Opcode.TEXT, new Uint8Array([0x61, 0x80]));
+      assertFailed(side, 1007, /UTF-8/);
+      assert.deepEqual(ranges, []);
+    } finally {
+      restore();
+    }
+  });
+});
+

@@ -1,6 +1,7 @@
 /** Runs a group of tests under one of the core's process-wide performance settings, then restores it. */
 import { after, before } from "node:test";
 import { setBufferPooling } from "../../core/bytes.ts";
+import { type AsciiDecoder, setAsciiDecoder } from "../../core/connection.ts";
 import { setMaskWordSize } from "../../core/mask.ts";
 
 /** Runs `body`'s tests with the masking loops set to `size`-byte words (core/mask.ts). */
@@ -16,5 +17,17 @@ export function withBufferPooling(on: boolean, body: () => void): void {
   let previous = false;
   before(() => (previous = setBufferPooling(on)));
   after(() => setBufferPooling(previous));
+  body();
+}
+
+/** A decoder for `setAsciiDecoder` in pure JS (the adapters pass Node's `Buffer#latin1Slice`). */
+export const testAsciiDecoder = (bytes: Uint8Array, start: number, end: number): string =>
+  String.fromCharCode(...bytes.subarray(start, end));
+
+/** Runs `body`'s tests with `testAsciiDecoder` installed (core/connection.ts), or none. */
+export function withAsciiDecoder(on: boolean, body: () => void): void {
+  let previous: AsciiDecoder | null = null;
+  before(() => (previous = setAsciiDecoder(on ? testAsciiDecoder : null)));
+  after(() => setAsciiDecoder(previous));
   body();
 }

@@ -33,6 +33,7 @@ import {
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes, setBufferPooling } from "../../../core/bytes.ts";
+import { setAsciiDecoder } from "../../../core/connection.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 // Loaded only to check that it leaves the core's masking alone on Bun (see the last test).
 import "../../../adapters/node/runtime.ts";
@@ -574,4 +575,10 @@ test("on Bun (JavaScriptCore) the core allocates small buffers on their own, eve
   const chosen = setBufferPooling(false);
   setBufferPooling(chosen);
   assert.equal(chosen, false);
+});
+
+test("on Bun the core decodes text through a view and TextDecoder (no ASCII decoder), even with the Node adapter loaded", () => {
+  const decoder = setAsciiDecoder(null);
+  setAsciiDecoder(decoder);
+  assert.equal(decoder, null);
 });

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { denoRuntime } from "../../../adapters/deno/runtime.ts";
 import { setBufferPooling } from "../../../core/bytes.ts";
-import { setLenientDecodeLimit } from "../../../core/connection.ts";
+import { setAsciiDecoder, setLenientDecodeLimit } from "../../../core/connection.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 import type { DialOptions, Listener, ListenOptions } from "../../../adapters/shared/transport.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
@@ -421,4 +421,12 @@ test("on Deno the adapter has the core cut small buffers from slabs and decode t
   const limit = setLenientDecodeLimit(Infinity);
   setLenientDecodeLimit(limit);
   assert.equal(limit, Infinity);
+});
+
+test("on Deno the adapter gives the core Buffer#latin1Slice to decode short ASCII text from a range", () => {
+  const decoder = setAsciiDecoder(null);
+  setAsciiDecoder(decoder);
+  assert.ok(decoder !== null);
+  const bytes = new TextEncoder().encode("..hello..");
+  assert.equal(decoder(bytes, 2, 7), "hello");
 });

@@ -10,6 +10,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
 import { setBufferPooling } from "../../../core/bytes.ts";
+import { setAsciiDecoder } from "../../../core/connection.ts";
 import { setMaskWordSize } from "../../../core/mask.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -370,4 +371,12 @@ test("on Node (V8) the adapter has the core cut small buffers from slabs", () =>
   const chosen = setBufferPooling(true);
   setBufferPooling(chosen);
   assert.equal(chosen, true);
+});
+
+test("on Node the adapter gives the core Buffer#latin1Slice to decode short ASCII text from a range", () => {
+  const decoder = setAsciiDecoder(null);
+  setAsciiDecoder(decoder);
+  assert.ok(decoder !== null);
+  const bytes = new TextEncoder().encode("..hello..");
+  assert.equal(decoder(bytes, 2, 7), "hello");
 });
