@@ -1,7 +1,7 @@
 /** Runs a group of tests under one of the core's process-wide performance settings, then restores it. */
 import { after, before } from "node:test";
 import { setBufferPooling } from "../../core/bytes.ts";
-import { type AsciiDecoder, setAsciiDecoder } from "../../core/connection.ts";
+import { type AsciiDecoder, setAsciiDecoder, setLenientDecodeLimit } from "../../core/connection.ts";
 import { setMaskWordSize } from "../../core/mask.ts";
 
 /** Runs `body`'s tests with the masking loops set to `size`-byte words (core/mask.ts). */
@@ -30,4 +30,19 @@ export function withAsciiDecoder(on: boolean, body: () => void): void {
   before(() => (previous = setAsciiDecoder(on ? testAsciiDecoder : null)));
   after(() => setAsciiDecoder(previous));
   body();
+}
+
+/** The core's engine settings as they are now (each read by setting it and putting it back). */
+export function coreSettings() {
+  const maskWordSize = setMaskWordSize(4);
+  setMaskWordSize(maskWordSize);
+  const bufferPooling = setBufferPooling(false);
+  setBufferPooling(bufferPooling);
+  const lenientDecodeLimit = setLenientDecodeLimit(256);
+  setLenientDecodeLimit(lenientDecodeLimit);
+  const asciiDecoder = setAsciiDecoder(null);
+  setAsciiDecoder(asciiDecoder);
+  // A decoder is judged by what it does: "hello" from the middle of a larger buffer.
+  const decodesRange = asciiDecoder?.(new TextEncoder().encode("..hello.."), 2, 7) === "hello";
+  return { maskWordSize, bufferPooling, lenientDecodeLimit, asciiDecoder: asciiDecoder === null ? "none" : decodesRange ? "decodes ranges" : "broken" };
 }

@@ -32,10 +32,9 @@ import {
   createBunRuntime,
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
-import { concatBytes, setBufferPooling } from "../../../core/bytes.ts";
-import { setAsciiDecoder } from "../../../core/connection.ts";
-import { setMaskWordSize } from "../../../core/mask.ts";
-// Loaded only to check that it leaves the core's masking alone on Bun (see the last test).
+import { concatBytes } from "../../../core/bytes.ts";
+import { coreSettings } from "../../support/core-settings.ts";
+// Loaded only to check that it leaves the core's engine settings alone on Bun (see the last test).
 import "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -565,20 +564,6 @@ describe("bun runtime: closing", () => {
   });
 });
 
-test("on Bun (JavaScriptCore) the core keeps masking 32-bit words, even with the Node adapter loaded", () => {
-  const chosen = setMaskWordSize(4);
-  setMaskWordSize(chosen);
-  assert.equal(chosen, 4);
-});
-
-test("on Bun (JavaScriptCore) the core allocates small buffers on their own, even with the Node adapter loaded", () => {
-  const chosen = setBufferPooling(false);
-  setBufferPooling(chosen);
-  assert.equal(chosen, false);
-});
-
-test("on Bun the core decodes text through a view and TextDecoder (no ASCII decoder), even with the Node adapter loaded", () => {
-  const decoder = setAsciiDecoder(null);
-  setAsciiDecoder(decoder);
-  assert.equal(decoder, null);
+test("on Bun (JavaScriptCore) the core keeps its defaults, even with the Node adapter loaded: 32-bit words, no slabs, views and TextDecoder", () => {
+  assert.deepEqual(coreSettings(), { maskWordSize: 4, bufferPooling: false, lenientDecodeLimit: 256, asciiDecoder: "none" });
 });

@@ -5,9 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { denoRuntime } from "../../../adapters/deno/runtime.ts";
-import { setBufferPooling } from "../../../core/bytes.ts";
-import { setAsciiDecoder, setLenientDecodeLimit } from "../../../core/connection.ts";
-import { setMaskWordSize } from "../../../core/mask.ts";
+import { coreSettings } from "../../support/core-settings.ts";
 import type { DialOptions, Listener, ListenOptions } from "../../../adapters/shared/transport.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -408,25 +406,6 @@ describe("deno runtime", () => {
   });
 });
 
-test("on Deno (V8) the adapter has the core mask 64-bit words", () => {
-  const chosen = setMaskWordSize(8);
-  setMaskWordSize(chosen);
-  assert.equal(chosen, 8);
-});
-
-test("on Deno the adapter has the core cut small buffers from slabs and decode text leniently at any size", () => {
-  const pooling = setBufferPooling(true);
-  setBufferPooling(pooling);
-  assert.equal(pooling, true);
-  const limit = setLenientDecodeLimit(Infinity);
-  setLenientDecodeLimit(limit);
-  assert.equal(limit, Infinity);
-});
-
-test("on Deno the adapter gives the core Buffer#latin1Slice to decode short ASCII text from a range", () => {
-  const decoder = setAsciiDecoder(null);
-  setAsciiDecoder(decoder);
-  assert.ok(decoder !== null);
-  const bytes = new TextEncoder().encode("..hello..");
-  assert.equal(decoder(bytes, 2, 7), "hello");
+test("on Deno (V8) the adapter tunes the core: 64-bit masking words, buffers from slabs, lenient decoding at any size, ASCII decoded from ranges", () => {
+  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: Infinity, asciiDecoder: "decodes ranges" });
 });

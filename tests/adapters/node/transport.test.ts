@@ -9,9 +9,7 @@ import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
-import { setBufferPooling } from "../../../core/bytes.ts";
-import { setAsciiDecoder } from "../../../core/connection.ts";
-import { setMaskWordSize } from "../../../core/mask.ts";
+import { coreSettings } from "../../support/core-settings.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, until } from "../../support/time.ts";
@@ -361,22 +359,6 @@ describe("node runtime: closing", () => {
   });
 });
 
-test("on Node (V8) the adapter has the core mask 64-bit words", () => {
-  const chosen = setMaskWordSize(8);
-  setMaskWordSize(chosen);
-  assert.equal(chosen, 8);
-});
-
-test("on Node (V8) the adapter has the core cut small buffers from slabs", () => {
-  const chosen = setBufferPooling(true);
-  setBufferPooling(chosen);
-  assert.equal(chosen, true);
-});
-
-test("on Node the adapter gives the core Buffer#latin1Slice to decode short ASCII text from a range", () => {
-  const decoder = setAsciiDecoder(null);
-  setAsciiDecoder(decoder);
-  assert.ok(decoder !== null);
-  const bytes = new TextEncoder().encode("..hello..");
-  assert.equal(decoder(bytes, 2, 7), "hello");
+test("on Node (V8) the adapter tunes the core for V8: 64-bit masking words, buffers from slabs, ASCII decoded from ranges", () => {
+  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: 256, asciiDecoder: "decodes ranges" });
 });
