@@ -181,13 +181,6 @@ const ASCII_RANGE_MAX = 256;
 /** Text messages up to this size are decoded leniently, then checked for U+FFFD (`setLenientDecodeLimit`). */
 let lenientDecodeMax = 256;
 
-/**
- * Sets the size up to which a text message in one piece is decoded leniently and then checked
- * for U+FFFD, instead of by the fatal decoder; returns the size before. Up to the default, 256
- * bytes, that is as fast or faster everywhere. Above it, it depends on the runtime's decoders:
- * on Deno 3-6 times faster at every size, on Bun about twice as slow, on Node the same. So the
- * Deno adapter sets no limit (Infinity).
- */
 /** Turns ASCII bytes `bytes[start:end]` into a string without a view of them (`setAsciiDecoder`). */
 export type AsciiDecoder = (bytes: Uint8Array, start: number, end: number) => string;
 let asciiDecoder: AsciiDecoder | null = null;
@@ -205,6 +198,13 @@ export function setAsciiDecoder(decoder: AsciiDecoder | null): AsciiDecoder | nu
   return previous;
 }
 
+/**
+ * Sets the size up to which a text message in one piece is decoded leniently and then checked
+ * for U+FFFD, instead of by the fatal decoder; returns the size before. Up to the default, 256
+ * bytes, that is as fast or faster everywhere. Above it, it depends on the runtime's decoders:
+ * on Deno 3-6 times faster at every size, on Bun about twice as slow, on Node the same. So the
+ * Deno adapter sets no limit (Infinity).
+ */
 export function setLenientDecodeLimit(bytes: number): number {
   if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `lenient-decode limit must be a size in bytes, got ${bytes}`);
   const previous = lenientDecodeMax;
