@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import type { Connection, ConnectionEvent } from "../../core/mod.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
 import { withBufferPooling } from "../support/core-settings.ts";
+import { unpooled } from "../../core/bytes.ts";
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1024 * 1024];
 
@@ -149,6 +150,17 @@ function exchange(options: { fragmentSize?: number } | undefined, seed: number):
 for (const pooling of [false, true]) describe(`round trip client ↔ server, buffer pooling ${pooling ? "on" : "off"}`, () => withBufferPooling(pooling, () => {
   test("every size class, text and binary, both directions, unfragmented", () => {
     exchange(undefined, 1);
+  });
+
+  test(`small frames are ${pooling ? "" : "not "}pieces of a shared slab`, () => {
+    const pair = createPair();
+    pair.client.sendText("hi");
+    pair.client.sendBinary(new Uint8Array(300));
+    pair.server.sendText("h\u00e9");
+    const chunks = [...pair.client.pollOutput(), ...pair.server.pollOutput()];
+    assert.equal(chunks.length, 3);
+    // unpooled() copies exactly the pieces of a slab.
+    for (const chunk of chunks) assert.equal(unpooled(chunk) !== chunk, pooling);
   });
 
   test("every size class with fragmentSize 1000", () => {

@@ -2,6 +2,7 @@
 import { after, before } from "node:test";
 import { setBufferPooling } from "../../core/bytes.ts";
 import { type AsciiDecoder, setAsciiDecoder, setLenientDecodeLimit } from "../../core/connection.ts";
+import { decodeLatin1 } from "../../core/http.ts";
 import { setMaskWordSize } from "../../core/mask.ts";
 
 /** Runs `body`'s tests with the masking loops set to `size`-byte words (core/mask.ts). */
@@ -21,8 +22,7 @@ export function withBufferPooling(on: boolean, body: () => void): void {
 }
 
 /** A decoder for `setAsciiDecoder` in pure JS (the adapters pass Node's `Buffer#latin1Slice`). */
-export const testAsciiDecoder = (bytes: Uint8Array, start: number, end: number): string =>
-  String.fromCharCode(...bytes.subarray(start, end));
+export const testAsciiDecoder: AsciiDecoder = decodeLatin1;
 
 /** Runs `body`'s tests with `testAsciiDecoder` installed (core/connection.ts), or none. */
 export function withAsciiDecoder(on: boolean, body: () => void): void {
