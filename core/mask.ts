@@ -98,6 +98,33 @@ export function maskRange(data: Uint8Array, start: number, end: number, key: Uin
 }
 
 /**
+ * A new array holding `data[start:end]` XORed with `key`, the range starting `phase` bytes into
+ * the payload; with no key, a plain copy. A loop over the bytes, for short ranges: it makes no
+ * view of `data` and leaves it unchanged.
+ */
+export function copyRange(data: Uint8Array, start: number, end: number, key: Uint8Array | null, phase: number): Uint8Array {
+  const length = end - start;
+  const copy = new Uint8Array(length);
+  const k0 = key === null ? 0 : key[phase & 3];
+  const k1 = key === null ? 0 : key[(phase + 1) & 3];
+  const k2 = key === null ? 0 : key[(phase + 2) & 3];
+  const k3 = key === null ? 0 : key[(phase + 3) & 3];
+  let i = 0;
+  for (const quads = length & ~3; i < quads; i += 4) {
+    const at = start + i;
+    copy[i] = data[at] ^ k0;
+    copy[i + 1] = data[at + 1] ^ k1;
+    copy[i + 2] = data[at + 2] ^ k2;
+    copy[i + 3] = data[at + 3] ^ k3;
+  }
+  const rest = length - i; // 0-3 bytes, the first of them at key byte k0
+  if (rest > 0) copy[i] = data[start + i] ^ k0;
+  if (rest > 1) copy[i + 1] = data[start + i + 1] ^ k1;
+  if (rest > 2) copy[i + 2] = data[start + i + 2] ^ k2;
+  return copy;
+}
+
+/**
  * Writes `source` masked with `key` into `target` at `offset`, copying and masking in one pass
  * (for a payload the caller still owns). `source` is not changed.
  */

@@ -43,7 +43,7 @@ export {
   perMessageDeflateClient,
   perMessageDeflateServer,
 } from "./permessage-deflate.ts";
-export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3 } from "./frame.ts";
+export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3, setPayloadCopyLimit } from "./frame.ts";
 export {
   acceptKey,
   type AcceptOptions,

@@ -9,7 +9,7 @@ import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/
 import { encodeFrame, FrameParser, type FrameHandler, Opcode } from "../../core/frame.ts";
 import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
-import { withAsciiDecoder } from "../support/core-settings.ts";
+import { withAsciiDecoder, withPayloadCopyLimit } from "../support/core-settings.ts";
 
 // ---- Deterministic randomness ------------------------------------------------------------
 
@@ -317,8 +317,14 @@ function assertScenario(role: Role, s: Scenario, seed: number): void {
 
 const SEEDS = Array.from({ length: 30 }, (_, i) => i + 1);
 
-// With an ASCII decoder installed, whole short text frames skip the payload view (core/connection.ts).
-for (const ascii of [false, true]) describe(`chunking invariance, client → server (masked)${ascii ? ", with an ASCII decoder" : ""}`, () => withAsciiDecoder(ascii, () => {
+// With an ASCII decoder installed, whole short text frames skip the payload view (core/connection.ts);
+// with a copy limit, short payload pieces are copies, not views (core/frame.ts).
+const ENGINE_VARIANTS = [
+  { name: "", ascii: false, copyLimit: 0 },
+  { name: ", with an ASCII decoder", ascii: true, copyLimit: 0 },
+  { name: ", short payloads copied", ascii: false, copyLimit: 128 },
+];
+for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → server (masked)${v.name}`, () => withAsciiDecoder(v.ascii, () => withPayloadCopyLimit(v.copyLimit, () => {
   test("generated sequences (small and medium messages)", () => {
     let frames = 0;
     for (const seed of SEEDS) {
@@ -388,9 +394,9 @@ for (const ascii of [false, true]) describe(`chunking invariance, client → ser
     const outcome = assertInvariant("server", bytes, "after close", [1, 2]);
     assert.deepEqual(outcome.events, s.events);
   });
-}));
+})));
 
-describe("chunking invariance, server → client (unmasked)", () => {
+for (const copyLimit of [0, 128]) describe(`chunking invariance, server → client (unmasked)${copyLimit ? ", short payloads copied" : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
   test("generated sequences (small and medium messages)", () => {
     for (const seed of SEEDS) assertScenario("client", generateScenario(seed + 500, false), seed + 500);
   });
@@ -398,7 +404,7 @@ describe("chunking invariance, server → client (unmasked)", () => {
   test("generated sequences with 64-bit lengths", () => {
     for (const seed of [201, 202, 203, 204]) assertScenario("client", generateScenario(seed, true), seed);
   });
-});
+}));
 
 describe("chunking invariance with streaming (streamThreshold)", () => {
   const threshold = 100;

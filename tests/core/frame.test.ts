@@ -10,10 +10,13 @@ import {
   RSV1,
   RSV2,
   RSV3,
+  setPayloadCopyLimit,
   writeFrameHeader,
 } from "../../core/frame.ts";
 import { concatBytes } from "../../core/bytes.ts";
+import { WebSocketError } from "../../core/errors.ts";
 import { hex } from "../support/bytes.ts";
+import { withPayloadCopyLimit } from "../support/core-settings.ts";
 
 type Record =
   | ["start", number, boolean, number, number]
@@ -195,8 +198,9 @@ describe("RFC 6455 §5.7 examples", () => {
   });
 });
 
-describe("FrameParser: payload lengths", () => {
-  for (const length of [0, 1, 125, 126, 127, 65535, 65536, 70_000]) {
+// With a copy limit, short payload pieces (here all up to 128 bytes, whole or cut) are copies.
+for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLimit ? `, pieces up to ${copyLimit} bytes copied` : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+  for (const length of [0, 1, 125, 126, 127, 128, 129, 65535, 65536, 70_000]) {
     for (const masked of [false, true]) {
       test(`${length} bytes, ${masked ? "masked" : "unmasked"}: 7/16/64-bit length, whole and split`, () => {
         const payload = pattern(length, length);
@@ -261,6 +265,14 @@ describe("FrameParser: payload lengths", () => {
     assert.deepEqual(recorder.records, [["start", 1, true, 0, 0], ["payload", "", true]]);
   });
 
+  test("the largest accepted length is 2^53-1", () => {
+    const { records } = parse(b(0x82, 0x7f, 0x00, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), false);
+    assert.deepEqual(records, [["start", 2, true, 0, Number.MAX_SAFE_INTEGER]]);
+  });
+
+}));
+
+describe("FrameParser: payload lengths, without copies", () => {
   test("a declared length of 2^32+1 with no payload yet: only a frame start, nothing held", () => {
     const recorder = new Recorder();
     const parser = new FrameParser(recorder, false);
@@ -272,11 +284,6 @@ describe("FrameParser: payload lengths", () => {
     parser.push(chunk);
     assert.deepEqual(recorder.records.at(-1), ["payload", "010203", false]);
     assert.equal(recorder.pieces.at(-1)!.buffer, chunk.buffer);
-  });
-
-  test("the largest accepted length is 2^53-1", () => {
-    const { records } = parse(b(0x82, 0x7f, 0x00, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), false);
-    assert.deepEqual(records, [["start", 2, true, 0, Number.MAX_SAFE_INTEGER]]);
   });
 
   test("several frames in one chunk; payload pieces are views into the chunk", () => {
@@ -306,6 +313,59 @@ describe("FrameParser: payload lengths", () => {
     assert.equal(recorder.pieces[0].buffer, chunk.buffer);
   });
 });
+
+describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLimit)", () => withPayloadCopyLimit(4, () => {
+  test("pieces up to the limit are copies, unmasked, and the chunk is left masked; longer ones are views unmasked in place", () => {
+    const frames = [ascii(""), ascii("abc"), ascii("abcd"), ascii("abcde"), ascii("Hello, world")];
+    const chunk = concatBytes(frames.flatMap((payload, i) => encodeFrame(Opcode.BINARY, payload, true, 0, b(i + 1, 0x80, 0x5a, 0xff))));
+    const original = chunk.slice();
+    const recorder = new Recorder();
+    new FrameParser(recorder, true).push(chunk);
+    assert.deepEqual(recorder.pieces.map((piece) => hex(piece)), frames.map((payload) => hex(payload)));
+    const copied = recorder.pieces.map((piece) => piece.buffer !== chunk.buffer);
+    assert.deepEqual(copied, [true, true, true, false, false]);
+    for (const piece of recorder.pieces.slice(0, 3)) assert.equal(piece.byteOffset, 0);
+    // Only the two long payloads changed in the chunk: 5 + 12 bytes, unmasked in place.
+    let changed = 0;
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] !== original[i]) changed++;
+    assert.equal(hex(chunk.subarray(chunk.length - 12)), hex(frames[4]));
+    assert.ok(changed > 0 && changed <= 17, `${changed} bytes changed`);
+  });
+
+  test("a long payload cut into short pieces: each piece copied, the mask phase carried across", () => {
+    const payload = pattern(23, 5);
+    const bytes = concatBytes(encodeFrame(Opcode.BINARY, payload, true, 0, RFC_KEY));
+    for (let first = 7; first < bytes.length; first++) {
+      // Pieces of 1-4 bytes after the header (6 bytes), starting at every phase.
+      const cuts: number[] = [];
+      for (let c = first; c < bytes.length; c += 1 + (c % 4)) cuts.push(c);
+      const recorder = new Recorder();
+      const parser = new FrameParser(recorder, true);
+      const copy = bytes.slice();
+      let from = 0;
+      for (const to of [...cuts, copy.length]) {
+        parser.push(copy.subarray(from, to));
+        from = to;
+      }
+      assert.equal(hex(concatBytes(recorder.pieces)), hex(payload), `first cut at ${first}`);
+      for (const piece of recorder.pieces) if (piece.length <= 4) assert.notEqual(piece.buffer, copy.buffer);
+    }
+  });
+
+  test("unmasked frames (to a client) are copied as they are", () => {
+    const chunk = concatBytes([...encodeFrame(Opcode.TEXT, ascii("hi"), true, 0, null), ...encodeFrame(Opcode.PING, ascii("ping"), true, 0, null)]);
+    const recorder = new Recorder();
+    new FrameParser(recorder, false).push(chunk);
+    assert.deepEqual(recorder.records, [["start", 1, true, 0, 2], ["payload", "6869", true], ["start", 9, true, 0, 4], ["payload", "70696e67", true]]);
+    for (const piece of recorder.pieces) assert.notEqual(piece.buffer, chunk.buffer);
+  });
+
+  test("the limit is a size in bytes; setting it returns the one before", () => {
+    for (const bad of [-1, Number.NaN]) assert.throws(() => setPayloadCopyLimit(bad), WebSocketError);
+    assert.equal(setPayloadCopyLimit(8), 4);
+    assert.equal(setPayloadCopyLimit(4), 8);
+  });
+}));
 
 describe("FrameParser: per-frame rules and close codes", () => {
   test("64-bit length with the most significant bit set: 1002", () => {

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { applyMask, maskInto, setMaskWordSize } from "../../core/mask.ts";
+import { applyMask, copyRange, maskInto, setMaskWordSize } from "../../core/mask.ts";
 import { withMaskWordSize } from "../support/core-settings.ts";
 
 /** The RFC 6455 §5.3 definition, byte by byte: octet i is XORed with key[(phase + i) mod 4]. */
@@ -199,6 +199,25 @@ for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () 
     }
   });
 }));
+
+describe("copyRange", () => {
+  test("a new array of the range, masked from any phase (or copied as is without a key), the source unchanged", () => {
+    const content = pseudoRandom(40, 7);
+    for (let start = 0; start < 8; start++) {
+      for (let length = 0; length <= 32 - start; length++) {
+        for (let phase = 0; phase < 8; phase++) {
+          const source = content.slice();
+          const label = `start ${start}, length ${length}, phase ${phase}`;
+          const copy = copyRange(source, start, start + length, KEYS[0], phase);
+          assert.notEqual(copy.buffer, source.buffer, label);
+          assert.deepEqual(copy, naiveMask(content.subarray(start, start + length), KEYS[0], phase), label);
+          assert.deepEqual(copyRange(source, start, start + length, null, phase), content.slice(start, start + length), `${label}, no key`);
+          assert.deepEqual(source, content, `${label}: the source is unchanged`);
+        }
+      }
+    }
+  });
+});
 
 describe("setMaskWordSize", () => {
   test("with 8, long ranges are masked through BigUint64Array; with 4, never", () => {

@@ -2,6 +2,7 @@
 import { after, before } from "node:test";
 import { setBufferPooling } from "../../core/bytes.ts";
 import { type AsciiDecoder, setAsciiDecoder, setLenientDecodeLimit } from "../../core/connection.ts";
+import { setPayloadCopyLimit } from "../../core/frame.ts";
 import { decodeLatin1 } from "../../core/http.ts";
 import { setMaskWordSize } from "../../core/mask.ts";
 
@@ -32,6 +33,14 @@ export function withAsciiDecoder(on: boolean, body: () => void): void {
   body();
 }
 
+/** Runs `body`'s tests with payload pieces up to `limit` bytes copied out of the chunk (core/frame.ts). */
+export function withPayloadCopyLimit(limit: number, body: () => void): void {
+  let previous = 0;
+  before(() => (previous = setPayloadCopyLimit(limit)));
+  after(() => setPayloadCopyLimit(previous));
+  body();
+}
+
 /** The core's engine settings as they are now (each read by setting it and putting it back). */
 export function coreSettings() {
   const maskWordSize = setMaskWordSize(4);
@@ -40,9 +49,11 @@ export function coreSettings() {
   setBufferPooling(bufferPooling);
   const lenientDecodeLimit = setLenientDecodeLimit(256);
   setLenientDecodeLimit(lenientDecodeLimit);
+  const payloadCopyLimit = setPayloadCopyLimit(0);
+  setPayloadCopyLimit(payloadCopyLimit);
   const asciiDecoder = setAsciiDecoder(null);
   setAsciiDecoder(asciiDecoder);
   // A decoder is judged by what it does: "hello" from the middle of a larger buffer.
   const decodesRange = asciiDecoder?.(new TextEncoder().encode("..hello.."), 2, 7) === "hello";
-  return { maskWordSize, bufferPooling, lenientDecodeLimit, asciiDecoder: asciiDecoder === null ? "none" : decodesRange ? "decodes ranges" : "broken" };
+  return { maskWordSize, bufferPooling, lenientDecodeLimit, payloadCopyLimit, asciiDecoder: asciiDecoder === null ? "none" : decodesRange ? "decodes ranges" : "broken" };
 }

@@ -407,5 +407,5 @@ describe("deno runtime", () => {
 });
 
 test("on Deno (V8) the adapter tunes the core: 64-bit masking words, buffers from slabs, lenient decoding at any size, ASCII decoded from ranges", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: Infinity, asciiDecoder: "decodes ranges" });
+  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: Infinity, payloadCopyLimit: 0, asciiDecoder: "decodes ranges" });
 });

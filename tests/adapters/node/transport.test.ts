@@ -360,5 +360,5 @@ describe("node runtime: closing", () => {
 });
 
 test("on Node (V8) the adapter tunes the core for V8: 64-bit masking words, buffers from slabs, ASCII decoded from ranges", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: 256, asciiDecoder: "decodes ranges" });
+  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: 256, payloadCopyLimit: 0, asciiDecoder: "decodes ranges" });
 });
