@@ -58,7 +58,8 @@ let payloadCopyLimit = 0;
  * limit before. On JavaScriptCore a view costs 40-60 ns, a new small array about 7 ns, and
  * TextDecoder reads a standalone array faster; copying in a loop stops paying off between 128
  * and 256 bytes. On V8 a view is the cheaper. So the default is 0 and the Bun adapter sets 128.
- * A copy also keeps no reference to the chunk.
+ * A copy also keeps no reference to the chunk. A copied payload is not offered to
+ * `takeWholePayload` (the ASCII decoder's path in core/connection.ts).
  */
 export function setPayloadCopyLimit(bytes: number): number {
   if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `payload copy limit must be a size in bytes, got ${bytes}`);

@@ -272,7 +272,7 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLi
 
 }));
 
-describe("FrameParser: payload lengths, without copies", () => {
+describe("FrameParser: payload lengths, without copies", () => withPayloadCopyLimit(0, () => {
   test("a declared length of 2^32+1 with no payload yet: only a frame start, nothing held", () => {
     const recorder = new Recorder();
     const parser = new FrameParser(recorder, false);
@@ -312,7 +312,7 @@ describe("FrameParser: payload lengths, without copies", () => {
     assert.equal(hex(chunk.subarray(6)), hex(ascii("Hello")));
     assert.equal(recorder.pieces[0].buffer, chunk.buffer);
   });
-});
+}));
 
 describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLimit)", () => withPayloadCopyLimit(4, () => {
   test("pieces up to the limit are copies, unmasked, and the chunk is left masked; longer ones are views unmasked in place", () => {
