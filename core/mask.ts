@@ -103,24 +103,8 @@ export function maskRange(data: Uint8Array, start: number, end: number, key: Uin
  * view of `data` and leaves it unchanged.
  */
 export function copyRange(data: Uint8Array, start: number, end: number, key: Uint8Array | null, phase: number): Uint8Array {
-  const length = end - start;
-  const copy = new Uint8Array(length);
-  const k0 = key === null ? 0 : key[phase & 3];
-  const k1 = key === null ? 0 : key[(phase + 1) & 3];
-  const k2 = key === null ? 0 : key[(phase + 2) & 3];
-  const k3 = key === null ? 0 : key[(phase + 3) & 3];
-  let i = 0;
-  for (const quads = length & ~3; i < quads; i += 4) {
-    const at = start + i;
-    copy[i] = data[at] ^ k0;
-    copy[i + 1] = data[at + 1] ^ k1;
-    copy[i + 2] = data[at + 2] ^ k2;
-    copy[i + 3] = data[at + 3] ^ k3;
-  }
-  const rest = length - i; // 0-3 bytes, the first of them at key byte k0
-  if (rest > 0) copy[i] = data[start + i] ^ k0;
-  if (rest > 1) copy[i + 1] = data[start + i + 1] ^ k1;
-  if (rest > 2) copy[i + 2] = data[start + i + 2] ^ k2;
+  const copy = new Uint8Array(end - start);
+  xorBytes(data, start, copy, 0, end - start, key, phase);
   return copy;
 }
 
@@ -178,17 +162,37 @@ export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array
     for (; j < words; j++) t[j] = s[j] ^ k;
     i += words << 2;
   }
-  const k0 = key[i & 3];
-  const k1 = key[(i + 1) & 3];
-  const k2 = key[(i + 2) & 3];
-  const k3 = key[(i + 3) & 3];
-  for (const quads = length - ((length - i) & 3); i < quads; i += 4) {
-    target[offset + i] = source[i] ^ k0;
-    target[offset + i + 1] = source[i + 1] ^ k1;
-    target[offset + i + 2] = source[i + 2] ^ k2;
-    target[offset + i + 3] = source[i + 3] ^ k3;
+  xorBytes(source, i, target, offset + i, length - i, key, i);
+}
+
+/**
+ * `target[t + j] = source[s + j] ^ key[(phase + j) & 3]` for `j < length`, four bytes per
+ * iteration with the key bytes in locals; with no key, a copy.
+ */
+function xorBytes(
+  source: Uint8Array,
+  s: number,
+  target: Uint8Array,
+  t: number,
+  length: number,
+  key: Uint8Array | null,
+  phase: number,
+): void {
+  const k0 = key === null ? 0 : key[phase & 3];
+  const k1 = key === null ? 0 : key[(phase + 1) & 3];
+  const k2 = key === null ? 0 : key[(phase + 2) & 3];
+  const k3 = key === null ? 0 : key[(phase + 3) & 3];
+  let j = 0;
+  for (const quads = length & ~3; j < quads; j += 4) {
+    target[t + j] = source[s + j] ^ k0;
+    target[t + j + 1] = source[s + j + 1] ^ k1;
+    target[t + j + 2] = source[s + j + 2] ^ k2;
+    target[t + j + 3] = source[s + j + 3] ^ k3;
   }
-  for (; i < length; i++) target[offset + i] = source[i] ^ key[i & 3];
+  // 0-3 bytes left, the first of them at key byte k0.
+  if (j < length) target[t + j] = source[s + j] ^ k0;
+  if (j + 1 < length) target[t + j + 1] = source[s + j + 1] ^ k1;
+  if (j + 2 < length) target[t + j + 2] = source[s + j + 2] ^ k2;
 }
 
 /** A 32-bit key word twice, as one 64-bit word. */
