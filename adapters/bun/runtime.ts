@@ -280,12 +280,13 @@ class BunTransport implements Transport {
     let head = this.#head;
     let moved = 0;
     while (head < queue.length) {
-      let chunk = queue[head];
+      const chunk = queue[head];
       let last = head;
       let merge: Uint8Array | null = null;
-      if (chunk.byteLength < COALESCE_LIMIT && head + 1 < queue.length) {
+      let size = chunk.byteLength;
+      if (size < COALESCE_LIMIT && head + 1 < queue.length) {
         // Copy it and the small chunks after it into one write of up to COALESCE_LIMIT bytes.
-        let total = chunk.byteLength;
+        let total = size;
         while (last + 1 < queue.length && total + queue[last + 1].byteLength <= COALESCE_LIMIT) {
           total += queue[++last].byteLength;
         }
@@ -294,19 +295,20 @@ class BunTransport implements Transport {
           // write below allocates its own.
           merge = mergeBuffer ?? new Uint8Array(COALESCE_LIMIT);
           mergeBuffer = null;
-          chunk = merge.subarray(0, total);
-          for (let k = head, offset = 0; k <= last; offset += queue[k++].byteLength) chunk.set(queue[k], offset);
+          for (let k = head, offset = 0; k <= last; offset += queue[k++].byteLength) merge.set(queue[k], offset);
+          size = total;
         }
       }
-      const written = socket.write(chunk);
+      // The merged bytes are written by offset and length: a view of the buffer would cost more.
+      const written = merge !== null ? socket.write(merge, 0, size) : socket.write(chunk);
       if (merge !== null) mergeBuffer = merge;
       if (written < 0) break; // closed or shutting down: `close` follows
       moved += written;
-      if (written < chunk.byteLength) {
+      if (written < size) {
         this.#blocked = true;
         // What is left of a coalesced write takes the last slot it was copied from (copied out of
         // the shared merge buffer, which the next flush reuses).
-        queue[last] = merge !== null ? chunk.slice(written) : chunk.subarray(written);
+        queue[last] = merge !== null ? merge.slice(written, size) : chunk.subarray(written);
         for (let k = head; k < last; k++) queue[k] = EMPTY;
         head = last;
         break;
