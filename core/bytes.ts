@@ -81,10 +81,15 @@ const encodeScratch = new Uint8Array(3 * SHORT_STRING_MAX);
 export function encodeUtf8(text: string): Uint8Array {
   if (text.length > SHORT_STRING_MAX) return textEncoder.encode(text);
   const { written } = textEncoder.encodeInto(text, encodeScratch);
+  return copyPrefix(encodeScratch, written);
+}
+
+/** `source[0:length]` in a buffer of its own (a slab piece when pooling is on). */
+export function copyPrefix(source: Uint8Array, length: number): Uint8Array {
   // Without pooling, slice() is the copy: on Bun the view that set() needs costs ~15% more.
-  if (!pooling) return encodeScratch.slice(0, written);
-  const bytes = allocateBytes(written);
-  bytes.set(encodeScratch.subarray(0, written));
+  if (!pooling) return source.slice(0, length);
+  const bytes = allocateBytes(length);
+  bytes.set(source.subarray(0, length));
   return bytes;
 }
 

@@ -11,12 +11,24 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
+import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, copyPrefix, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
 import { type ExtensionOffer, formatExtensions } from "./extension-header.ts";
-import { MAX_CONTROL_PAYLOAD, Opcode, type FrameHandler, FrameParser, encodeAsciiTextFrame, encodeFrame, isControlOpcode } from "./frame.ts";
+import {
+  MAX_CONTROL_PAYLOAD,
+  MERGE_PAYLOAD_MAX,
+  Opcode,
+  type FrameHandler,
+  FrameParser,
+  encodeFrame,
+  frameHeaderSize,
+  isControlOpcode,
+  writeAsciiTextFrame,
+  writeSmallFrame,
+} from "./frame.ts";
+import { xorBytes } from "./mask.ts";
 import {
   type AcceptOptions,
   type ClientHandshakeResult,
@@ -178,6 +190,27 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 /** Whole ASCII text frames up to this size are decoded by the `setAsciiDecoder` function. */
 const ASCII_RANGE_MAX = 256;
+/**
+ * Where such a payload is unmasked for the decoder: one buffer for every connection, with an
+ * ArrayBuffer from the start (on JavaScriptCore a small array gets one only when first viewed).
+ */
+const ASCII_SCRATCH = new Uint8Array(new ArrayBuffer(ASCII_RANGE_MAX));
+
+/**
+ * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
+ * is written into one staging buffer shared by every connection, behind the frames staged before
+ * it. They leave it together, copied into one chunk: when the connection's output is polled, or
+ * before anything else is added to it, or when another connection stages a frame. So a read of
+ * 16 small messages is answered with two chunks (the first frame, then the other 15) rather than
+ * 16 arrays for the transport to merge: on Bun, 32-byte echo, 3% more messages per second and 5%
+ * less CPU per message. A frame sent alone gets a buffer of its own and is never copied.
+ */
+const STAGE_SIZE = 16384;
+const stage = new Uint8Array(STAGE_SIZE);
+let stagedLength = 0;
+/** The connection whose frames are in `stage` (none when `stagedLength` is 0). */
+let stageOwner: Connection | null = null;
+
 /** Text messages up to this size are decoded leniently, then checked for U+FFFD (`setLenientDecodeLimit`). */
 let lenientDecodeMax = 256;
 
@@ -186,11 +219,11 @@ export type AsciiDecoder = (bytes: Uint8Array, start: number, end: number) => st
 let asciiDecoder: AsciiDecoder | null = null;
 
 /**
- * Sets the function that decodes a short ASCII text message straight from the received chunk,
- * or null for none (the default); returns the one before. Without it, each message's payload
- * becomes a view and goes through TextDecoder: 160 ns per 32-byte message on Node and Deno, where
- * Node's `Buffer.prototype.latin1Slice` takes 80-90 ns from a range. The core cannot name it, so
- * the Node and Deno adapters set it (adapters/shared/latin1.ts).
+ * Sets the function that decodes a short ASCII text message, unmasked into a scratch buffer, or
+ * null for none (the default); returns the one before. Without it, each message's payload becomes
+ * a view (or on Bun a copy) and goes through TextDecoder: 160 ns per 32-byte message on Node and
+ * Deno, where Node's `Buffer.prototype.latin1Slice` takes 80-90 ns from a range. The core cannot
+ * name it, so the adapters set it (adapters/shared/engine.ts).
  */
 export function setAsciiDecoder(decoder: AsciiDecoder | null): AsciiDecoder | null {
   const previous = asciiDecoder;
@@ -316,6 +349,7 @@ export abstract class Connection implements FrameHandler {
 
   /** Bytes to write to the transport since the last call, in order. */
   pollOutput(): readonly Uint8Array[] {
+    if (stageOwner === this) this.unstage();
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -485,6 +519,10 @@ export abstract class Connection implements FrameHandler {
 
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
+    if (stageOwner === this) {
+      stageOwner = null;
+      stagedLength = 0;
+    }
     this.output = null;
     this.transportDone = true;
     this.parser.stop();
@@ -573,20 +611,18 @@ export abstract class Connection implements FrameHandler {
 
   /**
    * The fast path for the commonest message (FrameHandler): a whole, unfragmented, untransformed
-   * text frame of at most 256 bytes of ASCII, decoded straight from the chunk. Anything else goes
-   * through `onFramePayload`. ASCII is valid UTF-8 (RFC 6455 §8.1), and the size limits were
-   * checked on the frame's header.
+   * text frame of at most 256 bytes of ASCII, unmasked into a scratch buffer as it is checked, and
+   * decoded from there. Anything else goes through `onFramePayload`. ASCII is valid UTF-8 (RFC 6455
+   * §8.1), and the size limits were checked on the frame's header.
    */
-  takeWholePayload(chunk: Uint8Array, start: number, end: number): boolean {
+  takeWholePayload(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean {
     const decode = asciiDecoder;
     const length = end - start;
     if (decode === null || this.frameOpcode !== Opcode.TEXT || !this.frameFin || this.messageRsv !== 0) return false;
     if (length > ASCII_RANGE_MAX || length > this.options.streamThreshold) return false;
-    let bits = 0;
-    for (let i = start; i < end; i++) bits |= chunk[i];
-    if (bits >= 0x80) return false;
+    if (xorBytes(chunk, start, ASCII_SCRATCH, 0, length, key, 0) >= 0x80) return false;
     this.endMessage();
-    this.deliver({ type: "text", data: decode(chunk, start, end) });
+    this.deliver({ type: "text", data: decode(ASCII_SCRATCH, 0, length) });
     return true;
   }
 
@@ -767,11 +803,20 @@ export abstract class Connection implements FrameHandler {
   private trySendAscii(text: string, options: SendOptions | undefined): boolean {
     if (options?.fin === false || (this.extensions.length !== 0 && options?.compress !== false)) return false;
     if (this.sendingOpcode !== 0 || text.length > this.options.fragmentSize || !(this.outQueue?.immediate ?? true)) return false;
+    if (text.length > MERGE_PAYLOAD_MAX) return false;
     this.assertCanSend();
-    const frame = encodeAsciiTextFrame(text, this.isClient ? this.maskKey() : null);
-    if (frame === null) return false;
+    const key = this.isClient ? this.maskKey() : null;
+    const size = frameHeaderSize(text.length, key !== null) + text.length;
+    if (this.outputWaits()) {
+      const end = writeAsciiTextFrame(stage, this.stageAt(size), text, key);
+      if (end < 0) return false;
+      stagedLength = end;
+    } else {
+      const frame = allocateBytes(size);
+      if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
+      this.pushOutput(frame);
+    }
     this.lastSent = this.now;
-    this.pushOutput(frame);
     return true;
   }
 
@@ -791,6 +836,11 @@ export abstract class Connection implements FrameHandler {
 
   private writeFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
     const key = this.isClient ? this.maskKey() : null;
+    if (payload.length <= MERGE_PAYLOAD_MAX && this.outputWaits()) {
+      const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
+      stagedLength = writeSmallFrame(stage, at, opcode, payload, fin, rsv, key);
+      return;
+    }
     const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned);
     for (const chunk of chunks) this.pushOutput(chunk);
   }
@@ -864,7 +914,29 @@ export abstract class Connection implements FrameHandler {
   }
 
   protected pushOutput(bytes: Uint8Array): void {
+    if (stageOwner === this) this.unstage();
     (this.output ??= []).push(bytes);
+  }
+
+  /** Output is waiting to be polled: a small frame sent now is staged. */
+  private outputWaits(): boolean {
+    return this.output !== null || stageOwner === this;
+  }
+
+  /** Where `size` more bytes of this connection's frames go in `stage`, behind those it has there. */
+  private stageAt(size: number): number {
+    if (stageOwner !== this || stagedLength + size > STAGE_SIZE) {
+      stageOwner?.unstage();
+      stageOwner = this;
+    }
+    return stagedLength;
+  }
+
+  /** Moves this connection's staged frames to its output, as one chunk of their own. */
+  private unstage(): void {
+    if (stagedLength !== 0) (this.output ??= []).push(copyPrefix(stage, stagedLength));
+    stagedLength = 0;
+    stageOwner = null;
   }
 
   /** The transport is to be closed once the output is written. */

@@ -40,11 +40,12 @@ export interface FrameHandler {
    * copies of it up to the size `setPayloadCopyLimit` chose. */
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean;
   /**
-   * Optional fast path: the current frame's whole payload is `chunk[start:end]`, unmasked. Return
-   * true to take it from there (no view is made, and `onFramePayload` is not called for it), or
-   * false to have it delivered through `onFramePayload` as usual.
+   * Optional fast path: the current frame's whole payload is `chunk[start:end]`, still masked
+   * with `key` (null: not masked). Return true to take it from there (no view or copy is made,
+   * and `onFramePayload` is not called for it), or false, leaving `chunk` as it was, to have it
+   * delivered through `onFramePayload` as usual.
    */
-  takeWholePayload?(chunk: Uint8Array, start: number, end: number): boolean;
+  takeWholePayload?(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean;
   /** The peer broke a per-frame rule; the parser has stopped. */
   onFrameError(closeCode: number, reason: string): void;
 }
@@ -58,8 +59,8 @@ let payloadCopyLimit = 0;
  * limit before. On JavaScriptCore a view costs 40-60 ns, a new small array about 7 ns, and
  * TextDecoder reads a standalone array faster; copying in a loop stops paying off between 128
  * and 256 bytes. On V8 a view is the cheaper. So the default is 0 and the Bun adapter sets 128.
- * A copy also keeps no reference to the chunk. A copied payload is not offered to
- * `takeWholePayload` (the ASCII decoder's path in core/connection.ts).
+ * A copy also keeps no reference to the chunk. A whole payload is offered to `takeWholePayload`
+ * first, before it is copied or unmasked.
  */
 export function setPayloadCopyLimit(bytes: number): number {
   if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `payload copy limit must be a size in bytes, got ${bytes}`);
@@ -122,6 +123,7 @@ export class FrameParser {
         this.remaining -= take;
         const frameEnd = this.remaining === 0;
         if (frameEnd) this.state = HEADER;
+        if (whole && this.handler.takeWholePayload?.(chunk, start, pos, this.masked ? this.maskKey : null)) continue;
         if (take <= payloadCopyLimit && payloadCopyLimit !== 0) {
           const copy = copyRange(chunk, start, pos, this.masked ? this.maskKey : null, this.phase);
           this.phase = (this.phase + take) & 3;
@@ -132,7 +134,6 @@ export class FrameParser {
           maskRange(chunk, start, pos, this.maskKey!, this.phase);
           this.phase = (this.phase + take) & 3;
         }
-        if (whole && this.handler.takeWholePayload?.(chunk, start, pos)) continue;
         if (!this.handler.onFramePayload(chunk.subarray(start, pos), frameEnd)) this.state = STOPPED;
       } else {
         return;
@@ -295,10 +296,7 @@ export function encodeFrame(
   const headerLength = frameHeaderSize(length, maskKey !== null);
   if (length <= MERGE_PAYLOAD_MAX) {
     const frame = allocateBytes(headerLength + length);
-    writeFrameHeader(frame, 0, opcode, fin, rsv, length, maskKey);
-    // No subarray here: a view of a small (on-heap) typed array costs more than masking it.
-    if (maskKey) maskInto(payload, maskKey, frame, headerLength);
-    else frame.set(payload, headerLength);
+    writeSmallFrame(frame, 0, opcode, payload, fin, rsv, maskKey);
     return [frame];
   }
   const header = allocateBytes(headerLength);
@@ -316,15 +314,35 @@ export function encodeFrame(
 }
 
 /**
- * A whole, unfragmented text frame for `text` if it is ASCII and at most MERGE_PAYLOAD_MAX
- * characters, else null: encoded (one byte per character) and masked in one pass, straight from
- * the string, which for short messages costs a fraction of `TextEncoder` plus `encodeFrame`.
+ * Writes a frame of at most MERGE_PAYLOAD_MAX payload bytes, header and payload (masked with
+ * `maskKey` when given), into `frame` at `offset`; returns where the frame ends.
  */
-export function encodeAsciiTextFrame(text: string, maskKey: Uint8Array | null): Uint8Array | null {
+export function writeSmallFrame(
+  frame: Uint8Array,
+  offset: number,
+  opcode: number,
+  payload: Uint8Array,
+  fin: boolean,
+  rsv: number,
+  maskKey: Uint8Array | null,
+): number {
+  const at = offset + writeFrameHeader(frame, offset, opcode, fin, rsv, payload.length, maskKey);
+  // No subarray here: a view of a small (on-heap) typed array costs more than masking it.
+  if (maskKey) maskInto(payload, maskKey, frame, at);
+  else frame.set(payload, at);
+  return at + payload.length;
+}
+
+/**
+ * Writes a whole, unfragmented text frame for `text` into `frame` at `offset`, if `text` is
+ * ASCII, and returns where the frame ends; else -1, with the bytes after `offset` scrambled.
+ * Encoded (one byte per character) and masked in one pass, straight from the string, which for
+ * short messages costs a fraction of `TextEncoder` plus `encodeFrame`. `frame` must have room for
+ * `frameHeaderSize(text.length, maskKey !== null) + text.length` bytes after `offset`.
+ */
+export function writeAsciiTextFrame(frame: Uint8Array, offset: number, text: string, maskKey: Uint8Array | null): number {
   const length = text.length;
-  if (length > MERGE_PAYLOAD_MAX) return null;
-  const at = frameHeaderSize(length, maskKey !== null);
-  const frame = allocateBytes(at + length);
+  const at = offset + frameHeaderSize(length, maskKey !== null);
   const k0 = maskKey ? maskKey[0] : 0;
   const k1 = maskKey ? maskKey[1] : 0;
   const k2 = maskKey ? maskKey[2] : 0;
@@ -335,7 +353,7 @@ export function encodeAsciiTextFrame(text: string, maskKey: Uint8Array | null): 
     const c1 = text.charCodeAt(i + 1);
     const c2 = text.charCodeAt(i + 2);
     const c3 = text.charCodeAt(i + 3);
-    if ((c0 | c1 | c2 | c3) > 0x7f) return null;
+    if ((c0 | c1 | c2 | c3) > 0x7f) return -1;
     frame[at + i] = c0 ^ k0;
     frame[at + i + 1] = c1 ^ k1;
     frame[at + i + 2] = c2 ^ k2;
@@ -343,9 +361,9 @@ export function encodeAsciiTextFrame(text: string, maskKey: Uint8Array | null): 
   }
   for (; i < length; i++) {
     const c = text.charCodeAt(i);
-    if (c > 0x7f) return null;
+    if (c > 0x7f) return -1;
     frame[at + i] = c ^ (maskKey ? maskKey[i & 3] : 0);
   }
-  writeFrameHeader(frame, 0, Opcode.TEXT, true, 0, length, maskKey);
-  return frame;
+  writeFrameHeader(frame, offset, Opcode.TEXT, true, 0, length, maskKey);
+  return at + length;
 }

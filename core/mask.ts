@@ -167,9 +167,10 @@ export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array
 
 /**
  * `target[t + j] = source[s + j] ^ key[(phase + j) & 3]` for `j < length`, four bytes per
- * iteration with the key bytes in locals; with no key, a copy.
+ * iteration with the key bytes in locals; with no key, a copy. Returns the OR of the bytes
+ * written, so that a caller can tell ASCII (below 0x80) on the way.
  */
-function xorBytes(
+export function xorBytes(
   source: Uint8Array,
   s: number,
   target: Uint8Array,
@@ -177,22 +178,29 @@ function xorBytes(
   length: number,
   key: Uint8Array | null,
   phase: number,
-): void {
+): number {
   const k0 = key === null ? 0 : key[phase & 3];
   const k1 = key === null ? 0 : key[(phase + 1) & 3];
   const k2 = key === null ? 0 : key[(phase + 2) & 3];
   const k3 = key === null ? 0 : key[(phase + 3) & 3];
+  let bits = 0;
   let j = 0;
   for (const quads = length & ~3; j < quads; j += 4) {
-    target[t + j] = source[s + j] ^ k0;
-    target[t + j + 1] = source[s + j + 1] ^ k1;
-    target[t + j + 2] = source[s + j + 2] ^ k2;
-    target[t + j + 3] = source[s + j + 3] ^ k3;
+    const b0 = source[s + j] ^ k0;
+    const b1 = source[s + j + 1] ^ k1;
+    const b2 = source[s + j + 2] ^ k2;
+    const b3 = source[s + j + 3] ^ k3;
+    target[t + j] = b0;
+    target[t + j + 1] = b1;
+    target[t + j + 2] = b2;
+    target[t + j + 3] = b3;
+    bits |= b0 | b1 | b2 | b3;
   }
   // 0-3 bytes left, the first of them at key byte k0.
-  if (j < length) target[t + j] = source[s + j] ^ k0;
-  if (j + 1 < length) target[t + j + 1] = source[s + j + 1] ^ k1;
-  if (j + 2 < length) target[t + j + 2] = source[s + j + 2] ^ k2;
+  if (j < length) bits |= target[t + j] = source[s + j] ^ k0;
+  if (j + 1 < length) bits |= target[t + j + 1] = source[s + j + 1] ^ k1;
+  if (j + 2 < length) bits |= target[t + j + 2] = source[s + j + 2] ^ k2;
+  return bits;
 }
 
 /** A 32-bit key word twice, as one 64-bit word. */

@@ -47,12 +47,9 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { setPayloadCopyLimit } from "../../core/frame.ts";
+import { useEngineSettings } from "../shared/engine.ts";
 
-// Bun runs JavaScriptCore, where a view into a received chunk costs more than a copy of a short
-// payload, and TextDecoder reads the copy faster (core/frame.ts). In-process, a 32-byte text echo
-// went from ~300 to ~250 ns per message with it.
-setPayloadCopyLimit(128);
+useEngineSettings();
 
 /**
  * `write()` returns false once more than this many bytes wait in the transport's own queue, i.e.

@@ -37,19 +37,9 @@ import type {
   TransportHandler,
 } from "../shared/transport.ts";
 import { type ByteChannel, createTransport, type TransportOptions } from "../streams/runtime.ts";
-import { setBufferPooling } from "../../core/bytes.ts";
-import { useLatin1Slice } from "../shared/latin1.ts";
-import { setLenientDecodeLimit } from "../../core/connection.ts";
-import { setMaskWordSize } from "../../core/mask.ts";
+import { useEngineSettings } from "../shared/engine.ts";
 
-// Deno runs V8, which masks 64-bit words twice as fast as 32-bit ones (core/mask.ts) and
-// allocates small buffers faster from slabs (core/bytes.ts); its lenient UTF-8 decoder is several
-// times faster than its fatal one at any size, and short ASCII text decodes faster from a range
-// than through a view (core/connection.ts).
-setMaskWordSize(8);
-setBufferPooling(true);
-setLenientDecodeLimit(Infinity);
-useLatin1Slice();
+useEngineSettings();
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
 const MIN_READ_SIZE = 4 * 1024;

@@ -17,19 +17,9 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { setBufferPooling } from "../../core/bytes.ts";
-import { useLatin1Slice } from "../shared/latin1.ts";
-import { setMaskWordSize } from "../../core/mask.ts";
+import { useEngineSettings } from "../shared/engine.ts";
 
-// Node runs V8, which masks 64-bit words twice as fast as 32-bit ones (core/mask.ts),
-// allocates small buffers faster from slabs (core/bytes.ts) and decodes short ASCII text faster
-// from a range than through a view (core/connection.ts). Bun also runs this adapter's node:net
-// code, on JavaScriptCore, where all three are slower.
-if (process.versions.bun === undefined) {
-  setMaskWordSize(8);
-  setBufferPooling(true);
-  useLatin1Slice();
-}
+useEngineSettings();
 
 /** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
 export const END_LINGER_MS = 3000;

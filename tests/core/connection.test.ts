@@ -981,18 +981,38 @@ test("setLenientDecodeLimit takes a size in bytes (or Infinity) and returns the 
   }
 });
 
-// Payloads copied out of the chunk (setPayloadCopyLimit, set on Bun) never take this path.
-describe("the ASCII decoder fast path (setAsciiDecoder)", () => withPayloadCopyLimit(0, () => {
-  /** A server with a spying decoder installed; `ranges` lists what it was asked to decode. */
-  function spied(options = {}) {
+// The path is taken before payloads are copied out of the chunk (setPayloadCopyLimit, set on Bun).
+for (const copyLimit of [0, 128]) describe(`the ASCII decoder fast path (setAsciiDecoder)${copyLimit ? ", short payloads copied" : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+  /** A connection of `role` with a spying decoder installed; `ranges` lists what it was asked to decode, `buffers` from where. */
+  function spied(options = {}, role: Role = "server") {
     const ranges: string[] = [];
+    const buffers: Uint8Array[] = [];
     const previous = setAsciiDecoder((bytes, start, end) => {
       const text = testAsciiDecoder(bytes, start, end);
       ranges.push(text);
+      buffers.push(bytes);
       return text;
     });
-    return { side: open("server", createPair({ server: options })), ranges, restore: () => setAsciiDecoder(previous) };
+    return { side: open(role, createPair({ [role]: options })), ranges, buffers, restore: () => setAsciiDecoder(previous) };
   }
+
+  test("both roles: the payload is unmasked into one scratch buffer for it, and the received chunk is left as it was", () => {
+    for (const role of ROLES) {
+      const { side, ranges, buffers, restore } = spied({}, role);
+      try {
+        const chunk = concatBytes([rawFrame(role, Opcode.TEXT, "first"), rawFrame(role, Opcode.TEXT, "second one")]);
+        const original = chunk.slice();
+        side.raw(chunk);
+        assert.deepEqual(side.events(), [{ type: "text", data: "first" }, { type: "text", data: "second one" }], role);
+        assert.deepEqual(ranges, ["first", "second one"]);
+        assert.deepEqual(chunk, original, `${role}: the chunk is unchanged`);
+        assert.notEqual(buffers[0].buffer, chunk.buffer);
+        assert.equal(buffers[0], buffers[1], "one scratch buffer, reused");
+      } finally {
+        restore();
+      }
+    }
+  });
 
   test("a whole short ASCII text frame is decoded from the chunk by it", () => {
     const { side, ranges, restore } = spied();
@@ -1049,3 +1069,103 @@ describe("the ASCII decoder fast path (setAsciiDecoder)", () => withPayloadCopyL
   });
 }));
 
+
+describe("small frames sent while output waits leave through one staging buffer shared by every connection", () => {
+  /** The frames in `chunks`, as opcode and text; and the chunks must each be whole frames. */
+  function framesOf(chunks: readonly Uint8Array[], masked: boolean): string[] {
+    return chunks.flatMap((chunk) => parseFrames(chunk, masked).map((f) => `${f.opcode}:${new TextDecoder().decode(f.payload)}`));
+  }
+
+  test("a connection's small frames come out as two chunks, the first frame and the rest, in order, in both roles", () => {
+    for (const role of ROLES) {
+      const { conn } = open(role);
+      for (let i = 0; i < 16; i++) conn.sendText(`message ${i}`);
+      conn.sendBinary(utf8("bytes"));
+      conn.ping("p");
+      conn.sendText("é, not ASCII");
+      const chunks = conn.pollOutput();
+      assert.equal(chunks.length, 2, role);
+      assert.equal(framesOf([chunks[0]], role === "client").length, 1);
+      assert.deepEqual(framesOf(chunks, role === "client"), [
+        ...Array.from({ length: 16 }, (_, i) => `1:message ${i}`),
+        "2:bytes",
+        "9:p",
+        "1:é, not ASCII",
+      ]);
+      assert.deepEqual(conn.pollOutput(), []);
+    }
+  });
+
+  test("frames of connections sending in turn stay with their connection, in order", () => {
+    const a = open("server").conn;
+    const b = open("client").conn;
+    a.sendText("a1");
+    b.sendText("b1");
+    a.sendText("a2");
+    a.sendBinary(utf8("a3"));
+    b.sendBinary(utf8("b2"));
+    a.ping("a4");
+    const fromA = a.pollOutput();
+    const fromB = b.pollOutput();
+    assert.deepEqual(framesOf(fromA, false), ["1:a1", "1:a2", "2:a3", "9:a4"]);
+    assert.deepEqual(framesOf(fromB, true), ["1:b1", "2:b2"]);
+    // The first frame of each is a chunk of its own; each turn of the other connection closes a
+    // staged chunk: a1 | a2 a3 | a4, and b1 | b2.
+    assert.deepEqual([fromA.length, fromB.length], [3, 2]);
+  });
+
+  test("a large frame goes behind the small frames before it, and before those after it", () => {
+    const { conn } = open("server");
+    const large = "L".repeat(5000);
+    conn.sendText("before");
+    conn.sendText(large);
+    conn.sendText("after");
+    assert.deepEqual(framesOf([concatBytes(conn.pollOutput())], false), ["1:before", `1:${large}`, "1:after"]);
+  });
+
+  test("more than the buffer holds: chunks of at most 16 KiB, every frame in order", () => {
+    const { conn } = open("client");
+    const sent = Array.from({ length: 100 }, (_, i) => `${i}:`.padEnd(1000, "x"));
+    for (const text of sent) conn.sendText(text);
+    const chunks = conn.pollOutput();
+    assert.ok(chunks.length >= 7, `${chunks.length} chunks`);
+    for (const chunk of chunks) assert.ok(chunk.length <= 16384, `${chunk.length} bytes`);
+    assert.deepEqual(framesOf(chunks, true), sent.map((text) => `1:${text}`));
+  });
+
+  test("polled chunks are the connection's own: later frames do not change them", () => {
+    const { conn } = open("server");
+    conn.sendText("first");
+    conn.sendText("second");
+    const chunks = conn.pollOutput();
+    assert.equal(chunks.length, 2);
+    const copies = chunks.map((chunk) => chunk.slice());
+    for (let i = 0; i < 20; i++) conn.sendText(`later ${i}`);
+    const other = open("client").conn;
+    other.sendText("another connection");
+    other.sendText("staged by another connection");
+    assert.deepEqual(chunks, copies);
+    assert.deepEqual(framesOf(chunks, false), ["1:first", "1:second"]);
+  });
+
+  test("a frame sent after each poll comes out alone, each time", () => {
+    const { conn } = open("client");
+    for (let i = 0; i < 3; i++) {
+      conn.sendBinary(utf8(`alone ${i}`));
+      assert.deepEqual(framesOf(conn.pollOutput(), true), [`2:alone ${i}`]);
+    }
+  });
+
+  test("abort() drops the connection's staged frames, and only its own", () => {
+    const a = open("server").conn;
+    const b = open("server").conn;
+    b.sendText("kept");
+    a.sendText("dropped");
+    a.abort();
+    assert.deepEqual(a.pollOutput(), []);
+    assert.deepEqual(framesOf(b.pollOutput(), false), ["1:kept"]);
+    a.abort();
+    b.sendText("again");
+    assert.deepEqual(framesOf(b.pollOutput(), false), ["1:again"]);
+  });
+});

@@ -11,7 +11,9 @@ import {
   RSV2,
   RSV3,
   setPayloadCopyLimit,
+  writeAsciiTextFrame,
   writeFrameHeader,
+  writeSmallFrame,
 } from "../../core/frame.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { WebSocketError } from "../../core/errors.ts";
@@ -366,6 +368,92 @@ describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLim
     assert.equal(setPayloadCopyLimit(4), 8);
   });
 }));
+
+/** A Recorder that is offered whole payloads (`takeWholePayload`) and takes those `takes` accepts. */
+class WholeTaker extends Recorder {
+  offers: { chunk: Uint8Array; start: number; end: number; key: string | null; bytes: string }[] = [];
+  private readonly takes: (bytes: Uint8Array) => boolean;
+  constructor(takes: (bytes: Uint8Array) => boolean) {
+    super();
+    this.takes = takes;
+  }
+  takeWholePayload(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean {
+    this.offers.push({ chunk, start, end, key: key && hex(key), bytes: hex(chunk.subarray(start, end)) });
+    return this.takes(chunk.subarray(start, end));
+  }
+}
+
+for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered to takeWholePayload, still masked${copyLimit ? ", short payloads copied" : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+  const payloads = [ascii(""), ascii("abc"), pattern(130), pattern(300)];
+
+  test("each whole payload is offered in the chunk, masked, with its key; one taken is not delivered", () => {
+    const keys = payloads.map((_, i) => b(i + 1, 0x80, 0x5a, 0xff));
+    const chunk = concatBytes(payloads.flatMap((payload, i) => encodeFrame(Opcode.BINARY, payload, true, 0, keys[i])));
+    const original = chunk.slice();
+    const taker = new WholeTaker(() => true);
+    new FrameParser(taker, true).push(chunk);
+    assert.equal(taker.offers.length, payloads.length);
+    for (const [i, offer] of taker.offers.entries()) {
+      assert.equal(offer.chunk, chunk);
+      assert.equal(offer.key, hex(keys[i]));
+      assert.equal(offer.end - offer.start, payloads[i].length);
+      const masked = payloads[i].map((byte, j) => byte ^ keys[i][j & 3]);
+      assert.equal(offer.bytes, hex(masked), `payload ${i} as it was sent`);
+    }
+    assert.deepEqual(chunk, original, "the parser changed nothing in the chunk");
+    assert.deepEqual(taker.records.filter((r) => r[0] === "payload"), []);
+  });
+
+  test("a payload declined is delivered as usual, unmasked; unmasked frames are offered with no key", () => {
+    const chunk = concatBytes(payloads.flatMap((payload) => encodeFrame(Opcode.BINARY, payload, true, 0, RFC_KEY)));
+    const declined = new WholeTaker(() => false);
+    new FrameParser(declined, true).push(chunk);
+    assert.equal(declined.offers.length, payloads.length);
+    assert.deepEqual(declined.pieces.map((piece) => hex(piece)), payloads.map((payload) => hex(payload)));
+    const plain = concatBytes(payloads.flatMap((payload) => encodeFrame(Opcode.TEXT, payload, true, 0, null)));
+    const unmasked = new WholeTaker((bytes) => bytes.length < 200);
+    new FrameParser(unmasked, false).push(plain);
+    assert.deepEqual(unmasked.offers.map((offer) => [offer.key, offer.bytes]), payloads.map((payload) => [null, hex(payload)]));
+    assert.deepEqual(unmasked.pieces.map((piece) => hex(piece)), [hex(payloads[3])]);
+  });
+
+  test("a payload split across chunks is not offered: its pieces are delivered as usual", () => {
+    const bytes = concatBytes(encodeFrame(Opcode.TEXT, ascii("split me"), true, 0, RFC_KEY));
+    const taker = new WholeTaker(() => true);
+    const parser = new FrameParser(taker, true);
+    parser.push(bytes.slice(0, 9));
+    parser.push(bytes.slice(9));
+    assert.deepEqual(taker.offers, []);
+    assert.equal(hex(concatBytes(taker.pieces)), hex(ascii("split me")));
+  });
+}));
+
+describe("writeSmallFrame and writeAsciiTextFrame: a frame written at an offset of a larger buffer", () => {
+  test("the same bytes as encodeFrame's, masked and unmasked, and the end returned; the bytes around are untouched", () => {
+    for (const length of [0, 5, 125, 126, MERGE_PAYLOAD_MAX]) {
+      for (const key of [null, RFC_KEY]) {
+        const text = "abcdefghij".repeat(103).slice(0, length);
+        const expected = hex(concatBytes(encodeFrame(Opcode.TEXT, ascii(text), true, 0, key)));
+        for (const write of [
+          (target: Uint8Array, at: number) => writeAsciiTextFrame(target, at, text, key),
+          (target: Uint8Array, at: number) => writeSmallFrame(target, at, Opcode.TEXT, ascii(text), true, 0, key),
+        ]) {
+          const target = new Uint8Array(1100).fill(0xee);
+          const end = write(target, 7);
+          assert.equal(hex(target.subarray(7, end)), expected, `${length} ${key ? "masked" : "unmasked"}`);
+          assert.ok(target.subarray(0, 7).every((v) => v === 0xee) && target.subarray(end).every((v) => v === 0xee));
+        }
+      }
+    }
+  });
+
+  test("writeSmallFrame keeps opcode, FIN and RSV bits; writeAsciiTextFrame returns -1 for text that is not ASCII", () => {
+    const target = new Uint8Array(64);
+    const end = writeSmallFrame(target, 3, Opcode.BINARY, ascii("xyz"), false, RSV1, null);
+    assert.deepEqual(parse(target.subarray(3, end), false, [], RSV1).frames, [{ opcode: Opcode.BINARY, fin: false, rsv: RSV1, length: 3, payload: hex(ascii("xyz")) }]);
+    for (const text of ["é", "abcé", "abcd\u0080", "\u{1f600}"]) assert.equal(writeAsciiTextFrame(target, 0, text, RFC_KEY), -1, JSON.stringify(text));
+  });
+});
 
 describe("FrameParser: per-frame rules and close codes", () => {
   test("64-bit length with the most significant bit set: 1002", () => {

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { applyMask, copyRange, maskInto, setMaskWordSize } from "../../core/mask.ts";
+import { applyMask, copyRange, maskInto, setMaskWordSize, xorBytes } from "../../core/mask.ts";
 import { withMaskWordSize } from "../support/core-settings.ts";
 
 /** The RFC 6455 §5.3 definition, byte by byte: octet i is XORed with key[(phase + i) mod 4]. */
@@ -213,6 +213,27 @@ describe("copyRange", () => {
           assert.deepEqual(copy, naiveMask(content.subarray(start, start + length), KEYS[0], phase), label);
           assert.deepEqual(copyRange(source, start, start + length, null, phase), content.slice(start, start + length), `${label}, no key`);
           assert.deepEqual(source, content, `${label}: the source is unchanged`);
+        }
+      }
+    }
+  });
+});
+
+describe("xorBytes", () => {
+  test("returns the OR of the bytes it wrote: below 0x80 exactly when they are all ASCII", () => {
+    const key = Uint8Array.from([0x11, 0x22, 0x44, 0x08]);
+    for (let length = 0; length <= 9; length++) {
+      for (let high = -1; high < length; high++) {
+        // Bytes that unmask to ASCII, except the one at `high`, which unmasks to 0x80 | its index.
+        const plain = Uint8Array.from({ length }, (_, i) => (i === high ? 0x80 | i : 0x20 + i));
+        for (let phase = 0; phase < 4; phase++) {
+          const masked = naiveMask(plain, key, phase);
+          const target = new Uint8Array(length + 2);
+          const bits = xorBytes(masked, 0, target, 1, length, key, phase);
+          let expected = 0;
+          for (const byte of plain) expected |= byte;
+          assert.equal(bits, expected, `length ${length}, high byte at ${high}, phase ${phase}`);
+          assert.deepEqual(target.subarray(1, 1 + length), plain);
         }
       }
     }

@@ -564,6 +564,6 @@ describe("bun runtime: closing", () => {
   });
 });
 
-test("on Bun (JavaScriptCore), even with the Node adapter loaded: 32-bit words, no slabs, TextDecoder, short payloads copied out of the chunk", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 4, bufferPooling: false, lenientDecodeLimit: 256, payloadCopyLimit: 128, asciiDecoder: "none" });
+test("on Bun (JavaScriptCore), even with the Node adapter loaded: 32-bit words, no slabs, latin1Slice for ASCII, short payloads copied out of the chunk", () => {
+  assert.deepEqual(coreSettings(), { maskWordSize: 4, bufferPooling: false, lenientDecodeLimit: 256, payloadCopyLimit: 128, asciiDecoder: "decodes ranges" });
 });
