@@ -188,13 +188,15 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * the fatal decoder at every size; on Bun the fatal one is faster above a few hundred bytes.
  */
 const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
-/** Whole ASCII text frames up to this size are decoded by the `setAsciiDecoder` function. */
+/** Whole text frames up to this size are decoded from `TEXT_SCRATCH` (`takeWholePayload`). */
 const ASCII_RANGE_MAX = 256;
 /**
- * Where such a payload is unmasked for the decoder: one buffer for every connection, with an
+ * Where such a payload is unmasked to be decoded: one buffer for every connection, with an
  * ArrayBuffer from the start (on JavaScriptCore a small array gets one only when first viewed).
  */
-const ASCII_SCRATCH = new Uint8Array(new ArrayBuffer(ASCII_RANGE_MAX));
+const TEXT_SCRATCH = new Uint8Array(new ArrayBuffer(ASCII_RANGE_MAX));
+/** `TEXT_SCRATCH`'s first n bytes at index n, each view made once: a view per message costs. */
+const textScratchViews: Uint8Array[] = [];
 
 /**
  * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
@@ -611,18 +613,25 @@ export abstract class Connection implements FrameHandler {
 
   /**
    * The fast path for the commonest message (FrameHandler): a whole, unfragmented, untransformed
-   * text frame of at most 256 bytes of ASCII, unmasked into a scratch buffer as it is checked, and
-   * decoded from there. Anything else goes through `onFramePayload`. ASCII is valid UTF-8 (RFC 6455
-   * §8.1), and the size limits were checked on the frame's header.
+   * text frame of at most 256 bytes, unmasked into a scratch buffer as it is checked for ASCII.
+   * ASCII, valid UTF-8 as it is (RFC 6455 §8.1), goes to the `setAsciiDecoder` function; other
+   * text is decoded and checked by TextDecoder (§8.1: invalid UTF-8 fails with 1007). Anything
+   * else, and everything while no such function is set, goes through `onFramePayload`. The size
+   * limits were checked on the frame's header.
    */
   takeWholePayload(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean {
     const decode = asciiDecoder;
     const length = end - start;
     if (decode === null || this.frameOpcode !== Opcode.TEXT || !this.frameFin || this.messageRsv !== 0) return false;
     if (length > ASCII_RANGE_MAX || length > this.options.streamThreshold) return false;
-    if (xorBytes(chunk, start, ASCII_SCRATCH, 0, length, key, 0) >= 0x80) return false;
+    const ascii = xorBytes(chunk, start, TEXT_SCRATCH, 0, length, key, 0) < 0x80;
+    const text = ascii ? decode(TEXT_SCRATCH, 0, length) : decodeText((textScratchViews[length] ??= TEXT_SCRATCH.subarray(0, length)));
+    if (text === null) {
+      this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+      return true; // taken: the connection failed on it
+    }
     this.endMessage();
-    this.deliver({ type: "text", data: decode(ASCII_SCRATCH, 0, length) });
+    this.deliver({ type: "text", data: text });
     return true;
   }
 

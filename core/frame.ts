@@ -41,9 +41,10 @@ export interface FrameHandler {
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean;
   /**
    * Optional fast path: the current frame's whole payload is `chunk[start:end]`, still masked
-   * with `key` (null: not masked). Return true to take it from there (no view or copy is made,
-   * and `onFramePayload` is not called for it), or false, leaving `chunk` as it was, to have it
-   * delivered through `onFramePayload` as usual.
+   * with `key` (null: not masked). Return true once it is taken from there (no view or copy is
+   * made, and `onFramePayload` is not called for it; a handler that stops the parser on it also
+   * returns true), or false, leaving `chunk` as it was, to have it delivered through
+   * `onFramePayload` as usual.
    */
   takeWholePayload?(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean;
   /** The peer broke a per-frame rule; the parser has stopped. */

@@ -1026,7 +1026,21 @@ for (const copyLimit of [0, 128]) describe(`the ASCII decoder fast path (setAsci
     }
   });
 
-  test("other text takes the general path, with the same results: non-ASCII, fragmented, long, split across reads, past streamThreshold", () => {
+  test("short non-ASCII text is unmasked into the scratch buffer too, and decoded there: the received chunk is left as it was", () => {
+    const { side, ranges, restore } = spied();
+    try {
+      const chunk = concatBytes([rawFrame("server", Opcode.TEXT, "héllo wörld"), rawFrame("server", Opcode.TEXT, "\u{1f600}")]);
+      const original = chunk.slice();
+      side.raw(chunk);
+      assert.deepEqual(side.events(), [{ type: "text", data: "héllo wörld" }, { type: "text", data: "\u{1f600}" }]);
+      assert.deepEqual(chunk, original);
+      assert.deepEqual(ranges, [], "not given to the ASCII decoder");
+    } finally {
+      restore();
+    }
+  });
+
+  test("other text is not given to it, with the same results: non-ASCII, fragmented, long, split across reads, past streamThreshold", () => {
     const { side, ranges, restore } = spied();
     try {
       side.frame(Opcode.TEXT, "héllo");
@@ -1057,14 +1071,21 @@ for (const copyLimit of [0, 128]) describe(`the ASCII decoder fast path (setAsci
     }
   });
 
-  test("invalid UTF-8 is never taken for ASCII: 1007 as without it", () => {
-    const { side, ranges, restore } = spied();
-    try {
-      side.frame(Opcode.TEXT, new Uint8Array([0x61, 0x80]));
-      assertFailed(side, 1007, /UTF-8/);
-      assert.deepEqual(ranges, []);
-    } finally {
-      restore();
+  test("invalid UTF-8 is never taken for ASCII: 1007 as without it, and nothing after it is read", () => {
+    for (const invalid of [[0x61, 0x80], [0xc3], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
+      const { side, ranges, restore } = spied();
+      try {
+        side.raw(concatBytes([rawFrame("server", Opcode.TEXT, new Uint8Array(invalid)), rawFrame("server", Opcode.TEXT, "after")]));
+        const events = side.events();
+        assert.deepEqual(events.map((e) => e.type), ["error"], `${invalid}`);
+        assert.equal(events[0].type === "error" && events[0].code, 1007);
+        const frames = side.written();
+        assert.equal(frames.length, 1, "one close frame");
+        assert.equal(closeFrameCode(frames[0]), 1007);
+        assert.deepEqual(ranges, [], `${invalid}`);
+      } finally {
+        restore();
+      }
     }
   });
 }));
