@@ -59,7 +59,8 @@ let payloadCopyLimit = 0;
  * instead of as views into the received chunk (which is then not unmasked in place); returns the
  * limit before. On JavaScriptCore a view costs 40-60 ns, a new small array about 7 ns, and
  * TextDecoder reads a standalone array faster; copying in a loop stops paying off between 128
- * and 256 bytes. On V8 a view is the cheaper. So the default is 0 and the Bun adapter sets 128.
+ * and 256 bytes. On V8 a view is the cheaper. So the default is 0, and on Bun the adapters set
+ * 128 (adapters/shared/engine.ts).
  * A copy also keeps no reference to the chunk. A whole payload is offered to `takeWholePayload`
  * first, before it is copied or unmasked.
  */

@@ -1040,6 +1040,20 @@ for (const copyLimit of [0, 128]) describe(`the ASCII decoder fast path (setAsci
     }
   });
 
+  test("with no decoder set, short ASCII text is still decoded from the scratch buffer: the received chunk is left as it was", () => {
+    const previous = setAsciiDecoder(null);
+    try {
+      const side = open("server");
+      const chunk = concatBytes([rawFrame("server", Opcode.TEXT, "hello"), rawFrame("server", Opcode.TEXT, "x".repeat(256))]);
+      const original = chunk.slice();
+      side.raw(chunk);
+      assert.deepEqual(side.events(), [{ type: "text", data: "hello" }, { type: "text", data: "x".repeat(256) }]);
+      assert.deepEqual(chunk, original);
+    } finally {
+      setAsciiDecoder(previous);
+    }
+  });
+
   test("other text is not given to it, with the same results: non-ASCII, fragmented, long, split across reads, past streamThreshold", () => {
     const { side, ranges, restore } = spied();
     try {
