@@ -204,6 +204,29 @@ async function checkDemo(line: string, cwd: string, runtime: string): Promise<vo
   }
 }
 
+/** Starts the `anyws echo` command with a README command line and has it echo a message. */
+async function checkCliEcho(line: string, cwd: string, runtime: string): Promise<void> {
+  const server = readmeCommand(line, cwd);
+  try {
+    const [, url] = await server.match(/anyws echo server \((\w+)\) listening on (ws:\/\/\S+)/).then((m) => [m[1], m[2]]);
+    assert.match(server.output, new RegExp(`anyws echo server \\(${runtime}\\)`), `\`${line}\` runs on ${runtime}`);
+    const ws = new WebSocket(url!);
+    try {
+      const echoed = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no echo from \`${line}\` in 10 s`)), 10_000);
+        ws.on("open", () => ws.send("héllo"));
+        ws.on("message", (data) => (clearTimeout(timer), resolve(String(data))));
+        ws.on("error", (error) => (clearTimeout(timer), reject(error)));
+      });
+      assert.equal(echoed, "héllo");
+    } finally {
+      ws.terminate();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
 // ---- the README's TypeScript examples ----------------------------------------------------------
 
 interface Example {
@@ -288,7 +311,8 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
   });
 
   test("the README shows the commands tested here", () => {
-    for (const command of ["npm start", "npx deno task serve", "npm run serve"]) {
+    const commands = ["npm start", "npx deno task serve", "npm run serve", "node dist/examples/echo.js", "npx anyws", "npx deno task cli", "npx bun cli/main.ts"];
+    for (const command of commands) {
       assert.ok(README.includes(command), `the README no longer says \`${command}\`: update this test`);
     }
   });
@@ -314,22 +338,35 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
     assert.match(r.output, /received: hello from anyws/);
   });
 
-  test("`npm pack` makes a tarball with the licence and every runtime's adapter", { timeout: 2 * COMMAND_TIMEOUT }, async () => {
+  // The README's `anyws echo --port 9000`, on any free port.
+  const cli: [string, string][] = [
+    ["npx anyws echo --port 0", "node"],
+    ["npx deno task cli echo --port 0", "deno"],
+    ["npx bun cli/main.ts echo --port 0", "bun"],
+  ];
+  for (const [line, runtime] of cli) {
+    test(`\`${line}\` (after \`npm run build\`) echoes, on ${runtime}`, { timeout: 2 * COMMAND_TIMEOUT }, async () => {
+      await checkCliEcho(line, clone, runtime);
+    });
+  }
+
+  test("`npm install` leaves package-lock.json as committed (CI runs `npm ci` on it)", { timeout: 2 * COMMAND_TIMEOUT }, async () => {
+    // In a copy, so that the node_modules this clone links to is not touched.
+    const dir = join(tmp, "lock");
+    mkdirSync(dir);
+    for (const file of ["package.json", "package-lock.json"]) cpSync(join(clone, file), join(dir, file));
+    const before = readFileSync(join(dir, "package-lock.json"), "utf8");
+    await readmeCommand("npm install --package-lock-only --offline --ignore-scripts --no-audit --no-fund", dir).finish()
+      .then((r) => assert.equal(r.code, 0, r.output));
+    assert.equal(readFileSync(join(dir, "package-lock.json"), "utf8"), before, "npm install rewrote package-lock.json: commit the one it writes");
+  });
+
+  test("`npm pack` makes a tarball, installed into a new project", { timeout: 2 * COMMAND_TIMEOUT }, async () => {
     const out = await readmeCommand(`npm pack --pack-destination ${tmp}`, clone).finish();
     assert.equal(out.code, 0, out.output);
     const name = out.output.trim().split("\n").pop()!.trim();
+    assert.ok(existsSync(join(tmp, name)), `npm pack printed ${name}, which is not there:\n${out.output}`);
     tarball = join(tmp, name);
-    assert.ok(existsSync(tarball), `npm pack printed ${name}, which is not there:\n${out.output}`);
-    const files = spawnSync("tar", ["-tzf", tarball], { encoding: "utf8" }).stdout.split("\n");
-    for (const file of ["LICENSE", "package.json", "dist/adapters/auto.js", "dist/cli/main.js"]) {
-      assert.ok(files.includes(`package/${file}`), `the tarball lacks ${file}`);
-    }
-    for (const runtime of ["node", "deno", "bun", "streams"]) {
-      assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.js`), `the tarball lacks the ${runtime} adapter`);
-      assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.d.ts`), `the tarball lacks the ${runtime} adapter's types`);
-    }
-    const pkg = JSON.parse(readFileSync(join(clone, "package.json"), "utf8"));
-    assert.equal(pkg.license, "MIT");
 
     // A new project that installs it (offline: the package has no dependencies), with the
     // TypeScript tools its users would have, and a deno.json that uses its node_modules.
@@ -343,6 +380,23 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
       symlinkSync(join(ROOT, "node_modules", dev), join(consumer, "node_modules", dev), "dir");
     }
     writeFileSync(join(consumer, "echo.mjs"), ECHO_MJS);
+  });
+
+  test("the tarball has the licence and every runtime's adapter", () => {
+    assert.ok(tarball, "no tarball: `npm pack` failed");
+    const files = spawnSync("tar", ["-tzf", tarball], { encoding: "utf8" }).stdout.split("\n");
+    for (const file of ["LICENSE", "package.json", "dist/adapters/auto.js", "dist/cli/main.js"]) {
+      assert.ok(files.includes(`package/${file}`), `the tarball lacks ${file}`);
+    }
+    for (const runtime of ["node", "deno", "bun", "streams"]) {
+      assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.js`), `the tarball lacks the ${runtime} adapter`);
+      assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.d.ts`), `the tarball lacks the ${runtime} adapter's types`);
+    }
+    const pkg = JSON.parse(readFileSync(join(consumer, "node_modules", "anyws", "package.json"), "utf8"));
+    assert.equal(pkg.license, "MIT");
+    assert.equal(pkg.exports["./deno"]?.default, "./dist/adapters/deno/mod.js");
+    const deno = JSON.parse(readFileSync(join(clone, "deno.json"), "utf8"));
+    assert.equal(deno.license, "MIT");
   });
 
   const runtimes: [string, () => [string, string[]]][] = [
