@@ -428,7 +428,8 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
       files[e.kind].push(file);
     }
     const problems: string[] = [];
-    // A user's tsconfig: strict, Node's module rules, and the runtime's types.
+    // A user's tsconfig: strict, Node's module rules, the runtime's types, and the package's
+    // own declarations checked too (skipLibCheck off), so a broken .d.ts in the tarball shows.
     for (const kind of ["node", "bun"] as const) {
       if (files[kind].length === 0) continue;
       const tsconfig = `tsconfig.${kind}.json`;
@@ -442,7 +443,7 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
           moduleResolution: "nodenext",
           moduleDetection: "force",
           types: kind === "bun" ? ["node", "bun"] : ["node"],
-          skipLibCheck: true,
+          skipLibCheck: false,
         },
         files: files[kind],
       }, null, 2));
