@@ -451,12 +451,13 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
       if (r.code !== 0) problems.push(`tsc (${kind} examples, README line = file name):\n${r.output}`);
     }
     if (files.deno.length > 0) {
-      // From JSR the examples import "@anyws/anyws…"; here each of deno.json's exports maps to
-      // the same subpath of the tarball.
+      // From JSR the examples import "@anyws/anyws…" (or "jsr:@anyws/anyws…"); here each of
+      // deno.json's exports maps to the same subpath of the tarball.
       const denoJson = JSON.parse(readFileSync(join(clone, "deno.json"), "utf8"));
       const imports: Record<string, string> = {};
       for (const subpath of Object.keys(denoJson.exports)) {
         imports[`${denoJson.name}${subpath.slice(1)}`] = `npm:anyws${subpath.slice(1)}`;
+        imports[`jsr:${denoJson.name}${subpath.slice(1)}`] = `npm:anyws${subpath.slice(1)}`;
       }
       writeFileSync(join(dir, "deno.json"), JSON.stringify({ nodeModulesDir: "manual", lock: false, compilerOptions: { strict: true }, imports }, null, 2));
       const r = await start("deno check", join(BIN, "deno"), ["check", "--quiet", ...files.deno], dir, baseEnv()).finish();
