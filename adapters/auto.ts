@@ -12,10 +12,11 @@ const g = globalThis as { Deno?: unknown; Bun?: unknown };
 /** Which runtime's adapter is in use. */
 export const runtimeName: "deno" | "bun" | "node" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
 
-// Each runtime loads only its own adapter, named by a fixed path; only the extension is filled
-// in (.ts from source, .js compiled). That substitution keeps tsc and deno check from
-// type-checking the other runtimes' adapters (Deno's and Bun's globals cannot be loaded
-// together), while `deno publish` still sees where each import points.
+// Each runtime loads only its own adapter, by a fixed path; only the extension is filled in
+// (.ts from source, .js compiled). That substitution keeps tsc and deno check from following
+// the import into another runtime's adapter (Deno's and Bun's globals cannot be loaded
+// together), while the fixed relative start lets `deno publish` analyze it (a wholly variable
+// specifier is what it warns of).
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const adapter = (
   runtimeName === "deno"
