@@ -17,7 +17,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
@@ -364,9 +364,9 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
   test("`npm pack` makes a tarball, installed into a new project", { timeout: 2 * COMMAND_TIMEOUT }, async () => {
     const out = await readmeCommand(`npm pack --pack-destination ${tmp}`, clone).finish();
     assert.equal(out.code, 0, out.output);
-    const name = out.output.trim().split("\n").pop()!.trim();
-    assert.ok(existsSync(join(tmp, name)), `npm pack printed ${name}, which is not there:\n${out.output}`);
-    tarball = join(tmp, name);
+    const made = readdirSync(tmp).filter((name) => name.endsWith(".tgz"));
+    assert.equal(made.length, 1, `npm pack made ${made.join(", ") || "no tarball"}:\n${out.output}`);
+    tarball = join(tmp, made[0]!);
 
     // A new project that installs it (offline: the package has no dependencies), with the
     // TypeScript tools its users would have, and a deno.json that uses its node_modules.
