@@ -12,11 +12,19 @@ const g = globalThis as { Deno?: unknown; Bun?: unknown };
 /** Which runtime's adapter is in use. */
 export const runtimeName: "deno" | "bun" | "node" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
 
-// A variable specifier keeps each runtime from loading (or type-checking) the others' adapters.
-// Compiled for Node the modules are .js, run from source (Deno, Bun) they are .ts.
+// Each runtime loads only its own adapter, by a fixed path; only the extension is filled in
+// (.ts from source, .js compiled). That substitution keeps tsc and deno check from following
+// the import into another runtime's adapter (Deno's and Bun's globals cannot be loaded
+// together), while the fixed relative start lets `deno publish` analyze it (a wholly variable
+// specifier is what it warns of).
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-const modulePath = `./${runtimeName}/mod${extension}`;
-const adapter = (await import(modulePath)) as {
+const adapter = (
+  runtimeName === "deno"
+    ? await import(`./deno/mod${extension}`)
+    : runtimeName === "bun"
+    ? await import(`./bun/mod${extension}`)
+    : await import(`./node/mod${extension}`)
+) as {
   serve: ReturnType<typeof createServe>;
   WebSocket: ReturnType<typeof createWebSocketClass>;
   nodeRuntime?: Runtime;

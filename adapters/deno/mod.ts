@@ -6,6 +6,6 @@ import { denoRuntime } from "./runtime.ts";
 export * from "../shared/mod.ts";
 export { denoRuntime };
 
-export const serve = createServe(denoRuntime);
-export const WebSocket = createWebSocketClass(denoRuntime);
+export const serve: ReturnType<typeof createServe> = createServe(denoRuntime);
+export const WebSocket: ReturnType<typeof createWebSocketClass> = createWebSocketClass(denoRuntime);
 export type WebSocket = InstanceType<typeof WebSocket>;

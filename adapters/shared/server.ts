@@ -88,7 +88,7 @@ const DEFAULT_KEEPALIVE = 30_000;
  */
 export class WebSocketServer<T = undefined> {
   /** Open sockets. */
-  readonly clients = new Set<ServerWebSocket<T>>();
+  readonly clients: Set<ServerWebSocket<T>> = new Set<ServerWebSocket<T>>();
   private readonly handshaking = new Set<Session>();
   private readonly topics = new Map<string, Set<ServerWebSocket<T>>>();
   private readonly handlers: ServerHandlers<T>;
@@ -568,7 +568,7 @@ export function checkOrigin(
 }
 
 /** Builds a runtime's `serve()`. */
-export function createServe(runtime: Runtime) {
+export function createServe(runtime: Runtime): <T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>) => Promise<WebSocketServer<T>> {
   return function serve<T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>): Promise<WebSocketServer<T>> {
     return new WebSocketServer<T>(options, handlers).listen(runtime, options);
   };

@@ -34,7 +34,7 @@ export function acceptStreams<T>(server: WebSocketServer<T>, streams: ByteStream
  * A WebSocket class (client role) whose connections run over the stream pairs `open` returns
  * for each URL's host and port, e.g. a socket opened by another TCP stack.
  */
-export function createStreamsWebSocket(open: (target: DialOptions) => ByteStreams | Promise<ByteStreams>) {
+export function createStreamsWebSocket(open: (target: DialOptions) => ByteStreams | Promise<ByteStreams>): ReturnType<typeof createWebSocketClass> {
   const runtime: Runtime = {
     name: "streams",
     listen: () => Promise.reject(new Error("the streams adapter does not listen: pass each connection to acceptStreams()")),
