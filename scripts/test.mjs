@@ -10,10 +10,12 @@
 //
 // Two Node passes run the same compiled files: `node` on the Node that runs this script (the
 // machine's), `node24` on Node 24 LTS from the npm package `node`, which this script installs
-// on first use into tools/node24/ (`npm ci --prefix tools/node24`, pinned by that directory's
-// own package-lock.json). It is kept out of the root package because a package whose bin is
-// `node` would land in node_modules/.bin and so run every npm script, `npm start` included, on
-// Node 24 instead of the machine's Node.
+// into tools/node24/ (`npm ci --prefix tools/node24`, pinned by that directory's own
+// package-lock.json) before any suite runs, when it is missing or not the pinned version: the
+// other passes use it too, as a foreign client in tests/interop/cross-runtime.test.ts. It is
+// kept out of the root package because a package whose bin is `node` would land in
+// node_modules/.bin and so run every npm script, `npm start` included, on Node 24 instead of
+// the machine's Node.
 //
 // Every step runs even when an earlier one failed; the exit status is 1 if any failed. The last
 // line is always `N passed, N failed`: test counts summed over all the test passes, each taken
@@ -363,41 +365,47 @@ function versionIn(file) {
 }
 
 /**
- * Node 24 from tools/node24, installed (again) when it is missing or is not the version its
- * package-lock.json pins.
- * @returns {Promise<{ node: string } | { error: string }>}
+ * Node 24 from tools/node24, installed (again) when it is missing, does not run, or is not the
+ * version its package-lock.json pins.
+ * @returns {Promise<{ node: string, version: string } | { error: string }>}
  */
 async function ensureNode24() {
   const node = join(NODE24_BIN, process.platform === "win32" ? "node.exe" : "node");
   const pinned = versionIn(join(NODE24_DIR, "package-lock.json"));
   const installed = versionIn(join(NODE24_DIR, "node_modules", "node", "package.json"));
-  if (existsSync(node) && pinned !== undefined && installed === pinned) return { node };
-  const npm = findNpm();
-  if (!npm) return { error: "npm not found: cannot install tools/node24" };
-  const args = [...npm.args, "ci", "--prefix", posix(relative(ROOT, NODE24_DIR)), "--no-audit", "--no-fund"];
-  banner(`node24: installing Node ${pinned ?? "24"}`, npm.cmd, args);
-  const problem = processProblem(await run(npm.cmd, args));
-  if (problem) return { error: `npm ci --prefix tools/node24 failed: ${problem}` };
-  if (!existsSync(node)) return { error: "npm ci --prefix tools/node24 installed no node binary" };
-  return { node };
+  const probe = () => {
+    try {
+      return execFileSync(node, ["--version"], { encoding: "utf8", timeout: 30_000 }).trim();
+    } catch {
+      return null;
+    }
+  };
+  let version = pinned !== undefined && installed === pinned ? probe() : null;
+  if (version === null) {
+    const npm = findNpm();
+    if (!npm) return { error: "npm not found: cannot install tools/node24" };
+    const args = [...npm.args, "ci", "--prefix", posix(relative(ROOT, NODE24_DIR)), "--no-audit", "--no-fund"];
+    banner(`node24: installing Node ${pinned ?? "24"}`, npm.cmd, args);
+    const problem = processProblem(await run(npm.cmd, args));
+    if (problem) return { error: `npm ci --prefix tools/node24 failed: ${problem}` };
+    version = probe();
+    // The binary comes from the package's install script, which its allowScripts must allow.
+    if (version === null) return { error: "npm ci --prefix tools/node24 left no working node binary" };
+  }
+  if (!version.startsWith("v24.")) return { error: `tools/node24 holds Node ${version}, not 24` };
+  return { node, version };
 }
 
-async function node24Step() {
-  const t0 = performance.now();
-  const got = await ensureNode24();
-  if ("error" in got) {
-    console.error(`!! ${got.error}`);
-    return { name: "node24", ok: false, seconds: (performance.now() - t0) / 1000, passed: 0, failed: 1, note: got.error };
-  }
-  const version = execFileSync(got.node, ["--version"], { encoding: "utf8" }).trim();
-  if (!version.startsWith("v24.")) {
-    const note = `tools/node24 holds Node ${version}, not 24`;
-    return { name: "node24", ok: false, seconds: (performance.now() - t0) / 1000, passed: 0, failed: 1, note };
-  }
+/**
+ * @param {Awaited<ReturnType<typeof ensureNode24>>} got
+ * @param {number} installSeconds
+ */
+async function node24Step(got, installSeconds) {
+  if ("error" in got) return { name: "node24", ok: false, seconds: installSeconds, passed: 0, failed: 1, note: got.error };
   // Anything the tests start as plain `node` (not process.execPath) runs on Node 24 too.
   const PATH = [NODE24_BIN, process.env.PATH].filter(Boolean).join(delimiter);
-  const res = await nodeStep("node24", got.node, version, { PATH });
-  res.seconds = (performance.now() - t0) / 1000;
+  const res = await nodeStep("node24", got.node, got.version, { PATH });
+  res.seconds += installSeconds;
   return res;
 }
 
@@ -500,8 +508,13 @@ async function main() {
     if (want("core-types")) results.push(await tscStep("core-types", "tsconfig.core.json", false));
     if (want("deno-check")) results.push(await denoCheckStep());
     if (want("purity")) results.push(purityStep());
+    // Before any suite: every runtime's cross-runtime interop runs Node 24's client as a child.
+    const t0 = performance.now();
+    const node24 = ["node", "node24", "deno", "bun"].some(want) ? await ensureNode24() : null;
+    const installSeconds = (performance.now() - t0) / 1000;
+    if (node24 && "error" in node24) console.error(`!! ${node24.error}`);
     if (want("node")) results.push(await nodeStep("node", process.execPath, process.version));
-    if (want("node24")) results.push(await node24Step());
+    if (want("node24") && node24) results.push(await node24Step(node24, installSeconds));
     if (want("deno")) results.push(await denoStep());
     if (want("bun")) results.push(await bunStep());
   }
