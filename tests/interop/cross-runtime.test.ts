@@ -188,7 +188,7 @@ for (const rt of foreign) {
     const bin = BIN[rt];
     if (!existsSync(bin)) {
       // Installed by the project's own files: missing means a broken install, which must not pass as green.
-      test(`${rt} is installed`, () => assert.fail(`${bin} is missing: run \`${INSTALL[rt]}\``));
+      test(`${NAME[rt]} is installed`, () => assert.fail(`${bin} is missing: run \`${INSTALL[rt]}\``));
       return;
     }
 
