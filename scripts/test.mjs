@@ -199,7 +199,8 @@ function last(text, re) {
 /** @param {string} title @param {string} cmd @param {string[]} args */
 function banner(title, cmd, args) {
   const shown = args.length > 12 ? [...args.slice(0, 10), `… (${args.length - 10} more)`] : args;
-  const shownCmd = cmd === process.execPath ? "node" : posix(relative(ROOT, cmd));
+  const inRoot = posix(relative(ROOT, cmd));
+  const shownCmd = cmd === process.execPath ? "node" : inRoot.startsWith("../") ? cmd : inRoot;
   console.log(`\n━━━━ ${title}: ${[shownCmd, ...shown].join(" ")}`);
 }
 
@@ -354,11 +355,14 @@ function findNpm() {
   return null;
 }
 
-/** @param {string} file @returns {string | undefined} */
+/**
+ * The `node` package's version that a package-lock.json pins, or that a package.json has.
+ * @param {string} file @returns {string | undefined}
+ */
 function versionIn(file) {
   try {
     const json = JSON.parse(readFileSync(file, "utf8"));
-    return json.packages?.["node_modules/node"]?.version ?? json.version;
+    return file.endsWith("package-lock.json") ? json.packages?.["node_modules/node"]?.version : json.version;
   } catch {
     return undefined;
   }
