@@ -1,13 +1,24 @@
 #!/usr/bin/env node
 // The one test command (`npm test`). Plain JS so Node 20 runs it without a build.
 //
-//   node scripts/test.mjs              build + types + purity + the suite on Node, Deno and Bun
+//   node scripts/test.mjs              build + types + purity + the suite on Node (twice: the
+//                                      machine's Node and Node 24), Deno and Bun
 //   node scripts/test.mjs node bun     only the named steps (tsc, core-types, deno-check,
-//                                      purity, node, deno, bun); `node` implies `tsc`
+//                                      purity, node, node24, deno, bun); `node` and `node24`
+//                                      imply `tsc`
 //   node scripts/test.mjs --check      types only: tsc --noEmit, core-types, deno check, purity
 //
+// Two Node passes run the same compiled files: `node` on the Node that runs this script (the
+// machine's), `node24` on Node 24 LTS from the npm package `node`, which this script installs
+// into tools/node24/ (`npm ci --prefix tools/node24`, pinned by that directory's own
+// package-lock.json) before any suite runs, when it is missing or not the pinned version: the
+// other passes use it too, as a foreign client in tests/interop/cross-runtime.test.ts. It is
+// kept out of the root package because a package whose bin is `node` would land in
+// node_modules/.bin and so run every npm script, `npm start` included, on Node 24 instead of
+// the machine's Node.
+//
 // Every step runs even when an earlier one failed; the exit status is 1 if any failed. The last
-// line is always `N passed, N failed`: test counts summed over the three runtimes, each taken
+// line is always `N passed, N failed`: test counts summed over all the test passes, each taken
 // from that runner's own summary. A step that fails without reporting a failed test (type
 // errors, a crash, a timeout, zero tests run) adds one to "failed", so a failing run never
 // ends with "0 failed".
@@ -16,16 +27,19 @@
 // directory named node/, deno/ or bun/, or named *.node.test.ts, *.deno.test.ts,
 // *.bun.test.ts, which run on that runtime only. Deno-only files are not compiled by tsc.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, sep } from "node:path";
+import { basename, delimiter, dirname, join, relative, sep } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { checkCorePurity, formatResult } from "./check-core-purity.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "node_modules", ".bin");
+/** The nested package that holds Node 24 (see the header). */
+const NODE24_DIR = join(ROOT, "tools", "node24");
+const NODE24_BIN = join(NODE24_DIR, "node_modules", ".bin");
 const RUNTIMES = ["node", "deno", "bun"];
 /** A whole runner (one step) is killed after this long. */
 const STEP_TIMEOUT_MS = Number(process.env.ANYWS_TEST_TIMEOUT_MS ?? 10 * 60 * 1000);
@@ -185,7 +199,8 @@ function last(text, re) {
 /** @param {string} title @param {string} cmd @param {string[]} args */
 function banner(title, cmd, args) {
   const shown = args.length > 12 ? [...args.slice(0, 10), `… (${args.length - 10} more)`] : args;
-  const shownCmd = cmd === process.execPath ? "node" : posix(relative(ROOT, cmd));
+  const inRoot = posix(relative(ROOT, cmd));
+  const shownCmd = cmd === process.execPath ? "node" : inRoot.startsWith("../") ? cmd : inRoot;
   console.log(`\n━━━━ ${title}: ${[shownCmd, ...shown].join(" ")}`);
 }
 
@@ -278,9 +293,16 @@ function testResult(name, fileCount, t0, r, counts) {
   return { name, ok, seconds, passed, failed, note: notes.join("; ") || undefined };
 }
 
-async function nodeStep() {
+/**
+ * The Node suite (the compiled test files) on one Node binary.
+ * @param {string} name the step's name
+ * @param {string} node path of the Node binary
+ * @param {string} version what `node --version` prints, for the summary
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+async function nodeStep(name, node, version, env) {
   const files = testFilesFor("node");
-  if (files.length === 0) return { name: "node", ok: true, skipped: true, seconds: 0, note: "no test files" };
+  if (files.length === 0) return { name, ok: true, skipped: true, seconds: 0, note: "no test files" };
   const compiled = files.map((f) => "dist/" + f.replace(/\.ts$/, ".js"));
   const missing = compiled.filter((f) => !existsSync(join(ROOT, f)));
   const tmp = mkdtempSync(join(tmpdir(), "anyws-node-test-"));
@@ -295,11 +317,10 @@ async function nodeStep() {
     `--test-reporter-destination=${tap}`,
     ...compiled.filter((f) => !missing.includes(f)),
   ];
-  const node = process.execPath;
-  banner("node", node, args);
+  banner(`${name} (${version})`, node, args);
   if (missing.length) console.error(`!! not compiled (tsc failed or excluded?): ${missing.join(", ")}`);
   const t0 = performance.now();
-  const r = await run(node, args);
+  const r = await run(node, args, { env });
   let report = "";
   try {
     report = readFileSync(tap, "utf8");
@@ -313,12 +334,82 @@ async function nodeStep() {
   const counts = pass && fail
     ? { passed: Number(pass[1]), failed: Number(fail[1]) + Number(cancelled?.[1] ?? 0) }
     : null;
-  const res = testResult("node", files.length, t0, r, counts);
+  const res = testResult(name, files.length, t0, r, counts);
+  res.note = [version, res.note].filter(Boolean).join("; ");
   if (missing.length) {
     res.ok = false;
     res.failed = (res.failed ?? 0) + missing.length;
     res.note = [res.note, `${missing.length} test file(s) not compiled`].filter(Boolean).join("; ");
   }
+  return res;
+}
+
+/** The npm that runs this script (`npm test`), else the first `npm` on the PATH. */
+function findNpm() {
+  const cli = process.env.npm_execpath;
+  if (cli && basename(cli) === "npm-cli.js" && existsSync(cli)) return { cmd: process.execPath, args: [cli] };
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const npm = join(dir, process.platform === "win32" ? "npm.cmd" : "npm");
+    if (dir && existsSync(npm)) return { cmd: npm, args: [] };
+  }
+  return null;
+}
+
+/**
+ * The `node` package's version that a package-lock.json pins, or that a package.json has.
+ * @param {string} file @returns {string | undefined}
+ */
+function versionIn(file) {
+  try {
+    const json = JSON.parse(readFileSync(file, "utf8"));
+    return file.endsWith("package-lock.json") ? json.packages?.["node_modules/node"]?.version : json.version;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Node 24 from tools/node24, installed (again) when it is missing, does not run, or is not the
+ * version its package-lock.json pins.
+ * @returns {Promise<{ node: string, version: string } | { error: string }>}
+ */
+async function ensureNode24() {
+  const node = join(NODE24_BIN, process.platform === "win32" ? "node.exe" : "node");
+  const pinned = versionIn(join(NODE24_DIR, "package-lock.json"));
+  const installed = versionIn(join(NODE24_DIR, "node_modules", "node", "package.json"));
+  const probe = () => {
+    try {
+      return execFileSync(node, ["--version"], { encoding: "utf8", timeout: 30_000 }).trim();
+    } catch {
+      return null;
+    }
+  };
+  let version = pinned !== undefined && installed === pinned ? probe() : null;
+  if (version === null) {
+    const npm = findNpm();
+    if (!npm) return { error: "npm not found: cannot install tools/node24" };
+    const args = [...npm.args, "ci", "--prefix", posix(relative(ROOT, NODE24_DIR)), "--no-audit", "--no-fund"];
+    banner(`node24: installing Node ${pinned ?? "24"}`, npm.cmd, args);
+    const problem = processProblem(await run(npm.cmd, args));
+    if (problem) return { error: `npm ci --prefix tools/node24 failed: ${problem}` };
+    version = probe();
+    // The binary comes from the package's install script, which its allowScripts must allow.
+    if (version === null) return { error: "npm ci --prefix tools/node24 left no working node binary" };
+  }
+  if (!version.startsWith("v24.")) return { error: `tools/node24 holds Node ${version}, not 24` };
+  return { node, version };
+}
+
+/**
+ * @param {Awaited<ReturnType<typeof ensureNode24>>} got
+ * @param {number} installSeconds
+ */
+async function node24Step(got, installSeconds) {
+  if ("error" in got) return { name: "node24", ok: false, seconds: installSeconds, passed: 0, failed: 1, note: got.error };
+  // Anything the tests start as plain `node` (not process.execPath) runs on Node 24 too.
+  const PATH = [NODE24_BIN, process.env.PATH].filter(Boolean).join(delimiter);
+  const res = await nodeStep("node24", got.node, got.version, { PATH });
+  res.seconds += installSeconds;
   return res;
 }
 
@@ -394,7 +485,7 @@ function summarize(results) {
 async function main() {
   const argv = process.argv.slice(2);
   const checkOnly = argv.includes("--check");
-  const known = ["tsc", "core-types", "deno-check", "purity", ...RUNTIMES];
+  const known = ["tsc", "core-types", "deno-check", "purity", "node", "node24", "deno", "bun"];
   const wanted = argv.filter((a) => !a.startsWith("--"));
   for (const w of wanted) {
     if (!known.includes(w)) {
@@ -403,7 +494,9 @@ async function main() {
     }
   }
   /** @param {string} step */
-  const want = (step) => wanted.length === 0 || wanted.includes(step) || (step === "tsc" && wanted.includes("node"));
+  const want = (step) =>
+    wanted.length === 0 || wanted.includes(step) ||
+    (step === "tsc" && (wanted.includes("node") || wanted.includes("node24")));
 
   console.log(`anyws test: ${allTestFiles.length} test file${allTestFiles.length === 1 ? "" : "s"} under tests/`);
   /** @type {StepResult[]} */
@@ -419,7 +512,13 @@ async function main() {
     if (want("core-types")) results.push(await tscStep("core-types", "tsconfig.core.json", false));
     if (want("deno-check")) results.push(await denoCheckStep());
     if (want("purity")) results.push(purityStep());
-    if (want("node")) results.push(await nodeStep());
+    // Before any suite: every runtime's cross-runtime interop runs Node 24's client as a child.
+    const t0 = performance.now();
+    const node24 = ["node", "node24", "deno", "bun"].some(want) ? await ensureNode24() : null;
+    const installSeconds = (performance.now() - t0) / 1000;
+    if (node24 && "error" in node24) console.error(`!! ${node24.error}`);
+    if (want("node")) results.push(await nodeStep("node", process.execPath, process.version));
+    if (want("node24") && node24) results.push(await node24Step(node24, installSeconds));
     if (want("deno")) results.push(await denoStep());
     if (want("bun")) results.push(await bunStep());
   }

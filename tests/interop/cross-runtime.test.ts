@@ -1,11 +1,13 @@
 /**
  * Interop across runtimes: anyws on the runtime running this test × the native WebSocket of the
- * other runtimes, Deno's and Bun's, each run as a child process (node_modules/.bin/deno and
- * node_modules/.bin/bun, the versions package.json pins) with tests/interop/native_peer.ts. Our
- * server × that runtime's `globalThis.WebSocket`; our client × `Deno.serve` +
- * `Deno.upgradeWebSocket` or `Bun.serve` with `websocket` handlers. The runtime's own natives are
- * tested in-process by native.test.ts and {deno,bun}/native-server.test.ts, so on Deno only
- * Bun's run here, on Bun only Deno's, on Node both.
+ * other runtimes, Deno's, Bun's and Node 24's, each run as a child process (node_modules/.bin/deno
+ * and node_modules/.bin/bun, the versions package.json pins; tools/node24/node_modules/.bin/node,
+ * which the test command installs) with tests/interop/native_peer.ts. Our server × that runtime's
+ * `globalThis.WebSocket`; our client × `Deno.serve` + `Deno.upgradeWebSocket` or `Bun.serve` with
+ * `websocket` handlers (Node has no native server). The runtime's own natives are tested
+ * in-process by native.test.ts and {deno,bun}/native-server.test.ts, so on Deno only Bun's and
+ * Node's run here, on Bun only Deno's and Node's, on Node 20 (no client of its own) all three, on
+ * Node 22 and later Deno's and Bun's.
  *
  * Each cell exchanges non-ASCII text, binary and 1 MiB (byte for byte on both sides), pings and
  * pongs where the peer's API allows (Deno's WebSocket has no ping and no ping events on either
@@ -30,6 +32,7 @@ import {
   CLOSED,
   CLOSED_2,
   hex,
+  NATIVE_CLIENT_EXPECTED,
   PING,
   PING_2,
   startRecordingServer,
@@ -41,16 +44,22 @@ const SCRIPT = sourcePath("./native_peer.ts", import.meta.url);
 /** A whole cell, processes included, is given this long. */
 const CELL_MS = 45_000;
 
-type Foreign = "deno" | "bun";
-const NAME: Record<Foreign, string> = { deno: "Deno", bun: "Bun" };
-const SERVER: Record<Foreign, string> = {
+type Foreign = "deno" | "bun" | "node";
+const NAME: Record<Foreign, string> = { deno: "Deno", bun: "Bun", node: "Node 24" };
+const SERVER: Record<"deno" | "bun", string> = {
   deno: "Deno.serve + Deno.upgradeWebSocket",
   bun: "Bun.serve websocket",
 };
+const BIN: Record<Foreign, string> = {
+  deno: join(ROOT, "node_modules", ".bin", "deno"),
+  bun: join(ROOT, "node_modules", ".bin", "bun"),
+  node: join(ROOT, "tools", "node24", "node_modules", ".bin", "node"),
+};
+const INSTALL: Record<Foreign, string> = { deno: "npm ci", bun: "npm ci", node: "npm ci --prefix tools/node24" };
 
 /** The peer script on `rt`, with the exchange and `extra` as its parameters. */
 function startPeer(rt: Foreign, extra: Record<string, unknown>): Child {
-  const bin = join(ROOT, "node_modules", ".bin", rt);
+  const bin = BIN[rt];
   const parameters = JSON.stringify({ ...PARAMETERS, ...extra });
   const args = rt === "deno" ? ["run", "--allow-net", "--no-prompt", SCRIPT, parameters] : [SCRIPT, parameters];
   return new Child(bin, args, { env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" } });
@@ -129,7 +138,7 @@ async function serverCell(rt: Foreign): Promise<void> {
 }
 
 /** Our client × Deno.serve or Bun.serve. */
-async function clientCellAgainst(rt: Foreign): Promise<void> {
+async function clientCellAgainst(rt: "deno" | "bun"): Promise<void> {
   const child = startPeer(rt, { mode: "server" });
   await cell(child, `our client on ${runtimeName} × ${SERVER[rt]}`, async () => {
     await until(() => reports(child).length > 0 || child.exit !== null, `${rt} to listen`, 15_000);
@@ -168,14 +177,18 @@ async function clientCellAgainst(rt: Foreign): Promise<void> {
   });
 }
 
-const foreign = (["deno", "bun"] as const).filter((rt) => rt !== runtimeName);
+const foreign: Foreign[] = [
+  ...(["deno", "bun"] as const).filter((rt) => rt !== runtimeName),
+  // Node's client runs in-process where this runtime has one (native.test.ts).
+  ...(runtimeName !== "node" || !NATIVE_CLIENT_EXPECTED ? ["node" as const] : []),
+];
 
 for (const rt of foreign) {
   describe(`interop on ${runtimeName}: anyws × ${NAME[rt]}'s natives (a ${rt} child process)`, () => {
-    const bin = join(ROOT, "node_modules", ".bin", rt);
+    const bin = BIN[rt];
     if (!existsSync(bin)) {
-      // A devDependency: missing means a broken install, which must not pass as green.
-      test(`node_modules/.bin/${rt} is installed`, () => assert.fail(`${bin} is missing: run \`npm ci\``));
+      // Installed by the project's own files: missing means a broken install, which must not pass as green.
+      test(`${NAME[rt]} is installed`, () => assert.fail(`${bin} is missing: run \`${INSTALL[rt]}\``));
       return;
     }
 
@@ -183,8 +196,10 @@ for (const rt of foreign) {
       await serverCell(rt);
     });
 
-    test(`our client × ${SERVER[rt]}: text, binary, 1 MiB, pings, closes both ways`, async () => {
-      await clientCellAgainst(rt);
-    });
+    if (rt !== "node") {
+      test(`our client × ${SERVER[rt]}: text, binary, 1 MiB, pings, closes both ways`, async () => {
+        await clientCellAgainst(rt);
+      });
+    }
   });
 }

@@ -1,9 +1,12 @@
 /**
- * The Deno or Bun side of tests/interop/cross-runtime.test.ts: that runtime's own WebSocket
+ * The Deno, Bun or Node side of tests/interop/cross-runtime.test.ts: that runtime's own WebSocket
  * client or server, run as a child process of the test on another runtime.
  *
  *     deno run --allow-net tests/interop/native_peer.ts '<json parameters>'
  *     bun tests/interop/native_peer.ts '<json parameters>'
+ *     tools/node24/node_modules/.bin/node tests/interop/native_peer.ts '<json parameters>'
+ *
+ * (Node 24 runs the .ts as it is, its types stripped; it has a client only, undici's.)
  *
  * Not a test file (the runners never pick it up) and self-contained: it imports nothing, so it
  * runs the same from a checkout on either runtime, and it names neither runtime's global types
@@ -89,11 +92,18 @@ const g = globalThis as unknown as {
   Deno?: DenoApi;
   Bun?: BunApi;
   WebSocket?: new (url: string) => PeerSocket;
-  process?: { exit(code: number): never };
+  process?: { exit(code: number): never; argv: string[]; version: string; versions: { undici?: string } };
 };
 const deno = g.Deno;
 const bun = g.Bun;
-const runtime = deno ? `Deno ${deno.version.deno}` : bun ? `Bun ${bun.version}` : "unknown";
+const node = deno || bun ? undefined : g.process;
+const runtime = deno
+  ? `Deno ${deno.version.deno}`
+  : bun
+  ? `Bun ${bun.version}`
+  : node
+  ? `Node ${node.version} (undici ${node.versions.undici ?? "?"})`
+  : "unknown";
 
 function exit(code: number): never {
   if (deno) deno.exit(code);
@@ -364,7 +374,7 @@ async function runServer(p: Parameters): Promise<void> {
     return;
   }
 
-  throw new Error("server mode needs Deno or Bun");
+  throw new Error(`server mode needs Deno or Bun, not ${runtime}`);
 }
 
 // ---- main ----------------------------------------------------------------------------------
@@ -375,7 +385,7 @@ const watchdog = setTimeout(() => {
 }, 60_000);
 
 try {
-  const argv = deno ? deno.args : bun ? bun.argv.slice(2) : [];
+  const argv = deno ? deno.args : bun ? bun.argv.slice(2) : node ? node.argv.slice(2) : [];
   const p = JSON.parse(argv[0] ?? "null") as Parameters | null;
   if (p === null) throw new Error("usage: native_peer.ts '<json parameters>'");
   if (p.mode === "client") await runClient(p);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  runtimeName,
   serve,
   type ServerOptions,
   type ServerWebSocket,
@@ -61,6 +62,20 @@ export async function toBytes(data: unknown): Promise<Uint8Array> {
   if (typeof Blob !== "undefined" && data instanceof Blob) return new Uint8Array(await data.arrayBuffer());
   throw new TypeError(`not bytes: ${Object.prototype.toString.call(data)}`);
 }
+
+// ---- the runtime's own client -----------------------------------------------------------------
+
+/**
+ * Whether this runtime must have a global `WebSocket` client: Deno and Bun always do; Node from
+ * version 22, where undici's client is on by default (Node 20 has it only behind
+ * --experimental-websocket). Where it must not, the tests assert that it is absent.
+ */
+export const NATIVE_CLIENT_EXPECTED: boolean = runtimeName !== "node" || Number(process.versions.node.split(".")[0]) >= 22;
+
+/** The runtime's own client as named in test titles, e.g. "Node v24.1.0's native WebSocket client (undici 7.10.0)". */
+export const NATIVE_CLIENT_NAME: string = runtimeName === "node"
+  ? `Node ${process.version}'s native WebSocket client (undici ${process.versions.undici ?? "?"})`
+  : `${runtimeName}'s native WebSocket client`;
 
 // ---- our server -----------------------------------------------------------------------------
 
