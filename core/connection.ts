@@ -1042,8 +1042,10 @@ export abstract class Connection implements FrameHandler {
       if (this.failed || this.state === ReadyState.CLOSED) return;
       this.failed = true;
       this.emit({ type: "error", code, reason });
-      if (!this.closeSent) this.sendsDropped = true;
-      if (!this.closeSent) this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
+      if (!this.closeSent) {
+        this.sendsDropped = true;
+        this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
+      }
       this.state = ReadyState.CLOSING;
       this.closingAt = this.now;
       if (!this.isClient) this.runOutgoing(() => (this.transportDone = true));
