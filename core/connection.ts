@@ -168,6 +168,13 @@ function resolveOptions(options: ConnectionOptions): ResolvedOptions {
   return (lastResolved = Object.freeze(resolved));
 }
 
+/**
+ * Automatic pongs that may wait in the output, not yet polled, each answering its own ping; more
+ * pings replace the last of them (`autoPong`). Enough for a burst of pings sent together to be
+ * answered one by one, as peers expect (Autobahn case 2.10 sends 10).
+ */
+export const MAX_PENDING_PONGS = 16;
+
 /** Bytes a server keeps that a client sent after its request but before `accept()`. */
 const MAX_EARLY_BYTES = 1024 * 1024;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
@@ -294,6 +301,14 @@ export abstract class Connection implements FrameHandler {
   private closeSent = false; // queued: nothing more may be sent
   private closeWritten = false; // in the output: frames queued before it are written, none after
   private failed = false;
+  /**
+   * The connection ended before our own close(): by the peer's close frame, its EOF, a failure or
+   * a timeout. A send then lost a race and is dropped, where after our own close() it is misuse.
+   */
+  private sendsDropped = false;
+  /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
+  private pongCount = 0;
+  private pongAt = -1;
 
   // Time, as told by the owner.
   protected now: number;
@@ -355,6 +370,8 @@ export abstract class Connection implements FrameHandler {
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
+    this.pongCount = 0;
+    this.pongAt = -1;
     return output;
   }
 
@@ -412,7 +429,8 @@ export abstract class Connection implements FrameHandler {
           this.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout");
           this.transportDone = true; // the peer is unresponsive: do not wait for its close frame
         } else if (o.idleTimeout > 0 && now >= Math.max(this.lastReceived, this.lastSent) + o.idleTimeout) {
-          this.close(CloseCode.GOING_AWAY, "idle timeout");
+          this.sendsDropped = true; // not the owner's close: a send racing with it is dropped
+          this.startClose(closePayload(CloseCode.GOING_AWAY, "idle timeout"));
         } else if (o.keepaliveInterval > 0 && this.pingSentAt < 0) {
           this.writeFrame(Opcode.PING, EMPTY_BYTES);
           this.pingSentAt = now;
@@ -444,6 +462,7 @@ export abstract class Connection implements FrameHandler {
   receiveEof(): void {
     this.transportDone = true;
     if (this.state === ReadyState.CLOSED) return;
+    if (!this.closeSent) this.sendsDropped = true;
     this.parser.stop();
     this.runIncoming(() => this.finish(CloseCode.ABNORMAL, "", false));
   }
@@ -454,12 +473,17 @@ export abstract class Connection implements FrameHandler {
 
   // ---- Commands -----------------------------------------------------------------------------
 
-  /** Sends a text message: a string, or bytes that must be valid UTF-8. */
-  sendText(data: string | Uint8Array, options?: SendOptions): void {
+  /**
+   * Sends a text message: a string, or bytes that must be valid UTF-8. Returns true when it is
+   * queued, false when it is dropped because the connection ended first without our `close()`
+   * (the peer closed, the transport ended, a failure or a timeout): a race, not misuse.
+   */
+  sendText(data: string | Uint8Array, options?: SendOptions): boolean {
+    if (!this.canSend()) return false;
     let payload: Uint8Array;
     let owned: boolean;
     if (typeof data === "string") {
-      if (this.trySendAscii(data, options)) return;
+      if (this.trySendAscii(data, options)) return true;
       payload = encodeUtf8(data);
       owned = true;
     } else {
@@ -468,20 +492,26 @@ export abstract class Connection implements FrameHandler {
       owned = false;
     }
     this.sendMessage(Opcode.TEXT, payload, owned, options);
+    return true;
   }
 
-  /** Sends a binary message. The bytes are not copied unless masking needs it: do not change them afterwards. */
-  sendBinary(data: Uint8Array, options?: SendOptions): void {
+  /**
+   * Sends a binary message. The bytes are not copied unless masking needs it: do not change them
+   * afterwards. Returns true when queued, false when dropped (as `sendText`).
+   */
+  sendBinary(data: Uint8Array, options?: SendOptions): boolean {
+    if (!this.canSend()) return false;
     this.sendMessage(Opcode.BINARY, data, false, options);
+    return true;
   }
 
   /**
    * Sends a message framed once by `prepareMessage()`, as pub/sub does for many connections.
    * Server role only: a client masks every frame with its own key (RFC 6455 §5.3).
    */
-  sendPrepared(message: PreparedMessage): void {
+  sendPrepared(message: PreparedMessage): boolean {
     if (this.isClient) throw new WebSocketError("ERR_INVALID_ARGUMENT", "prepared messages are for the server role");
-    this.assertCanSend();
+    if (!this.canSend()) return false;
     if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
     this.lastSent = this.now;
     const size = message.size;
@@ -491,16 +521,17 @@ export abstract class Connection implements FrameHandler {
       if (this.closeWritten || this.state === ReadyState.CLOSED) return;
       for (const chunk of message.chunks) this.pushOutput(chunk);
     });
+    return true;
   }
 
-  /** Sends a ping (RFC 6455 §5.5.2). */
-  ping(data: Uint8Array | string = EMPTY_BYTES): void {
-    this.sendControl(Opcode.PING, data);
+  /** Sends a ping (RFC 6455 §5.5.2). Returns true when queued, false when dropped (as `sendText`). */
+  ping(data: Uint8Array | string = EMPTY_BYTES): boolean {
+    return this.sendControl(Opcode.PING, data);
   }
 
-  /** Sends an unsolicited pong (RFC 6455 §5.5.3), e.g. as a unidirectional heartbeat. */
-  pong(data: Uint8Array | string = EMPTY_BYTES): void {
-    this.sendControl(Opcode.PONG, data);
+  /** Sends an unsolicited pong (RFC 6455 §5.5.3), e.g. as a unidirectional heartbeat; returns as `ping`. */
+  pong(data: Uint8Array | string = EMPTY_BYTES): boolean {
+    return this.sendControl(Opcode.PONG, data);
   }
 
   /**
@@ -513,6 +544,10 @@ export abstract class Connection implements FrameHandler {
       this.abandonHandshake();
       return;
     }
+    this.startClose(payload);
+  }
+
+  private startClose(payload: Uint8Array): void {
     if (this.closeSent || this.state === ReadyState.CLOSED) return;
     this.sendClose(payload);
     this.state = ReadyState.CLOSING;
@@ -526,6 +561,8 @@ export abstract class Connection implements FrameHandler {
       stagedLength = 0;
     }
     this.output = null;
+    this.pongCount = 0;
+    this.pongAt = -1;
     this.transportDone = true;
     this.parser.stop();
     this.finish(CloseCode.ABNORMAL, "", false);
@@ -718,9 +755,7 @@ export abstract class Connection implements FrameHandler {
         this.emit({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
         // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
-        if (this.options.autoPong && this.state !== ReadyState.CLOSED) {
-          this.writeFrame(Opcode.PONG, payload);
-        }
+        if (this.options.autoPong && this.state !== ReadyState.CLOSED) this.autoPong(payload);
       });
       return true;
     }
@@ -744,6 +779,7 @@ export abstract class Connection implements FrameHandler {
     this.runIncoming(() => {
       if (this.failed) return;
       if (!this.closeSent) {
+        this.sendsDropped = true;
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
         this.sendClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY_BYTES);
       }
@@ -759,7 +795,6 @@ export abstract class Connection implements FrameHandler {
   // ---- Frames out ---------------------------------------------------------------------------
 
   private sendMessage(opcode: number, payload: Uint8Array, owned: boolean, options?: SendOptions): void {
-    this.assertCanSend();
     const fin = options?.fin ?? true;
     if (this.sendingOpcode !== 0 && this.sendingOpcode !== opcode) {
       throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message of the other type is being sent");
@@ -815,7 +850,6 @@ export abstract class Connection implements FrameHandler {
     if (options?.fin === false || (this.extensions.length !== 0 && options?.compress !== false)) return false;
     if (this.sendingOpcode !== 0 || text.length > this.options.fragmentSize || !(this.outQueue?.immediate ?? true)) return false;
     if (text.length > MERGE_PAYLOAD_MAX) return false;
-    this.assertCanSend();
     const key = this.isClient ? this.maskKey() : null;
     const size = frameHeaderSize(text.length, key !== null) + text.length;
     if (this.outputWaits()) {
@@ -856,13 +890,44 @@ export abstract class Connection implements FrameHandler {
     for (const chunk of chunks) this.pushOutput(chunk);
   }
 
-  private sendControl(opcode: number, data: Uint8Array | string): void {
-    this.assertCanSend();
+  private sendControl(opcode: number, data: Uint8Array | string): boolean {
+    if (!this.canSend()) return false;
     const payload = typeof data === "string" ? textEncoder.encode(data) : data;
     if (payload.length > MAX_CONTROL_PAYLOAD) {
       throw new WebSocketError("ERR_CONTROL_PAYLOAD_TOO_LONG", "ping and pong payloads are limited to 125 bytes");
     }
     this.writeFrame(opcode, payload);
+    return true;
+  }
+
+  /**
+   * Answers a ping (RFC 6455 §5.5.2). Once `MAX_PENDING_PONGS` automatic pongs wait in the output,
+   * the last of them is replaced by the newest one (§5.5.3 allows answering only the most recent
+   * ping): a peer that pings faster than we write adds a few pongs per read, not one per ping.
+   */
+  private autoPong(payload: Uint8Array): void {
+    if (this.pongCount < MAX_PENDING_PONGS - 1) {
+      this.pongCount++;
+      this.writeFrame(Opcode.PONG, payload); // staged with the frames around it, like any small frame
+      return;
+    }
+    const key = this.isClient ? this.maskKey() : null;
+    const size = frameHeaderSize(payload.length, key !== null) + payload.length;
+    if (this.pongAt < 0) {
+      // The last one gets a chunk of its own, to be replaced.
+      const frame = allocateBytes(size);
+      writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
+      this.pushOutput(frame);
+      this.pongAt = this.output!.length - 1;
+      this.pongCount++;
+      return;
+    }
+    // Rewritten in place when the size is the same: a flood of equal pings allocates nothing.
+    // Otherwise a buffer of its own, so that the replaced ones leave no slab piece pinned.
+    const output = this.output!;
+    let frame = output[this.pongAt];
+    if (frame.length !== size) frame = output[this.pongAt] = new Uint8Array(size);
+    writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
   }
 
   /** Queues the close frame behind the messages already being sent. */
@@ -875,11 +940,15 @@ export abstract class Connection implements FrameHandler {
     });
   }
 
-  private assertCanSend(): void {
-    if (this.state !== ReadyState.OPEN || this.closeSent) {
-      const what = this.state === ReadyState.CONNECTING ? "not open yet" : "closing or closed";
-      throw new WebSocketError("ERR_INVALID_STATE", `cannot send: the connection is ${what}`);
-    }
+  /**
+   * True when a message may be sent; false when the connection ended before our own close()
+   * (`sendsDropped`); throws on misuse: before it is open, or after our own close() or abort().
+   */
+  private canSend(): boolean {
+    if (this.state === ReadyState.OPEN && !this.closeSent) return true;
+    if (this.sendsDropped) return false;
+    const what = this.state === ReadyState.CONNECTING ? "not open yet" : "closing or closed";
+    throw new WebSocketError("ERR_INVALID_STATE", `cannot send: the connection is ${what}`);
   }
 
   /**
@@ -973,7 +1042,10 @@ export abstract class Connection implements FrameHandler {
       if (this.failed || this.state === ReadyState.CLOSED) return;
       this.failed = true;
       this.emit({ type: "error", code, reason });
-      if (!this.closeSent) this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
+      if (!this.closeSent) {
+        this.sendsDropped = true;
+        this.sendClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
+      }
       this.state = ReadyState.CLOSING;
       this.closingAt = this.now;
       if (!this.isClient) this.runOutgoing(() => (this.transportDone = true));

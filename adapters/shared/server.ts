@@ -52,10 +52,13 @@ export interface ServerOptions extends Omit<ConnectionOptions, "now" | "onWake" 
   /** Only upgrade requests for this path are accepted (404 otherwise). */
   path?: string;
   /**
-   * Bytes a socket may have waiting in its send buffer; a `send()` beyond it is dropped (it
-   * returns 0), or closes the connection with 1008 when `closeOnBackpressureLimit`. Default 16 MiB.
+   * Bytes a socket may have waiting in its send buffer (`bufferedAmount`: messages, and what the
+   * peer made it write, pongs and close replies included). A `send()` beyond it is dropped (it
+   * returns 0); and while the buffer is over it, the socket reads nothing more from its peer
+   * until the buffer has drained, so a peer that does not read cannot make it grow. Default 16 MiB.
    */
   backpressureLimit?: number;
+  /** Close with 1008 instead, when the buffer goes over `backpressureLimit` (as in Bun). Default false. */
   closeOnBackpressureLimit?: boolean;
   /** Extensions the server supports (permessage-deflate), in order of preference. */
   extensions?: ServerExtensionFactory[];
@@ -76,7 +79,7 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
-/** Result of `send()`: bytes written (> 0), -1 queued under backpressure, 0 dropped. */
+/** Result of `send()`: bytes written (> 0), -1 queued under backpressure, 0 dropped (closed, or over the limit). */
 export type SendResult = number;
 
 const DEFAULT_BACKPRESSURE_LIMIT = 16 * 1024 * 1024;
@@ -133,6 +136,7 @@ export class WebSocketServer<T = undefined> {
     const owner = new Handshake(this, transport);
     const session = new Session(connection, owner);
     owner.session = session;
+    session.readLimit = o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT;
     if (this.closing) {
       session.bind(transport);
       connection.abort();
@@ -376,7 +380,8 @@ export class ServerWebSocket<T = undefined> {
   /**
    * Sends a message: a string as text, bytes or a Blob as binary. Returns the bytes written
    * (> 0, or 1 for an empty message), -1 if it was queued under backpressure, 0 if dropped
-   * (closed, or over `backpressureLimit`).
+   * (closing or closed, by either side, or over `backpressureLimit`). It never throws for the
+   * connection's state: a send that loses a race with the peer's close is dropped.
    */
   send(data: SendData, options?: { compress?: boolean }): SendResult {
     if (!this.canSend()) return 0;
@@ -387,34 +392,41 @@ export class ServerWebSocket<T = undefined> {
   private sendNow(data: string | ArrayBuffer | ArrayBufferView, options?: { compress?: boolean }): SendResult {
     const connection = this.session.connection;
     let size: number;
+    let sent: boolean;
     if (typeof data === "string") {
-      connection.sendText(data, options);
+      sent = connection.sendText(data, options);
       size = data.length;
     } else {
       const bytes = viewBytes(data);
-      connection.sendBinary(bytes, options);
+      sent = connection.sendBinary(bytes, options);
       size = bytes.length;
     }
-    return this.flushed(size);
+    return sent ? this.flushed(size) : 0;
   }
 
   /** @internal Sends a message framed once for many sockets (pub/sub). */
   sendPrepared(message: PreparedMessage): SendResult {
     if (!this.canSend()) return 0;
-    this.session.connection.sendPrepared(message);
+    if (!this.session.connection.sendPrepared(message)) return 0;
     return this.flushed(message.size);
   }
 
-  ping(data?: string | ArrayBuffer | ArrayBufferView): void {
-    if (this.session.connection.readyState !== ReadyState.OPEN) return;
-    this.session.connection.ping(data === undefined || typeof data === "string" ? data : viewBytes(data));
-    this.session.flush();
+  /** Sends a ping (at most 125 bytes); returns as `send`, 0 when closing or closed. */
+  ping(data?: string | ArrayBuffer | ArrayBufferView): SendResult {
+    return this.sendControl(true, data);
   }
 
-  pong(data?: string | ArrayBuffer | ArrayBufferView): void {
-    if (this.session.connection.readyState !== ReadyState.OPEN) return;
-    this.session.connection.pong(data === undefined || typeof data === "string" ? data : viewBytes(data));
-    this.session.flush();
+  /** Sends an unsolicited pong (at most 125 bytes); returns as `send`, 0 when closing or closed. */
+  pong(data?: string | ArrayBuffer | ArrayBufferView): SendResult {
+    return this.sendControl(false, data);
+  }
+
+  private sendControl(ping: boolean, data?: string | ArrayBuffer | ArrayBufferView): SendResult {
+    const connection = this.session.connection;
+    if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return 0;
+    const payload = data === undefined || typeof data === "string" ? data : viewBytes(data);
+    if (!(ping ? connection.ping(payload) : connection.pong(payload))) return 0;
+    return this.flushed(payload === undefined ? 0 : typeof payload === "string" ? payload.length : payload.length);
   }
 
   /** Starts the closing handshake. Throws on a code or reason that may not be sent. */
@@ -497,6 +509,11 @@ export class ServerWebSocket<T = undefined> {
   onDrain(): void {
     const handlers = this.server.handler;
     if (handlers.drain) this.server.call(this, () => handlers.drain!(this));
+  }
+
+  /** @internal The peer's traffic filled the send buffer past the limit; reading is paused. */
+  onReadLimit(): void {
+    if (this.server.options.closeOnBackpressureLimit) this.close(1008, "send buffer limit exceeded");
   }
 
   /** @internal The transport closed; the connection reported its close event before this. */

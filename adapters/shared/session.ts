@@ -14,6 +14,8 @@ export interface SessionOwner {
   onDrain(): void;
   /** The transport is closed; the connection has reported its `close` event by now. */
   onTransportClose(error?: Error): void;
+  /** The transport holds more than the session's `readLimit`: reading from the peer is paused until drain. */
+  onReadLimit?(): void;
 }
 
 /** Each connection's session, for `wakeSession`. */
@@ -159,6 +161,13 @@ export class Session implements TransportHandler {
   backpressured = false;
   /** The owner refused a send over its limit: `onDrain` once the output is written and nothing is pending. */
   drainWanted = false;
+  /**
+   * Bytes waiting to be written (the transport's and the connection's pending ones) beyond which
+   * the session stops reading from the peer until the transport drains: what the peer makes us
+   * write (pongs, close replies, a handler's answers) then stays bounded. Infinity: never.
+   */
+  readLimit = Infinity;
+  private readPaused = false;
 
   /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
   deadlineAt = Infinity;
@@ -209,6 +218,10 @@ export class Session implements TransportHandler {
   onDrain(): void {
     this.backpressured = false;
     this.drainWanted = false;
+    if (this.readPaused) {
+      this.readPaused = false;
+      if (!this.closed) this.transport?.resume();
+    }
     this.owner.onDrain();
   }
 
@@ -256,7 +269,22 @@ export class Session implements TransportHandler {
       this.drainWanted = false;
       this.owner.onDrain();
     }
-    if (!this.closed) this.arm();
+    if (!this.closed) {
+      this.arm();
+      if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
+    }
+  }
+
+  /**
+   * Pauses reading once more than `readLimit` bytes wait to be written. Only while backpressured:
+   * the drain that resumes it is then sure to come.
+   */
+  private checkReadLimit(): void {
+    const transport = this.transport;
+    if (transport === null || transport.bufferedAmount + this.connection.pendingBytes <= this.readLimit) return;
+    this.readPaused = true;
+    transport.pause();
+    this.owner.onReadLimit?.();
   }
 
   /** Ends the connection at once: no closing handshake, the transport is destroyed. */

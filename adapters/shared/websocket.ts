@@ -320,13 +320,15 @@ export class WebSocket extends EventTarget implements SessionOwner {
     const bytes = typeof data === "string" ? null : viewBytes(data);
     const session = this.session!;
     const connection = session.connection;
-    if (this.state !== ReadyState.OPEN || connection.readyState !== ReadyState.OPEN) {
-      // WHATWG: after close(), data is discarded but still counted in bufferedAmount.
+    // WHATWG: once closing, by either side, data is discarded but still counted in bufferedAmount.
+    const sent =
+      this.state === ReadyState.OPEN &&
+      connection.readyState === ReadyState.OPEN &&
+      (bytes ? connection.sendBinary(bytes) : connection.sendText(data as string));
+    if (!sent) {
       this.discarded += bytes ? bytes.length : new TextEncoder().encode(data as string).length;
       return;
     }
-    if (bytes) connection.sendBinary(bytes);
-    else connection.sendText(data as string);
     session.flush();
   }
 

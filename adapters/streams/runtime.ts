@@ -28,7 +28,9 @@
  *   smaller marks (Node's sockets use 16 KiB) cost throughput, and the shared layer has its own
  *   buffering above this one.
  * - `end()` waits up to `endTimeout` (2 s) for the peer's end after closing the writable, then
- *   cancels the readable.
+ *   cancels the readable. Before that, while what is buffered is still being written, it waits
+ *   as long as writes complete, and gives up (closes) once none has for `endTimeout`: a peer
+ *   that reads nothing cannot keep the transport open.
  * - `onClose` is called asynchronously (never from inside `end()`/`destroy()`), after the reader
  *   loop has stopped. After `destroy()` no other event is delivered.
  */
@@ -41,7 +43,10 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** Consecutive queued chunks are merged into one write while the result stays at most this big. Default 16384; 0 disables. */
   coalesceBytes?: number;
-  /** After `end()` has closed the writing side, how long to wait for the peer's end before closing anyway (ms). Default 2000. */
+  /**
+   * After `end()` has closed the writing side, how long to wait for the peer's end before closing
+   * anyway (ms); also how long a flush after `end()` may go without a write completing. Default 2000.
+   */
   endTimeout?: number;
   /** Copy each received chunk before `onData` (for sources that reuse their buffers). Default false. */
   copyReads?: boolean;
@@ -184,6 +189,17 @@ class ChannelTransport implements Transport {
     if (this.#ended || this.#destroyed || this.#closed) return;
     this.#ended = true;
     this.#pump();
+    if (!this.#writeClosing) this.#armFlushTimer(this.#buffered);
+  }
+
+  /** While `end()` flushes: close if no write has completed for `endTimeout` (the peer reads nothing). */
+  #armFlushTimer(buffered: number): void {
+    this.#endTimer = setTimeout(() => {
+      this.#endTimer = undefined;
+      if (this.#closed || this.#writeClosing) return;
+      if (this.#buffered < buffered) this.#armFlushTimer(this.#buffered);
+      else this.#finish(undefined, new Error("anyws: the peer read nothing for the end timeout"));
+    }, this.#endTimeout);
   }
 
   destroy(): void {
@@ -343,6 +359,8 @@ class ChannelTransport implements Transport {
 
   #closeWrite(): void {
     this.#writeClosing = true;
+    if (this.#endTimer !== undefined) clearTimeout(this.#endTimer);
+    this.#endTimer = undefined;
     let closed: Promise<void>;
     try {
       closed = this.#channel.closeWrite();

@@ -6,7 +6,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ServerConnection } from "../../core/mod.ts";
+import { ClientConnection, ServerConnection } from "../../core/mod.ts";
+import { concatBytes } from "../../core/bytes.ts";
 import { Session, type SessionOwner } from "../../adapters/shared/session.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
 import { decodeLatin1 } from "../../core/http.ts";
@@ -91,5 +92,55 @@ describe("session deadlines", () => {
     }
     assert.equal(sets, 1, "one timer for 100 connections");
     assert.equal(clears, 1, "cleared when the last deadline went away");
+  });
+});
+
+describe("session read limit", () => {
+  test("reading stops while more than readLimit waits to be written (pongs included), and resumes at drain", () => {
+    const server = new ServerConnection({ handshakeTimeout: 0, now: performance.now() });
+    const client = new ClientConnection({ host: "example.com", handshakeTimeout: 0 });
+    const calls: string[] = [];
+    let buffered = 0;
+    const transport: Transport = {
+      write(chunks) {
+        for (const chunk of chunks) {
+          buffered += chunk.length;
+          client.receive(chunk.slice());
+        }
+        return buffered <= 1024; // the transport's high-water mark
+      },
+      get bufferedAmount() {
+        return buffered;
+      },
+      end() {},
+      destroy() {},
+      pause: () => void calls.push("pause"),
+      resume: () => void calls.push("resume"),
+      remoteAddress: "",
+      remotePort: 0,
+    };
+    const owner: SessionOwner = {
+      onEvent: (event) => event.type === "upgrade" && server.accept(),
+      onDrain: () => void calls.push("drain"),
+      onTransportClose() {},
+      onReadLimit: () => void calls.push("read limit"),
+    };
+    const session = new Session(server, owner);
+    session.readLimit = 4096;
+    session.bind(transport);
+    session.onData(concatBytes(client.pollOutput()));
+    assert.equal(client.readyState, 1, "open");
+    let reads = 0;
+    while (calls.length === 0 && reads < 1000) {
+      client.ping("x".repeat(125)); // one ping a read: one pong each
+      session.onData(concatBytes(client.pollOutput()));
+      reads++;
+    }
+    assert.deepEqual(calls, ["pause", "read limit"]);
+    assert.ok(buffered > 4096 && buffered <= 4096 + 127, `stopped once over the limit (${buffered} buffered)`);
+    buffered = 0;
+    session.onDrain();
+    assert.deepEqual(calls, ["pause", "read limit", "resume", "drain"]);
+    session.onClose();
   });
 });

@@ -219,6 +219,20 @@ describe("streams transport", () => {
     assert.equal(b.closes.length, 1);
   });
 
+  test("end() with writes stuck behind a peer that reads nothing closes once none completes for endTimeout", async () => {
+    const { a, b } = connect({ endTimeout: 50 });
+    b.transport.pause();
+    const mib = () => new Uint8Array(1024 * 1024);
+    a.transport.write([mib(), mib(), mib()]);
+    await delay(10);
+    assert.ok(a.transport.bufferedAmount > 0, "stuck");
+    a.transport.end();
+    assert.equal(await a.whenClosed(), undefined);
+    assert.equal(a.closes.length, 1);
+    b.transport.destroy();
+    await b.whenClosed();
+  });
+
   test("destroy(): onClose() once, asynchronously; the other side gets an error", async () => {
     const { a, b } = connect();
     a.transport.write([utf8("dropped?")]);

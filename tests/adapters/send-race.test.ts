@@ -1,0 +1,135 @@
+/**
+ * A send that races with the peer's close is dropped and reported, never thrown: the server
+ * socket's `send`/`ping` return 0, our WebSocket discards it and counts it in `bufferedAmount`
+ * (WHATWG). The race is made deterministic with an extension whose encoding finishes when the
+ * test says: while it runs, the peer's close has been answered but the connection is not CLOSED.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runtimeName, serve, type ServerWebSocket, WebSocket } from "../../adapters/auto.ts";
+import {
+  type ClientExtensionFactory,
+  type EncodedPayload,
+  encodeFrame,
+  type Extension,
+  Opcode,
+  RSV1,
+  type ServerExtensionFactory,
+} from "../../core/mod.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { utf8 } from "../support/bytes.ts";
+import { RawClient, until } from "../support/net.ts";
+
+/** Encodes at once when `sync`, else when the test resolves it; decodes at once. Identity either way. */
+class Scripted implements Extension {
+  readonly name = "x-scripted";
+  readonly rsvBits = RSV1;
+  sync = false;
+  readonly waiting: (() => void)[] = [];
+
+  encode(payload: Uint8Array): EncodedPayload | Promise<EncodedPayload> {
+    if (this.sync) return { data: payload, rsv: RSV1 };
+    return new Promise((resolve) => this.waiting.push(() => resolve({ data: payload, rsv: RSV1 })));
+  }
+
+  decode(payload: Uint8Array): Uint8Array {
+    return payload;
+  }
+}
+
+const serverFactory = (extension: Extension): ServerExtensionFactory => ({
+  name: "x-scripted",
+  negotiate: () => ({ params: [], extension }),
+});
+const clientFactory = (extension: Extension): ClientExtensionFactory => ({
+  name: "x-scripted",
+  offers: () => [[]],
+  accept: () => extension,
+});
+
+const KEY = new Uint8Array([1, 2, 3, 4]);
+
+test(`server on ${runtimeName}: send() and ping() in answer to a message that came with the peer's close return 0, without an error`, async () => {
+  const extension = new Scripted();
+  const results: number[] = [];
+  const errors: string[] = [];
+  const closes: number[] = [];
+  let socket: ServerWebSocket | null = null;
+  const server = await serve({ port: 0, extensions: [serverFactory(extension)] }, {
+    open(ws) {
+      socket = ws;
+      ws.send("being encoded"); // waits on the extension: the close reply will queue behind it
+    },
+    message(ws, data) {
+      results.push(ws.send(`re: ${data}`), ws.ping());
+    },
+    error: (_ws, error) => void errors.push(error.message),
+    close: (_ws, code) => void closes.push(code),
+  });
+  const raw = await RawClient.connect(server.port, { handshake: false });
+  try {
+    raw.write(utf8(
+      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: x-scripted\r\n\r\n",
+    ));
+    await until(() => socket !== null && extension.waiting.length === 1, "the server's open and its message being encoded");
+    // A message and a close frame in one write: read together, the close is answered before the handler runs.
+    raw.write(concatBytes([
+      ...encodeFrame(Opcode.TEXT, utf8("hello"), true, 0, KEY),
+      ...encodeFrame(Opcode.CLOSE, Uint8Array.of(0x03, 0xe8), true, 0, KEY),
+    ]));
+    await until(() => results.length === 2, "the message handler");
+    assert.deepEqual(results, [0, 0], "dropped");
+    assert.deepEqual(errors, [], "no error reported");
+    extension.waiting[0]();
+    await until(() => closes.length === 1, "the close handler");
+    assert.deepEqual(closes, [1000]);
+    assert.deepEqual(errors, []);
+  } finally {
+    raw.destroy();
+    await server.close({ timeout: 500 });
+  }
+});
+
+test(`our WebSocket on ${runtimeName}: send() in answer to a message that came with the server's close is discarded and counted, not thrown`, async () => {
+  const server = await serve({ port: 0, extensions: [serverFactory(Object.assign(new Scripted(), { sync: true }))] }, {
+    message(ws, data) {
+      if (data === "go") {
+        ws.send("bye");
+        ws.close(1000);
+      }
+    },
+  });
+  const extension = new Scripted();
+  extension.sync = true;
+  const ws = new WebSocket(`ws://127.0.0.1:${server.port}`, [], { perMessageDeflate: false, extensions: [clientFactory(extension)] });
+  try {
+    let thrown: unknown = null;
+    let buffered: [number, number] | null = null;
+    let closed: number | null = null;
+    ws.onmessage = () => {
+      const before = ws.bufferedAmount;
+      try {
+        ws.send("reply");
+      } catch (error) {
+        thrown = error;
+      }
+      buffered = [before, ws.bufferedAmount];
+    };
+    ws.onclose = (event) => void (closed = (event as unknown as { code: number }).code);
+    await until(() => ws.readyState === WebSocket.OPEN, "the client to open");
+    ws.send("go"); // encoded at once: written
+    extension.sync = false;
+    ws.send("x".repeat(100)); // waits on the extension: our close reply will queue behind it
+    await until(() => buffered !== null, "the message");
+    assert.equal(thrown, null, "send() did not throw");
+    const [before, after] = buffered!;
+    assert.equal(after - before, 5, "the discarded message is counted in bufferedAmount");
+    extension.waiting[0]();
+    await until(() => closed !== null, "the close event");
+    assert.equal(closed, 1000);
+  } finally {
+    ws.close();
+    await server.close({ timeout: 500 });
+  }
+});
