@@ -95,6 +95,12 @@ function parseUrl(url: string | URL): URL {
   return parsed;
 }
 
+/**
+ * What each runtime's TLS stack says when the first bytes back are not a TLS record (OpenSSL on
+ * Node, BoringSSL on Bun, rustls on Deno): typically a plain HTTP server behind a wss:// URL.
+ */
+const NOT_TLS = /wrong.version.number|InvalidContentType|packet length too long|unknown protocol/i;
+
 /** RFC 7230 token characters, for subprotocol names (RFC 6455 §4.1). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -305,7 +311,10 @@ export class WebSocket extends EventTarget implements SessionOwner {
       const transport = await Promise.race([dialed, timedOut]);
       if (this.state === ReadyState.CLOSED) transport.destroy(); // closed while connecting
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      let message = error instanceof Error ? error.message : String(error);
+      if (secure && NOT_TLS.test(message)) {
+        message = `cannot connect to ${url.host}: TLS handshake failed: the server did not answer with TLS (is it ws://?)`;
+      }
       const text = /cannot connect/.test(message) ? message : `cannot connect to ${url.host}: ${message}`;
       this.fail(new ConnectionError(text, 1006, { cause: error }));
     } finally {

@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type AddressInfo, createServer, type Socket } from "node:net";
-import { runtime, runtimeName, serve, WebSocket } from "../../adapters/auto.ts";
+import { type ErrorEvent, runtime, runtimeName, serve, WebSocket } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
 
 function domError(name: string) {
@@ -178,6 +178,25 @@ describe(`WebSocket client on ${runtimeName}`, () => {
     } finally {
       for (const socket of silent) socket.destroy();
       await new Promise((resolve) => listener.close(resolve));
+    }
+  });
+
+  test("wss:// to a plain ws:// server: a TLS error that says so, with the TLS stack's own as cause", async () => {
+    const server = await serve({ port: 0, hostname: "127.0.0.1" }, {});
+    try {
+      const ws = new WebSocket(`wss://127.0.0.1:${server.port}/`);
+      let error: ErrorEvent | null = null;
+      ws.onerror = (event) => (error = event);
+      const events = record(ws);
+      assert.deepEqual(await events.closed(), { code: 1006, reason: "", wasClean: false });
+      const failure = (error as ErrorEvent | null)?.error;
+      assert.equal(
+        failure?.message,
+        `cannot connect to 127.0.0.1:${server.port}: TLS handshake failed: the server did not answer with TLS (is it ws://?)`,
+      );
+      assert.ok(failure.cause instanceof Error, "the TLS stack's error is kept as the cause");
+    } finally {
+      await server.close();
     }
   });
 
