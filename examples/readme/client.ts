@@ -5,7 +5,8 @@ import { serve, WebSocket } from "anyws";
 const tls = { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem", "utf8") };
 const server = await serve({ port: 0, tls }, {
   upgrade(request) {
-    if (request.headers.get("authorization") !== "Bearer my-token") return { accept: false, status: 401 };
+    const token = request.headers.get("authorization");
+    if (token !== "Bearer my-token") return { accept: false, status: 401 };
   },
   message(ws, data) { ws.send(`echo: ${data}`); },
 });

@@ -10,9 +10,11 @@ const server = createServer((socket) => {
       events = ws.pollEvents();
       for (const event of events) {
         if (event.type === "upgrade") ws.accept(); // or ws.reject({ status: 403 })
-        // A text read together with the client's close finds the connection closing: no reply.
-        else if (event.type === "text" && ws.readyState === ReadyState.OPEN) ws.sendText(`echo: ${event.data}`);
         else if (event.type === "close") console.log(`closed ${event.code}`);
+        // A text read together with the client's close gets no reply: the connection is closing.
+        else if (event.type === "text" && ws.readyState === ReadyState.OPEN) {
+          ws.sendText(`echo: ${event.data}`);
+        }
       }
     } while (events.length > 0);
     if (ws.closeExpected) socket.end();
@@ -21,4 +23,6 @@ const server = createServer((socket) => {
   socket.on("end", () => (ws.receiveEof(), flush()));
   socket.on("error", () => socket.destroy()); // a reset ends this connection, not the server
 });
-server.listen(0, "127.0.0.1", () => console.log(`listening on port ${(server.address() as { port: number }).port}`));
+server.listen(0, "127.0.0.1", () => {
+  console.log(`listening on port ${(server.address() as { port: number }).port}`);
+});

@@ -23,6 +23,6 @@ const ws = new WebSocket(url, ["chat.v2"], { origin: "https://app.example" });
 ws.onopen = () => { console.log(`open, protocol ${ws.protocol}`); ws.send("hello"); };
 ws.onmessage = async (event) => {
   console.log(`received: ${event.data}`);
-  await server.close({ code: 1001, timeout: 5000 });  // graceful: close all, then terminate the rest
+  await server.close({ code: 1001, timeout: 5000 }); // graceful: close all, then terminate the rest
 };
 ws.onclose = (event) => console.log(`closed: ${event.code} ${event.reason}`);
