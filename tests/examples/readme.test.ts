@@ -6,7 +6,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
@@ -102,6 +104,34 @@ describe("the README's examples", () => {
         });
       });
       assert.deepEqual(stdout.split("\n"), [...example.prints, ""]);
+    });
+  }
+
+  if (runtimeName === "deno") {
+    test("the README's openssl commands make a certificate that examples/readme/tls.deno.ts accepts", async () => {
+      const readme = readFileSync(new URL("README.md", ROOT), "utf8");
+      const block = /```sh\n(openssl req[^]*?)```/.exec(readme);
+      assert.ok(block, "a ```sh block that starts with openssl req");
+      // Its commands, continuation lines joined; the last one runs the example (below, as written).
+      const commands = block[1].replace(/\\\n\s*/g, " ").trim().split("\n");
+      const run = commands.pop()!;
+      assert.equal(run, "deno run --allow-net --allow-read tls.deno.ts");
+      const dir = mkdtempSync(join(tmpdir(), "anyws-readme-tls-"));
+      try {
+        const exec = (file: string, args: string[]) =>
+          new Promise<string>((resolve, reject) => {
+            execFile(file, args, { cwd: dir, timeout: 20_000 }, (error, out, err) => {
+              if (error) reject(new Error(`${error.message}\n${err}`));
+              else resolve(out);
+            });
+          });
+        for (const command of commands) await exec("sh", ["-c", command]);
+        const example = fileURLToPath(new URL("examples/readme/tls.deno.ts", ROOT));
+        const stdout = await exec(process.execPath, [...run.split(" ").slice(1, -1), example]);
+        assert.deepEqual(stdout.split("\n"), [...(examples["tls.deno.ts"] as Example).prints, ""]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });
