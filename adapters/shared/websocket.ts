@@ -147,7 +147,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
     this.url = parsed.href;
     this.origin = parsed.origin;
     if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
-    void this.connect(runtime, parsed, offered, options);
+    this.connect(runtime, parsed, offered, options);
   }
 
   get readyState(): ReadyState {
@@ -283,10 +283,8 @@ export class WebSocket extends EventTarget implements SessionOwner {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  private async connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): Promise<void> {
-    const secure = url.protocol === "wss:";
-    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-    const port = url.port ? Number(url.port) : secure ? 443 : 80;
+  /** Builds the connection now, so that bad options (a header value) throw from the constructor. */
+  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): void {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
     const connection = new ClientConnection({
       ...options,
@@ -300,6 +298,13 @@ export class WebSocket extends EventTarget implements SessionOwner {
     });
     const session = new Session(connection, this);
     this.session = session;
+    void this.dial(runtime, url, session, timeout, options);
+  }
+
+  private async dial(runtime: Runtime, url: URL, session: Session, timeout: number, options: WebSocketOptions): Promise<void> {
+    const secure = url.protocol === "wss:";
+    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port ? Number(url.port) : secure ? 443 : 80;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const dialed = runtime.dial({ host, port, tls: secure ? options.tls ?? {} : undefined }, (transport: Transport) =>

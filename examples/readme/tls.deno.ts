@@ -13,4 +13,4 @@ const ws = new WebSocket(`wss://localhost:${server.port}/`, [], {
 });
 ws.onopen = () => ws.send("hello over TLS");
 ws.onmessage = (event) => { console.log(`echo: ${event.data}`); ws.close(1000, "done"); };
-ws.onclose = async (event) => { console.log(`closed ${event.code}`); await server.close(); };
+ws.onclose = async (event) => { console.log(`closed: ${event.code}`); await server.close(); };

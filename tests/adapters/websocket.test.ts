@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type AddressInfo, createServer, type Socket } from "node:net";
-import { type ErrorEvent, runtime, runtimeName, serve, WebSocket } from "../../adapters/auto.ts";
+import { type ErrorEvent, runtime, runtimeName, serve, WebSocket, WebSocketError } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
 
 function domError(name: string) {
@@ -50,6 +50,13 @@ describe(`WebSocket client on ${runtimeName}`, () => {
     assert.throws(() => new WebSocket("ws://127.0.0.1/", ["a", "a"]), domError("SyntaxError"));
     assert.throws(() => new WebSocket("ws://127.0.0.1/", "bad protocol"), domError("SyntaxError"));
     assert.throws(() => new WebSocket("ws://127.0.0.1/", "a\r\nX-Injected: 1"), domError("SyntaxError"));
+  });
+
+  test("a header value HTTP/1.1 cannot carry throws from the constructor, not later", () => {
+    const invalid = (error: unknown) => error instanceof WebSocketError && error.code === "ERR_INVALID_HEADER";
+    // U+2026 is no byte (RFC 7230 §3.2 field-content); CR LF would inject a header.
+    assert.throws(() => new WebSocket("ws://127.0.0.1:9/", [], { headers: { Authorization: "Bearer \u2026" } }), invalid);
+    assert.throws(() => new WebSocket("ws://127.0.0.1:9/", [], { headers: { "X-A": "1\r\nX-B: 2" } }), invalid);
   });
 
   test("constants, url, and http(s) schemes mapped to ws(s)", async () => {

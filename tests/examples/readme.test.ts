@@ -37,7 +37,7 @@ const examples: Record<string, Example | "a server"> = {
   "node.ts": { runtimes: ["node"], prints: ["echo: hello", "closed: 1000"] },
   "tls.deno.ts": {
     runtimes: ["deno"],
-    prints: ["echo: hello over TLS", "closed 1000"],
+    prints: ["echo: hello over TLS", "closed: 1000"],
     cwd: "tests/fixtures/tls", // cert.pem, key.pem, ca.pem as the README's openssl command makes them
     denoFlags: ["--allow-net", "--allow-read"],
   },
