@@ -16,7 +16,7 @@ import { controlFrame, type FrameSpec, randomText, serialize } from "./streams.t
 import { heldBound } from "./fuzz.ts";
 
 /** Cases run by `npm test`; ANYWS_FUZZ_ITERATIONS runs more (or fewer), from ANYWS_FUZZ_SEED on. */
-const DEFAULT_ITERATIONS = 400;
+const DEFAULT_ITERATIONS = 1000;
 
 describe("core fuzzer", () => {
   test("random streams in every chunking, both roles, against ws's Receiver", () => {
