@@ -40,7 +40,7 @@ export function normalize(event: ConnectionEvent): Normalized {
   const out: Normalized = {};
   for (const [key, value] of Object.entries(event)) {
     if (key === "headers") continue;
-    out[key] = value instanceof Uint8Array ? hex(value) : value;
+    out[key] = value instanceof Uint8Array ? hex(value) : key === "request" ? JSON.parse(JSON.stringify(value, (_, v) => (v instanceof Uint8Array ? hex(v) : v))) : value;
   }
   return out;
 }
@@ -109,8 +109,18 @@ function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ""}` : String(error);
 }
 
-/** Feeds fresh copies of `bytes`, cut at `cuts`, to `connection`; then a far-future tick and the end of the stream. */
-export function feed(connection: Connection, bytes: Uint8Array, cuts: readonly number[], measure: boolean, streamed: boolean): CoreOutcome {
+/**
+ * Feeds fresh copies of `bytes`, cut at `cuts`, to `connection`; then a far-future tick and the
+ * end of the stream. `onEvent` sees each event as it is polled (a server accepts an upgrade there).
+ */
+export function feed(
+  connection: Connection,
+  bytes: Uint8Array,
+  cuts: readonly number[],
+  measure: boolean,
+  streamed: boolean,
+  onEvent?: (event: ConnectionEvent) => void,
+): CoreOutcome {
   const events: Normalized[] = [];
   const endEvents: Normalized[] = [];
   const output: Uint8Array[] = [];
@@ -126,7 +136,7 @@ export function feed(connection: Connection, bytes: Uint8Array, cuts: readonly n
       threw ??= `receive: ${describe(error)}`;
     }
     // Copied at once: events may hold views of the chunk just received.
-    for (const event of connection.pollEvents()) events.push(normalize(event));
+    threw ??= poll(connection, events, onEvent);
     const written = connection.pollOutput();
     let size = 0;
     for (const chunk of written) {
@@ -149,7 +159,7 @@ export function feed(connection: Connection, bytes: Uint8Array, cuts: readonly n
     } catch (error) {
       threw ??= `${step}: ${describe(error)}`;
     }
-    for (const event of connection.pollEvents()) endEvents.push(normalize(event));
+    threw ??= poll(connection, endEvents, onEvent);
     for (const chunk of connection.pollOutput()) output.push(chunk.slice());
   }
   return {
@@ -160,6 +170,22 @@ export function feed(connection: Connection, bytes: Uint8Array, cuts: readonly n
     maxHeld,
     worstOutput,
   };
+}
+
+/** Polls events until there are none (what `onEvent` does may cause more); returns what `onEvent` threw. */
+function poll(connection: Connection, into: Normalized[], onEvent?: (event: ConnectionEvent) => void): string | null {
+  let threw: string | null = null;
+  for (let events = connection.pollEvents(); events.length !== 0; events = connection.pollEvents()) {
+    for (const event of events) {
+      into.push(normalize(event));
+      try {
+        onEvent?.(event);
+      } catch (error) {
+        threw ??= `${event.type} handler: ${describe(error)}`;
+      }
+    }
+  }
+  return threw;
 }
 
 /**
