@@ -110,8 +110,9 @@ function describe(error: unknown): string {
 }
 
 /**
- * Feeds fresh copies of `bytes`, cut at `cuts`, to `connection`; then a far-future tick and the
- * end of the stream. `onEvent` sees each event as it is polled (a server accepts an upgrade there).
+ * Feeds fresh copies of `bytes`, cut at `cuts`, to `connection`; then, if `end`, a far-future
+ * tick and the end of the stream. `onEvent` sees each event as it is polled (a server accepts an
+ * upgrade there).
  */
 export function feed(
   connection: Connection,
@@ -120,6 +121,7 @@ export function feed(
   measure: boolean,
   streamed: boolean,
   onEvent?: (event: ConnectionEvent) => void,
+  end = true,
 ): CoreOutcome {
   const events: Normalized[] = [];
   const endEvents: Normalized[] = [];
@@ -152,7 +154,10 @@ export function feed(
     }
     from = to;
   }
-  for (const step of ["tick", "receiveEof"] as const) {
+  // What asynchronous work delivered since the last read.
+  threw ??= poll(connection, events, onEvent);
+  for (const chunk of connection.pollOutput()) output.push(chunk.slice());
+  for (const step of end ? ["tick", "receiveEof"] as const : []) {
     try {
       if (step === "tick") connection.tick(1e12);
       else connection.receiveEof();

@@ -12,6 +12,8 @@ export interface Compared {
   role: Role;
   bytes: Uint8Array;
   limits: Limits;
+  /** permessage-deflate was negotiated: RSV1 marks a compressed message. */
+  deflate?: boolean;
   core: CoreOutcome;
   ws: WsOutcome;
   /** Both sides' events up to their verdicts, in ws's terms (error: code only). */
@@ -47,7 +49,12 @@ export type Rule =
   | "utf8"; // §8.1: a text message's bytes so far cannot be UTF-8
 
 /** The first frame of `bytes` that breaks a header-level rule: its index and every rule it breaks. */
-export function firstBreak(role: Role, bytes: Uint8Array, limits: Limits): { frame: number; rules: Rule[] } | null {
+export function firstBreak(
+  role: Role,
+  bytes: Uint8Array,
+  limits: Limits,
+  deflate = false,
+): { frame: number; rules: Rule[] } | null {
   let at = 0;
   let messageOpcode = 0;
   let fragments = 0;
@@ -71,7 +78,8 @@ export function firstBreak(role: Role, bytes: Uint8Array, limits: Limits): { fra
     }
     const rules: Rule[] = [];
     const control = (opcode & 0x8) !== 0;
-    if ((b0 & 0x70) !== 0) rules.push("rsv");
+    // RFC 7692 §6: with permessage-deflate, RSV1 on the first frame of a data message.
+    if ((b0 & (deflate ? 0x30 : 0x70)) !== 0 || (deflate && (b0 & 0x40) !== 0 && (control || opcode === 0))) rules.push("rsv");
     if ((opcode > 2 && opcode < 8) || opcode > 10) rules.push("reserved-opcode");
     if (control && !fin) rules.push("control-fin");
     if (control && length > 125) rules.push("control-length");
@@ -89,7 +97,8 @@ export function firstBreak(role: Role, bytes: Uint8Array, limits: Limits): { fra
       if (count > (limits.maxFragments ?? 100_000)) rules.push("too-many-fragments");
       if (total > (limits.maxMessageSize ?? 64 * 1024 * 1024)) rules.push("too-big");
       if (rules.length === 0) {
-        if (opcode === 0x1) text = new TextDecoder("utf-8", { fatal: true });
+        // A compressed message is only checked once inflated, by both: not here.
+        if (opcode === 0x1) text = (b0 & 0x40) === 0 ? new TextDecoder("utf-8", { fatal: true }) : null;
         if (opcode !== 0 && opcode !== 0x1) text = null;
         if (text !== null && !utf8Continues(text, bytes, at + headerLength, length, masked, fin)) return { frame, rules: ["utf8"] };
         messageOpcode = fin ? 0 : opcode || messageOpcode;
@@ -127,7 +136,7 @@ const before = (events: readonly Normalized[]): Normalized[] => events.filter((e
 /** Both failed at the same point (the same events before) on a frame breaking exactly these kinds of rules. */
 function sameFrameFailure(c: Compared, test: (rules: Rule[], ours: number | null, theirs: number | null) => boolean): boolean {
   if (!same(before(c.ours), before(c.theirs))) return false;
-  const found = firstBreak(c.role, c.bytes, c.limits);
+  const found = firstBreak(c.role, c.bytes, c.limits, c.deflate);
   return found !== null && test(found.rules, codeOf(c.ours), codeOf(c.theirs));
 }
 
@@ -178,8 +187,21 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     why: "ws fails a control frame whose length field is 126 or 127 even when the length written there is at most 125; anyws reads the length, as both do for data frames, and judges the payload length. anyws is the more lenient reader of a rule the RFC puts on the sender.",
     matches: (c) => {
       const theirs = before(c.theirs);
-      return codeOf(c.theirs) === 1002 && same(firstBreak(c.role, c.bytes, c.limits)?.rules, ["control-long-form"]) &&
+      return codeOf(c.theirs) === 1002 && same(firstBreak(c.role, c.bytes, c.limits, c.deflate)?.rules, ["control-long-form"]) &&
         same(before(c.ours).slice(0, theirs.length), theirs);
+    },
+  },
+  {
+    id: "a compressed message judged once whole",
+    rfc: "RFC 7692 §6.2: the receiver decompresses the payload of a whole message; §8.2.2 (and RFC 6455 §7.1.7): data that does not inflate fails the connection; RFC 6455 §5.4: control frames may come between fragments",
+    why: "ws inflates each frame as it arrives and fails on the first whose data does not inflate (1007) or inflates past maxPayload (1009); anyws inflates a message once its last frame is in, so it may first deliver control frames that came between the fragments, see a close frame or a later frame's error (with that frame's code), or still be waiting for the last frame.",
+    matches: (c) => {
+      const code = codeOf(c.theirs);
+      const inflating = (code === 1007 && c.ws.errorCode?.startsWith("Z_")) || (code === 1009 && c.ws.errorCode === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH");
+      if (!c.deflate || !inflating) return false;
+      const ours = before(c.ours);
+      const theirs = before(c.theirs);
+      return same(ours.slice(0, theirs.length), theirs) && ours.slice(theirs.length).every((e) => e.type === "ping" || e.type === "pong");
     },
   },
   {
@@ -187,7 +209,7 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     rfc: "RFC 6455 §8.1: an endpoint that finds the bytes are not valid UTF-8 MUST fail the connection; §5.4 lets control frames arrive between fragments",
     why: "anyws checks a text message as it arrives and fails on the first byte that cannot be UTF-8 (what Autobahn 6.4 calls failing fast); ws checks a message when its last frame is in, so it may first see control frames between the fragments, a close frame, or another frame's error, or still be waiting.",
     matches: (c) => {
-      if (codeOf(c.ours) !== 1007 || !same(firstBreak(c.role, c.bytes, c.limits)?.rules, ["utf8"])) return false;
+      if (codeOf(c.ours) !== 1007 || !same(firstBreak(c.role, c.bytes, c.limits, c.deflate)?.rules, ["utf8"])) return false;
       const ours = before(c.ours);
       const theirs = before(c.theirs);
       if (!same(theirs.slice(0, ours.length), ours)) return false;

@@ -140,19 +140,21 @@ export function checkCase(c: Case, options: CheckOptions): Problem | null {
 }
 
 /** Compares the core's verdict and events with ws's; null when they agree or a known difference explains it. */
-export function differential(c: Case, core: CoreOutcome, explained?: Map<string, number>): string | null {
+export function differential(c: Case, whole: CoreOutcome, explained?: Map<string, number>): string | null {
   const ws = runWs(c.role, c.bytes, [], c.limits);
   const theirs = upToVerdict(ws.events);
+  let core = whole;
+  let bytes = c.bytes;
+  if (verdictOf(core.events).kind === "open" && ws.verdict.kind === "fail") {
+    // ws judges a header on its first two bytes; the core reads the whole header (up to 14
+    // bytes) first. Zeros complete any header without changing what was wrong with it.
+    bytes = Uint8Array.of(...c.bytes, ...new Uint8Array(14));
+    core = runCore({ ...c, bytes }, []);
+  }
   const ours = comparable(core.events);
   const coreVerdict = verdictOf(core.events);
   if (same(coreVerdict, ws.verdict) && same(ours, theirs)) return null;
-  if (coreVerdict.kind === "open" && ws.verdict.kind === "fail") {
-    // ws judges a header on its first two bytes; the core reads the whole header (up to 14
-    // bytes) first. Zeros complete any header without changing what was wrong with it.
-    const longer = runCore({ ...c, bytes: Uint8Array.of(...c.bytes, ...new Uint8Array(14)) }, []);
-    if (same(verdictOf(longer.events), ws.verdict) && same(comparable(longer.events), theirs)) return null;
-  }
-  const compared: Compared = { role: c.role, bytes: c.bytes, limits: c.limits, core, ws, ours, theirs };
+  const compared: Compared = { role: c.role, bytes, limits: c.limits, core, ws, ours, theirs };
   const known = KNOWN_DIFFERENCES.find((d) => d.matches(compared));
   if (known) {
     explained?.set(known.id, (explained.get(known.id) ?? 0) + 1);
@@ -162,7 +164,7 @@ export function differential(c: Case, core: CoreOutcome, explained?: Map<string,
 }
 
 /** The core's events up to its verdict, as ws reports them: no reason for an error, no `wasClean`. */
-function comparable(events: readonly Normalized[]): Normalized[] {
+export function comparable(events: readonly Normalized[]): Normalized[] {
   return upToVerdict(events).map((e) => {
     if (e.type === "error") return { type: "error", code: e.code };
     if (e.type === "close") return { type: "close", code: e.code, reason: e.reason };
