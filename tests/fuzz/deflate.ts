@@ -99,18 +99,19 @@ export function makeDeflateCase(seed: number): DeflateCase {
   return { seed, role, kind, limits, bytes };
 }
 
-/** The codec, counting its jobs that have not settled. */
-function countingCodec(): { codec: DeflateCodec; pending: () => number } {
+/** The codec, keeping its jobs that have not settled. */
+function trackingCodec(): { codec: DeflateCodec; pending: Set<Promise<unknown>> } {
   const inner = createZlibCodec();
-  let pending = 0;
+  const pending = new Set<Promise<unknown>>();
   const track = <T>(value: T | Promise<T>): T | Promise<T> => {
     if (!(value instanceof Promise)) return value;
-    pending++;
-    value.then(() => pending--, () => pending--);
+    const settled = value.then(() => {}, () => {});
+    pending.add(settled);
+    settled.then(() => pending.delete(settled));
     return value;
   };
   return {
-    pending: () => pending,
+    pending,
     codec: {
       createCompressor(options) {
         const c = inner.createCompressor(options);
@@ -128,7 +129,7 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Runs the case's bytes, cut at `cuts`, into a connection that negotiated permessage-deflate; waits for the codec. */
 export async function runDeflate(c: DeflateCase, cuts: readonly number[]): Promise<CoreOutcome> {
-  const { codec, pending } = countingCodec();
+  const { codec, pending } = trackingCodec();
   const pair = createPair({
     server: { ...c.limits, extensions: [perMessageDeflateServer({ codec })] },
     client: { ...c.limits, random: Random.filler(c.seed), extensions: [perMessageDeflateClient({ codec })] },
@@ -142,9 +143,12 @@ export async function runDeflate(c: DeflateCase, cuts: readonly number[]): Promi
   // Fed without waiting between reads (what arrives while the codec works is queued in order),
   // then the codec's jobs are waited for, then the end of the stream.
   const early = feed(connection, c.bytes, cuts, false, false, undefined, false);
+  // Every job the codec was given has settled, and what the core chained on them has run.
   const settle = async () => {
-    for (let i = 0; i < 10_000 && pending() > 0; i++) await tick();
-    await tick();
+    do {
+      await Promise.all(pending);
+      await tick();
+    } while (pending.size !== 0);
   };
   await settle();
   const end = feed(connection, new Uint8Array(0), [], false, false);

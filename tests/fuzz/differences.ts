@@ -199,6 +199,10 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
       const code = codeOf(c.theirs);
       const inflating = (code === 1007 && c.ws.errorCode?.startsWith("Z_")) || (code === 1009 && c.ws.errorCode === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH");
       if (!c.deflate || !inflating) return false;
+      // anyws's own verdict: its inflating (1007, 1009), a later frame's broken rule, or none yet.
+      const our = codeOf(c.ours);
+      const rules = firstBreak(c.role, c.bytes, c.limits, true)?.rules ?? [];
+      if (our !== null && our !== 1007 && our !== 1009 && !rules.some((r) => CODES[r][0] === our)) return false;
       const ours = before(c.ours);
       const theirs = before(c.theirs);
       return same(ours.slice(0, theirs.length), theirs) && ours.slice(theirs.length).every((e) => e.type === "ping" || e.type === "pong");
