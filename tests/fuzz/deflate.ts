@@ -4,6 +4,7 @@
  * (adapters/zlib), and the same bytes to ws's Receiver with ws's own permessage-deflate. The
  * codec may answer later (its first use loads node:zlib), so a run waits until its jobs settle.
  */
+import { concatBytes } from "../../core/bytes.ts";
 import { constants, deflateRawSync } from "node:zlib";
 import { setImmediate } from "node:timers";
 import { Buffer } from "node:buffer";
@@ -252,7 +253,7 @@ export async function checkDeflateCase(c: DeflateCase, differential: boolean, ex
   let bytes = c.bytes;
   if (verdictOf(core.events).kind === "open" && ws.verdict.kind === "fail") {
     // As in the frame phase: the core reads a whole header before judging it.
-    bytes = Uint8Array.of(...c.bytes, ...new Uint8Array(14));
+    bytes = concatBytes([c.bytes, new Uint8Array(14)]);
     core = await runDeflate({ ...c, bytes }, []);
   }
   const ours = comparable(core.events);

@@ -2,6 +2,7 @@
  * The core fuzzer: builds a case from a seed, runs it through the checks, shrinks what fails.
  * Used by the test files in this directory (tests/fuzz/README.md tells how to run it longer).
  */
+import { concatBytes } from "../../core/bytes.ts";
 import process from "node:process";
 import type { ConnectionOptions } from "../../core/mod.ts";
 import { hex } from "../support/bytes.ts";
@@ -148,7 +149,7 @@ export function differential(c: Case, whole: CoreOutcome, explained?: Map<string
   if (verdictOf(core.events).kind === "open" && ws.verdict.kind === "fail") {
     // ws judges a header on its first two bytes; the core reads the whole header (up to 14
     // bytes) first. Zeros complete any header without changing what was wrong with it.
-    bytes = Uint8Array.of(...c.bytes, ...new Uint8Array(14));
+    bytes = concatBytes([c.bytes, new Uint8Array(14)]);
     core = runCore({ ...c, bytes }, []);
   }
   const ours = comparable(core.events);
@@ -184,7 +185,7 @@ export function shrink(problem: Problem, options: CheckOptions, attempts = 400):
   };
   // Whole frames first (from the last), then byte ranges of halving size.
   for (let bounds = frameBounds(best.case.bytes), i = bounds.length - 2; i >= 0 && attempts > 0; i--, attempts--) {
-    const bytes = Uint8Array.of(...best.case.bytes.subarray(0, bounds[i]), ...best.case.bytes.subarray(bounds[i + 1]));
+    const bytes = concatBytes([best.case.bytes.subarray(0, bounds[i]), best.case.bytes.subarray(bounds[i + 1])]);
     const found = fails(bytes);
     if (found) {
       best = found;
@@ -197,7 +198,7 @@ export function shrink(problem: Problem, options: CheckOptions, attempts = 400):
     let progressed = false;
     for (let at = 0; at + size <= best.case.bytes.length && attempts > 0; at += size) {
       attempts--;
-      const bytes = Uint8Array.of(...best.case.bytes.subarray(0, at), ...best.case.bytes.subarray(at + size));
+      const bytes = concatBytes([best.case.bytes.subarray(0, at), best.case.bytes.subarray(at + size)]);
       const found = fails(bytes);
       if (found) {
         best = found;

@@ -4,6 +4,7 @@
  * serializer of its own that can also write what no correct peer would (wrong mask bit,
  * non-minimal or lying lengths, reserved bits and opcodes).
  */
+import { concatBytes } from "../../core/bytes.ts";
 import type { Random } from "./random.ts";
 
 export interface FrameSpec {
@@ -237,11 +238,11 @@ export function nearValidFrames(random: Random, masked: boolean, limits: Limits,
         // Inside an existing text message: in one of its fragments.
         const p = frames[textAt].payload;
         const pos = random.int(p.length + 1);
-        frames[textAt] = { ...frames[textAt], payload: Uint8Array.of(...p.subarray(0, pos), ...bad, ...p.subarray(pos)) };
+        frames[textAt] = { ...frames[textAt], payload: concatBytes([p.subarray(0, pos), Uint8Array.from(bad), p.subarray(pos)]) };
       } else {
         const before = randomText(random, random.int(20));
         const after = rule === "bad-utf8-text" ? randomText(random, random.int(20)) : new Uint8Array(0);
-        const payload = Uint8Array.of(...before, ...bad, ...after);
+        const payload = concatBytes([before, Uint8Array.from(bad), after]);
         const split = random.int(payload.length + 1);
         if (random.chance(0.5)) insert({ fin: true, rsv: 0, opcode: 0x1, masked, payload });
         else {
