@@ -27,6 +27,8 @@ export interface KnownDifference {
   rfc: string;
   /** What differs, and why ours is kept. */
   why: string;
+  /** Only with permessage-deflate negotiated. */
+  deflateOnly?: boolean;
   /** True when this entry explains the difference between the two sides. */
   matches(c: Compared): boolean;
 }
@@ -193,6 +195,7 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   },
   {
     id: "a compressed message judged once whole",
+    deflateOnly: true,
     rfc: "RFC 7692 §6.2: the receiver decompresses the payload of a whole message; §8.2.2 (and RFC 6455 §7.1.7): data that does not inflate fails the connection; RFC 6455 §5.4: control frames may come between fragments",
     why: "ws inflates each frame as it arrives and fails on the first whose data does not inflate (1007) or inflates past maxPayload (1009); anyws inflates a message once its last frame is in, so it may first deliver control frames that came between the fragments, see a close frame or a later frame's error (with that frame's code), or still be waiting for the last frame.",
     matches: (c) => {
