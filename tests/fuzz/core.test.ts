@@ -6,17 +6,24 @@
  * same verdict on the same bytes, or differ only as tests/fuzz/differences.ts records.
  */
 import { describe, test } from "node:test";
+import process from "node:process";
 import assert from "node:assert/strict";
-import { type Case, checkCase, makeCase, report, settings, shrink } from "./fuzz.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { FrameParser } from "../../core/frame.ts";
+import { hex } from "../support/bytes.ts";
+import { type Case, checkCase, makeCase, orderProblem, report, settings, shrink } from "./fuzz.ts";
 import { KNOWN_DIFFERENCES } from "./differences.ts";
 import { BREAKS } from "./streams.ts";
-import { feed, heldBytes, openConnection, type Role, verdictOf } from "./core-runner.ts";
+import { cutsFor, feed, heldBytes, normalize, type Normalized, openConnection, type Role, verdictOf } from "./core-runner.ts";
 import { Random } from "./random.ts";
 import { controlFrame, type FrameSpec, randomText, serialize } from "./streams.ts";
 import { heldBound } from "./fuzz.ts";
 
 /** Cases run by `npm test`; ANYWS_FUZZ_ITERATIONS runs more (or fewer), from ANYWS_FUZZ_SEED on. */
 const DEFAULT_ITERATIONS = 1000;
+/** ANYWS_FUZZ_STRICT=1: no exemption for the pending core bugs (tests/fuzz/README.md). */
+const strict = process.env.ANYWS_FUZZ_STRICT === "1";
+let pendingAfterTimeout = 0;
 
 describe("core fuzzer", () => {
   test("random streams in every chunking, both roles, against ws's Receiver", () => {
@@ -49,6 +56,68 @@ describe("core fuzzer", () => {
       // Each recorded difference must still be one the fuzzer meets; an entry never used is stale.
       for (const d of KNOWN_DIFFERENCES) if (!d.deflateOnly) assert.ok(explained.has(d.id), `known difference "${d.id}" explained no case`);
     }
+  });
+
+  test("with time passing between reads (keepalive, idle and close timeouts), nothing throws and events and frames stay in order", () => {
+    const { iterations, seed } = settings(DEFAULT_ITERATIONS);
+    for (let i = 0; i < Math.ceil(iterations / 5); i++) {
+      const c = makeCase(seed + i);
+      const random = new Random(c.seed ^ 0x68e31da4);
+      const options = {
+        ...c.limits,
+        keepaliveInterval: random.pick([0, 5, 50]),
+        pongTimeout: random.pick([1, 20]),
+        idleTimeout: random.pick([0, 10, 100]),
+        closeTimeout: random.pick([1, 30]),
+      };
+      const connection = openConnection(c.role, options, c.seed);
+      const events: Normalized[] = [];
+      const output: Uint8Array[] = [];
+      const where = `seed ${c.seed}, ${c.role}, options ${JSON.stringify(options)}, bytes ${hex(c.bytes)}`;
+      let now = 0;
+      let from = 0;
+      let closedByTick = false;
+      const step = (what: () => void, ticking = false) => {
+        try {
+          what();
+        } catch (error) {
+          assert.fail(`${(error as Error).stack} (${where})`);
+        }
+        for (const event of connection.pollEvents()) {
+          events.push(normalize(event));
+          if (event.type === "close" && ticking) closedByTick = true;
+        }
+        for (const chunk of connection.pollOutput()) output.push(chunk.slice());
+      };
+      for (const to of [...cutsFor("random", c.bytes.length, random), c.bytes.length]) {
+        now += random.int(20);
+        step(() => connection.tick(now), true);
+        if (to > from) step(() => connection.receive(c.bytes.slice(from, to)));
+        from = to;
+      }
+      step(() => connection.tick(now + 1e6), true);
+      step(() => connection.receiveEof());
+      const close = events.findIndex((e) => e.type === "close");
+      if (!strict && closedByTick && close >= 0 && events[close].code === 1006 && close < events.length - 1) {
+        // Pending core bug (tests/fuzz/README.md): once the closing handshake timed out, frames
+        // read later are still delivered, after the close event.
+        pendingAfterTimeout++;
+        events.length = close + 1;
+      }
+      assert.equal(orderProblem(events), null, where);
+      // What it wrote parses as frames (masked by a client, RFC 6455 §5.3): no data frame (it
+      // sent none), at most one close frame.
+      const frames: number[] = [];
+      const parser = new FrameParser({
+        onFrameStart: (opcode) => (frames.push(opcode), true),
+        onFramePayload: () => true,
+        onFrameError: (code, reason) => assert.fail(`output does not parse: ${code} ${reason} (${where})`),
+      }, c.role === "client");
+      parser.push(concatBytes(output));
+      assert.ok(frames.every((opcode) => opcode >= 0x8), `data frames written: ${frames} (${where})`);
+      assert.ok(frames.filter((opcode) => opcode === 0x8).length <= 1, `more than one close frame: ${frames} (${where})`);
+    }
+    if (iterations >= DEFAULT_ITERATIONS && !strict) assert.ok(pendingAfterTimeout > 0, "the pending bug after a close timeout exempted no case: delete its exemption");
   });
 
   for (const role of ["server", "client"] as const) {

@@ -58,7 +58,7 @@ export function makeCase(seed: number): Case {
 
 /** A check that failed, with what it takes to reproduce it. */
 export interface Problem {
-  check: "throws" | "chunking" | "bounded" | "differential";
+  check: "throws" | "order" | "chunking" | "bounded" | "differential";
   message: string;
   case: Case;
   /** The chunking that shows it: cut points, "every byte", or "whole". */
@@ -89,6 +89,15 @@ function compareOutcomes(a: CoreOutcome, b: CoreOutcome): string | null {
   return null;
 }
 
+/** What is wrong with the order of a connection's events: after an `error` only `close`, after `close` nothing. */
+export function orderProblem(events: readonly Normalized[]): string | null {
+  const error = events.findIndex((e) => e.type === "error");
+  const close = events.findIndex((e) => e.type === "close");
+  if (close >= 0 && close !== events.length - 1) return `events after the close event: ${JSON.stringify(events.slice(close + 1)).slice(0, 500)}`;
+  if (error >= 0 && events.slice(error + 1).some((e) => e.type !== "close")) return `events after the error event: ${JSON.stringify(events.slice(error + 1)).slice(0, 500)}`;
+  return null;
+}
+
 /** Held bytes allowed for a connection with these limits fed chunks of at most `maxChunk` bytes. */
 export function heldBound(limits: Limits, streamLength: number, maxChunk: number): number {
   const message = Math.min(limits.maxMessageSize ?? Infinity, streamLength);
@@ -109,6 +118,8 @@ export function checkCase(c: Case, options: CheckOptions): Problem | null {
   const problem = (check: Problem["check"], message: string, split: string): Problem => ({ check, message, case: c, split });
   const whole = runCore(c, []);
   if (whole.threw) return problem("throws", whole.threw, "whole");
+  const disorder = orderProblem([...whole.events, ...whole.endEvents]);
+  if (disorder) return problem("order", disorder, "whole");
   const random = new Random(c.seed ^ 0x5bd1e995);
   const chunkings: [string, number[]][] = [];
   if (c.bytes.length <= BYTEWISE_MAX) chunkings.push(["every byte", cutsFor("bytes", c.bytes.length)]);
