@@ -111,6 +111,8 @@ export interface CheckOptions {
   differential: boolean;
   /** Counts, by id, the known differences that explained a case. */
   explained?: Map<string, number>;
+  /** Counts the verdicts of the whole-stream runs ("open", "close", "fail 1002", ...). */
+  verdicts?: Map<string, number>;
 }
 
 /** Runs every check on `c`; returns the first problem found, or null. */
@@ -118,6 +120,11 @@ export function checkCase(c: Case, options: CheckOptions): Problem | null {
   const problem = (check: Problem["check"], message: string, split: string): Problem => ({ check, message, case: c, split });
   const whole = runCore(c, []);
   if (whole.threw) return problem("throws", whole.threw, "whole");
+  if (options.verdicts) {
+    const v = verdictOf(whole.events);
+    const key = v.kind === "fail" ? `fail ${v.code}` : v.kind;
+    options.verdicts.set(key, (options.verdicts.get(key) ?? 0) + 1);
+  }
   const disorder = orderProblem([...whole.events, ...whole.endEvents]);
   if (disorder) return problem("order", disorder, "whole");
   const random = new Random(c.seed ^ 0x5bd1e995);
