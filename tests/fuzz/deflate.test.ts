@@ -20,7 +20,7 @@ import { wsVersion } from "./ws-runner.ts";
 const differential = !("Deno" in globalThis);
 
 /** Cases run by `npm test` (each waits for the codec); ANYWS_FUZZ_ITERATIONS runs more, from ANYWS_FUZZ_SEED on. */
-const DEFAULT_ITERATIONS = 120;
+const DEFAULT_ITERATIONS = 1000;
 
 describe("core fuzzer, permessage-deflate", () => {
   test(`compressed streams in every chunking, both roles${differential ? ", against ws's Receiver" : " (ws not compared on Deno)"}`, async () => {

@@ -84,8 +84,10 @@ export function makeDeflateCase(seed: number): DeflateCase {
       else more.push({ fin: false, rsv: 4, opcode: 2, masked, payload: compress(random.bytes(10)) }, { fin: true, rsv: 4, opcode: 0, masked, payload: new Uint8Array(0) });
       break;
     case "bomb": {
-      // Small on the wire, large once inflated: over maxMessageSize (1009 in both).
-      const size = (limits.maxMessageSize ?? 64 * 1024) * random.range(2, 20);
+      // Small on the wire, large once inflated: over maxMessageSize (1009 in both). A limit of
+      // its own when none was drawn: hex-comparing megabytes would take the whole budget.
+      limits.maxMessageSize ??= random.pick([1000, 5000, 20_000]);
+      const size = limits.maxMessageSize * random.range(2, 20);
       more.push({ fin: true, rsv: 4, opcode: random.pick([1, 2]), masked, payload: compress(new Uint8Array(size).fill(0x41)) });
       break;
     }
