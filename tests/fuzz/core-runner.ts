@@ -6,6 +6,7 @@
  */
 import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
+import { FrameParser } from "../../core/frame.ts";
 import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
 import { Random } from "./random.ts";
@@ -233,3 +234,61 @@ export function heldBytes(root: object): number {
   return total;
 }
 
+
+interface OutputFrame {
+  opcode: number;
+  payload: string;
+}
+
+/** `output` (hex) as an HTTP head, if it starts with one, and the frames after it; null if they do not parse. */
+function splitOutput(output: string, masked: boolean): { head: string; frames: OutputFrame[] } | null {
+  const bytes = Uint8Array.from((output.match(/../g) ?? []).map((h) => parseInt(h, 16)));
+  let head = "";
+  let at = 0;
+  if (bytes.length >= 5 && String.fromCharCode(...bytes.subarray(0, 5)) === "HTTP/") {
+    // Only a 101 response is followed by frames; another response is compared as it is.
+    if (String.fromCharCode(...bytes.subarray(0, 12)) !== "HTTP/1.1 101") return null;
+    const text = String.fromCharCode(...bytes.subarray(0, Math.min(bytes.length, 16384)));
+    const end = text.indexOf("\r\n\r\n");
+    if (end < 0) return null;
+    head = text.slice(0, end + 4);
+    at = end + 4;
+  }
+  const frames: OutputFrame[] = [];
+  let broken = false;
+  const parser = new FrameParser({
+    onFrameStart: (opcode) => (frames.push({ opcode, payload: "" }), true),
+    onFramePayload: (data) => ((frames[frames.length - 1].payload += hex(data)), true),
+    onFrameError: () => void (broken = true),
+  }, masked);
+  parser.push(bytes.slice(at));
+  return broken ? null : { head, frames };
+}
+
+/**
+ * What differs between the output of two runs of the same bytes, or null. Exact, except that
+ * automatic pongs may be fewer where more pings arrived in one read: RFC 6455 §5.5.3 lets an
+ * endpoint answer only the most recent of the pings it has not answered yet. So the frames other
+ * than pongs must be the same, and each run's pongs must answer received pings in order, the last
+ * of them the last ping answered by the other run. `pings`: the payloads of the pings received.
+ */
+export function outputDifference(a: string, b: string, role: Role, pings: readonly string[]): string | null {
+  if (a === b) return null;
+  const masked = role === "client"; // RFC 6455 §5.3: a client masks what it sends
+  const x = splitOutput(a, masked);
+  const y = splitOutput(b, masked);
+  if (x === null || y === null) return "output differs";
+  if (x.head !== y.head) return "the HTTP heads written differ";
+  const others = (f: OutputFrame[]) => JSON.stringify(f.filter((frame) => frame.opcode !== 0xa));
+  if (others(x.frames) !== others(y.frames)) return "frames other than pongs differ";
+  for (const frames of [x.frames, y.frames]) {
+    let next = 0;
+    for (const pong of frames.filter((frame) => frame.opcode === 0xa)) {
+      while (next < pings.length && pings[next] !== pong.payload) next++;
+      if (next++ === pings.length) return `a pong (${pong.payload}) answers no ping received after the one answered before it`;
+    }
+  }
+  const last = (f: OutputFrame[]) => f.filter((frame) => frame.opcode === 0xa).pop()?.payload;
+  if (last(x.frames) !== last(y.frames)) return "the last pongs differ";
+  return null;
+}

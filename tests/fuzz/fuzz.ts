@@ -6,7 +6,7 @@ import { concatBytes } from "../../core/bytes.ts";
 import process from "node:process";
 import type { ConnectionOptions } from "../../core/mod.ts";
 import { hex } from "../support/bytes.ts";
-import { type CoreOutcome, cutsFor, feed, type Normalized, openConnection, type Role, verdictOf } from "./core-runner.ts";
+import { type CoreOutcome, cutsFor, feed, type Normalized, openConnection, outputDifference, type Role, verdictOf } from "./core-runner.ts";
 import { type Compared, KNOWN_DIFFERENCES, upToVerdict } from "./differences.ts";
 import { Random } from "./random.ts";
 import { type Break, BREAKS, type FrameSpec, type Limits, mutateBytes, nearValidFrames, randomFrames, serialize, validFrames } from "./streams.ts";
@@ -81,11 +81,13 @@ function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** What differs between two outcomes, or null. */
-function compareOutcomes(a: CoreOutcome, b: CoreOutcome): string | null {
+/** What differs between two outcomes of `role`, or null (pongs compared as `outputDifference` says). */
+export function compareOutcomes(a: CoreOutcome, b: CoreOutcome, role: Role): string | null {
   if (!same(a.events, b.events)) return `events differ:\n  whole: ${JSON.stringify(a.events).slice(0, 1500)}\n  split: ${JSON.stringify(b.events).slice(0, 1500)}`;
   if (!same(a.endEvents, b.endEvents)) return `events at the end differ:\n  whole: ${JSON.stringify(a.endEvents)}\n  split: ${JSON.stringify(b.endEvents)}`;
-  if (a.output !== b.output) return `output differs:\n  whole: ${a.output.slice(0, 600)}\n  split: ${b.output.slice(0, 600)}`;
+  const pings = a.events.filter((e) => e.type === "ping").map((e) => e.data as string);
+  const output = outputDifference(a.output, b.output, role, pings);
+  if (output) return `${output}:\n  whole: ${a.output.slice(0, 600)}\n  split: ${b.output.slice(0, 600)}`;
   return null;
 }
 
@@ -138,7 +140,7 @@ export function checkCase(c: Case, options: CheckOptions): Problem | null {
     // Held bytes are measured in the random pieces (a walk per read would dominate byte by byte).
     const outcome = runCore(c, cuts, split !== "every byte");
     if (outcome.threw) return problem("throws", outcome.threw, split);
-    const difference = compareOutcomes(whole, outcome);
+    const difference = compareOutcomes(whole, outcome, c.role);
     if (difference) return problem("chunking", difference, split);
     let maxChunk = 0;
     let from = 0;
