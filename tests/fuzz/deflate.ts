@@ -252,8 +252,9 @@ export async function checkDeflateCase(c: DeflateCase, differential: boolean, ex
   const theirs = upToVerdict(ws.events);
   let core = whole;
   let bytes = c.bytes;
-  if (verdictOf(core.events).kind === "open" && ws.verdict.kind === "fail") {
-    // As in the frame phase: the core reads a whole header before judging it.
+  if (verdictOf(core.events).kind === "open" && ws.verdict.kind === "fail" && !ws.errorCode?.startsWith("Z_")) {
+    // As in the frame phase: the core reads a whole header before judging it. (Not when ws failed
+    // on data that does not inflate: the core judges that once the message is whole.)
     bytes = concatBytes([c.bytes, new Uint8Array(14)]);
     core = await runDeflate({ ...c, bytes }, []);
   }

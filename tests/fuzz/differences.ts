@@ -48,7 +48,9 @@ export type Rule =
   | "interleaved" // §5.4: a new data frame inside a fragmented message
   | "too-many-fragments" // maxFragments
   | "too-big" // maxMessageSize, on the declared lengths
-  | "utf8"; // §8.1: a text message's bytes so far cannot be UTF-8
+  | "utf8" // §8.1: a text message's bytes so far cannot be UTF-8
+  | "close-code" // §7.4: a close code that may not be sent
+  | "close-reason"; // §5.5.1: a close reason that is not UTF-8
 
 /** The first frame of `bytes` that breaks a header-level rule: its index and every rule it breaks. */
 export function firstBreak(
@@ -87,6 +89,13 @@ export function firstBreak(
     if (control && length > 125) rules.push("control-length");
     if (control && length <= 125 && short > 125) rules.push("control-long-form");
     if (opcode === 0x8 && length === 1) rules.push("close-1-byte");
+    if (opcode === 0x8 && length >= 2 && length <= 125 && at + headerLength + length <= bytes.length) {
+      const payload = bytes.slice(at + headerLength, at + headerLength + length);
+      if (masked) for (let i = 0; i < payload.length; i++) payload[i] ^= bytes[at + headerLength - 4 + (i & 3)];
+      const code = (payload[0] << 8) | payload[1];
+      if (!((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))) rules.push("close-code");
+      else if (!utf8Continues(new TextDecoder("utf-8", { fatal: true }), payload, 2, payload.length - 2, false, true)) rules.push("close-reason");
+    }
     if (masked !== (role === "server")) rules.push("mask");
     if (high & 0x80000000) rules.push("length-msb");
     else if (high > 0x1fffff) rules.push("length-huge");
@@ -158,6 +167,8 @@ const CODES: Record<Rule, [number, number]> = {
   "too-many-fragments": [1009, 1008],
   "too-big": [1009, 1009],
   "utf8": [1007, 1007],
+  "close-code": [1002, 1002],
+  "close-reason": [1007, 1007],
 };
 
 export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
