@@ -751,11 +751,11 @@ export abstract class Connection implements FrameHandler {
   private receiveControl(opcode: number, payload: Uint8Array): boolean {
     if (opcode === Opcode.PING) {
       this.runIncoming(() => {
-        if (this.failed) return;
+        if (this.failed || this.state === ReadyState.CLOSED) return;
         this.emit({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
         // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
-        if (this.options.autoPong && this.state !== ReadyState.CLOSED) this.autoPong(payload);
+        if (this.options.autoPong) this.autoPong(payload);
       });
       return true;
     }
@@ -983,9 +983,10 @@ export abstract class Connection implements FrameHandler {
   /** Delivers an event after any received message still being decoded, unless the connection failed first. */
   private deliver(event: ConnectionEvent): void {
     if (this.inQueue?.immediate ?? true) {
-      if (!this.failed) this.emit(event);
+      if (!this.failed && this.state !== ReadyState.CLOSED) this.emit(event);
     } else {
-      this.runIncoming(() => this.failed || this.emit(event));
+      // A message still being decoded when the close timeout ends the connection is dropped.
+      this.runIncoming(() => this.failed || this.state === ReadyState.CLOSED || this.emit(event));
     }
   }
 
@@ -1056,6 +1057,8 @@ export abstract class Connection implements FrameHandler {
   /** Enters CLOSED and reports it, once. */
   protected finish(code: number, reason: string, wasClean: boolean): void {
     if (this.state === ReadyState.CLOSED) return;
+    // RFC 6455 §7.1.1, §4.1, §4.2.2: a closed connection (or one that never opened) reads no frame.
+    this.parser.stop();
     this.state = ReadyState.CLOSED;
     this.closedAt = this.now;
     this.emit({ type: "close", code, reason, wasClean });
