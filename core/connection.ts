@@ -41,7 +41,7 @@ import {
   buildRejectResponse,
   generateKey,
 } from "./handshake.ts";
-import { type HeadersInit, HeaderList, type HttpLimits } from "./http.ts";
+import { DEFAULT_HTTP_LIMITS, type HeadersInit, HeaderList, type HttpLimits } from "./http.ts";
 import { Utf8Validator } from "./utf8.ts";
 
 /** RFC 6455 §4.1 readyState values, as in the WHATWG WebSocket interface. */
@@ -175,8 +175,6 @@ function resolveOptions(options: ConnectionOptions): ResolvedOptions {
  */
 export const MAX_PENDING_PONGS = 16;
 
-/** Bytes a server keeps that a client sent after its request but before `accept()`. */
-const MAX_EARLY_BYTES = 1024 * 1024;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
 const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
@@ -1122,7 +1120,9 @@ export class ServerConnection extends Connection {
       return;
     }
     this.request = result.request;
-    if (result.rest.length !== 0) this.keepEarly(result.rest);
+    // What came in the same read as the request is kept whatever its size (one read, which the
+    // transport bounds), so that an owner who accepts at once sees the same whatever the reads.
+    if (result.rest.length !== 0) this.early = [result.rest];
     this.emit({ type: "upgrade", request: result.request });
   }
 
@@ -1158,6 +1158,8 @@ export class ServerConnection extends Connection {
   }
 
   private rejectWith(options: RejectOptions, reason: string): void {
+    this.early = null; // never read: the connection does not open
+    this.earlySize = 0;
     this.pushOutput(buildRejectResponse(options));
     this.emit({ type: "handshake_failed", reason, status: options.status });
     this.endTransport();
@@ -1166,7 +1168,10 @@ export class ServerConnection extends Connection {
 
   private keepEarly(chunk: Uint8Array): void {
     this.earlySize += chunk.length;
-    if (this.earlySize > MAX_EARLY_BYTES) {
+    // RFC 6455 §4.1: a client waits for the response before it sends frames; what later reads
+    // bring early is held up to the head size limit, what the server holds for a peer it has not
+    // accepted (maxMessageSize, 64 MiB by default, would let every unanswered upgrade hold that much).
+    if (this.earlySize > (this.httpLimits?.maxHeadSize ?? DEFAULT_HTTP_LIMITS.maxHeadSize)) {
       this.rejectWith({ status: 400, body: "data sent before the handshake completed" }, "data sent before the handshake completed");
       return;
     }

@@ -24,6 +24,7 @@ import { testAsciiDecoder, withPayloadCopyLimit } from "../support/core-settings
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
 import { type Frame, parseFrames } from "../support/frames.ts";
 import { delay } from "../support/time.ts";
+import { heldBytes } from "../fuzz/core-runner.ts";
 
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
 
@@ -714,6 +715,30 @@ describe("server: the opening handshake", () => {
     unanswered.receive(request());
     unanswered.tick(5000);
     assert.match(new TextDecoder().decode(drainOutput(unanswered)), /^HTTP\/1\.1 503 /);
+  });
+
+  test("bytes sent before accept() are held up to httpLimits.maxHeadSize, then refused with 400", () => {
+    const server = new ServerConnection({ httpLimits: { maxHeadSize: 1024 } });
+    server.receive(request());
+    server.pollEvents();
+    server.receive(new Uint8Array(1000));
+    server.receive(new Uint8Array(24));
+    assert.equal(server.readyState, ReadyState.CONNECTING, "1024 bytes are held");
+    assert.equal(drainOutput(server).length, 0);
+    server.receive(new Uint8Array(1));
+    assert.match(new TextDecoder().decode(drainOutput(server)), /^HTTP\/1\.1 400 /);
+    assert.deepEqual(server.pollEvents().map((e) => e.type), ["handshake_failed", "close"]);
+  });
+
+  test("reject() lets go of the bytes that arrived before it", () => {
+    const server = new ServerConnection();
+    server.receive(request());
+    server.pollEvents();
+    server.receive(rawFrame("server", Opcode.BINARY, new Uint8Array(10_000)));
+    assert.ok(heldBytes(server) >= 10_000, "held until answered");
+    server.reject({ status: 403 });
+    drainOutput(server);
+    assert.ok(heldBytes(server) < 10_000, `still holding ${heldBytes(server)} bytes`);
   });
 
   test("bytes piled up before accept() are bounded", () => {
