@@ -14,10 +14,10 @@ console.log(`echo server on ${runtimeName}, port ${server.port}`);
 const ws = new WebSocket(`ws://127.0.0.1:${server.port}/`);
 ws.onopen = () => ws.send("hello from anyws");
 ws.onmessage = (event) => {
-  console.log(`received: ${(event as MessageEvent).data}`);
+  console.log(`received: ${event.data}`);
   ws.close(1000, "done");
 };
 ws.onclose = async (event) => {
-  console.log(`closed: ${(event as CloseEvent).code}`);
+  console.log(`closed: ${event.code}`);
   await server.close();
 };

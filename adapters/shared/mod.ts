@@ -18,6 +18,8 @@ export {
   createWebSocketClass,
   ErrorEvent,
   WebSocket as BaseWebSocket,
+  type WebSocketEventHandler,
+  type WebSocketEventMap,
   type WebSocketOptions,
 } from "./websocket.ts";
 export { ConnectionError } from "./errors.ts";

@@ -571,7 +571,13 @@ export class ServerWebSocket<T = undefined> {
   }
 }
 
-/** An upgrade hook answer that rejects browsers from other origins with 403 (RFC 6455 §10.2). */
+/**
+ * An upgrade hook answer that rejects browsers from other origins with 403 (RFC 6455 §10.2):
+ * undefined (accept) when the request's Origin is one of `allowed` (compared case-insensitively).
+ * A request without an Origin is accepted by default, since browsers always send one and other
+ * clients (servers, command-line tools) usually don't, so it cannot come from a page of another
+ * site; `allowMissing: false` rejects it with 403 as well.
+ */
 export function checkOrigin(
   request: UpgradeInfo,
   allowed: readonly string[],

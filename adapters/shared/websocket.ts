@@ -59,7 +59,23 @@ export class ErrorEvent extends Event {
   }
 }
 
-type Handler = ((this: WebSocket, event: Event) => unknown) | null;
+/**
+ * The events a WebSocket dispatches, by type, as lib.dom's `WebSocketEventMap`: a message is the
+ * runtime's global `MessageEvent`, close and error are this module's classes.
+ */
+export interface WebSocketEventMap {
+  open: Event;
+  message: MessageEvent;
+  error: ErrorEvent;
+  close: CloseEvent;
+}
+
+/** An `on*` handler for one event type. */
+export type WebSocketEventHandler<K extends keyof WebSocketEventMap> =
+  | ((this: WebSocket, event: WebSocketEventMap[K]) => unknown)
+  | null;
+
+type AnyHandler = WebSocketEventHandler<keyof WebSocketEventMap>;
 
 /** Parses and checks a WebSocket URL (WHATWG "establish a WebSocket connection", steps 1–7). */
 function parseUrl(url: string | URL): URL {
@@ -79,6 +95,12 @@ function parseUrl(url: string | URL): URL {
   }
   return parsed;
 }
+
+/**
+ * What each runtime's TLS stack says when the first bytes back are not a TLS record (OpenSSL on
+ * Node, BoringSSL on Bun, rustls on Deno): typically a plain HTTP server behind a wss:// URL.
+ */
+const NOT_TLS = /wrong.version.number|InvalidContentType|packet length too long|unknown protocol/i;
 
 /** RFC 7230 token characters, for subprotocol names (RFC 6455 §4.1). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -116,7 +138,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private discarded = 0; // bytes sent after closing, counted in bufferedAmount as the spec says
   private pendingBlobs = 0;
   private blobQueue: Promise<void> | null = null;
-  private readonly handlers = new Map<string, { handler: Handler; listener: EventListener }>();
+  private readonly handlers = new Map<string, { handler: AnyHandler; listener: EventListener }>();
   private readonly origin: string;
 
   constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime) {
@@ -126,7 +148,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
     this.url = parsed.href;
     this.origin = parsed.origin;
     if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
-    void this.connect(runtime, parsed, offered, options);
+    this.connect(runtime, parsed, offered, options);
   }
 
   get readyState(): ReadyState {
@@ -156,28 +178,28 @@ export class WebSocket extends EventTarget implements SessionOwner {
     return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + this.pendingBlobs + this.discarded;
   }
 
-  get onopen(): Handler {
+  get onopen(): WebSocketEventHandler<"open"> {
     return this.getHandler("open");
   }
-  set onopen(handler: Handler) {
+  set onopen(handler: WebSocketEventHandler<"open">) {
     this.setHandler("open", handler);
   }
-  get onmessage(): Handler {
+  get onmessage(): WebSocketEventHandler<"message"> {
     return this.getHandler("message");
   }
-  set onmessage(handler: Handler) {
+  set onmessage(handler: WebSocketEventHandler<"message">) {
     this.setHandler("message", handler);
   }
-  get onerror(): Handler {
+  get onerror(): WebSocketEventHandler<"error"> {
     return this.getHandler("error");
   }
-  set onerror(handler: Handler) {
+  set onerror(handler: WebSocketEventHandler<"error">) {
     this.setHandler("error", handler);
   }
-  get onclose(): Handler {
+  get onclose(): WebSocketEventHandler<"close"> {
     return this.getHandler("close");
   }
-  set onclose(handler: Handler) {
+  set onclose(handler: WebSocketEventHandler<"close">) {
     this.setHandler("close", handler);
   }
 
@@ -234,6 +256,9 @@ export class WebSocket extends EventTarget implements SessionOwner {
       case "handshake_failed": {
         const status = event.status !== undefined && event.status !== 101 ? ` (HTTP ${event.status})` : "";
         this.failure ??= new ConnectionError(`WebSocket handshake failed: ${event.reason}${status}`, 1006);
+        // No WebSocket connection exists, so there is no closing handshake to wait for: close the
+        // transport at once (RFC 6455 §7.1.7) rather than linger for a FIN a silent server never sends.
+        queueMicrotask(() => this.fail(this.failure!));
         return;
       }
       case "error":
@@ -259,10 +284,8 @@ export class WebSocket extends EventTarget implements SessionOwner {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  private async connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): Promise<void> {
-    const secure = url.protocol === "wss:";
-    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-    const port = url.port ? Number(url.port) : secure ? 443 : 80;
+  /** Builds the connection now, so that bad options (a header value) throw from the constructor. */
+  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): void {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
     const connection = new ClientConnection({
       ...options,
@@ -277,6 +300,13 @@ export class WebSocket extends EventTarget implements SessionOwner {
     });
     const session = new Session(connection, this);
     this.session = session;
+    void this.dial(runtime, url, session, timeout, options);
+  }
+
+  private async dial(runtime: Runtime, url: URL, session: Session, timeout: number, options: WebSocketOptions): Promise<void> {
+    const secure = url.protocol === "wss:";
+    const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port ? Number(url.port) : secure ? 443 : 80;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const dialed = runtime.dial({ host, port, tls: secure ? options.tls ?? {} : undefined }, (transport: Transport) =>
@@ -288,7 +318,10 @@ export class WebSocket extends EventTarget implements SessionOwner {
       const transport = await Promise.race([dialed, timedOut]);
       if (this.state === ReadyState.CLOSED) transport.destroy(); // closed while connecting
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      let message = error instanceof Error ? error.message : String(error);
+      if (secure && NOT_TLS.test(message)) {
+        message = `cannot connect to ${url.host}: TLS handshake failed: the server did not answer with TLS (is it ws://?)`;
+      }
       const text = /cannot connect/.test(message) ? message : `cannot connect to ${url.host}: ${message}`;
       this.fail(new ConnectionError(text, 1006, { cause: error }));
     } finally {
@@ -360,19 +393,44 @@ export class WebSocket extends EventTarget implements SessionOwner {
     this.dispatchEvent(new MessageEvent("message", { data, origin: this.origin }));
   }
 
-  private getHandler(type: string): Handler {
-    return this.handlers.get(type)?.handler ?? null;
+  private getHandler<K extends keyof WebSocketEventMap>(type: K): WebSocketEventHandler<K> {
+    return (this.handlers.get(type)?.handler ?? null) as WebSocketEventHandler<K>;
   }
 
-  private setHandler(type: string, handler: Handler): void {
+  private setHandler<K extends keyof WebSocketEventMap>(type: K, handler: WebSocketEventHandler<K>): void {
     const previous = this.handlers.get(type);
     if (previous) this.removeEventListener(type, previous.listener);
     this.handlers.delete(type);
     if (typeof handler !== "function") return;
     const listener: EventListener = (event) => handler.call(this, event as never);
-    this.handlers.set(type, { handler, listener });
+    this.handlers.set(type, { handler: handler as AnyHandler, listener });
     this.addEventListener(type, listener);
   }
+}
+
+// Typed listeners for the WebSocket's own events (declaration merging, as lib.dom's WebSocket
+// declares them); any other type falls back to EventTarget's signature.
+export interface WebSocket {
+  addEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListener | EventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (this: WebSocket, event: WebSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListener | EventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
 }
 
 /** Builds a runtime's WebSocket class: `new WebSocket(url, protocols?, options?)`. */

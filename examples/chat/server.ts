@@ -3,8 +3,8 @@
  * one port, the same code on every runtime.
  *
  *   npm start                  (Node: compiles, then runs dist/examples/chat/server.js)
- *   deno task serve
- *   bun run serve
+ *   npx deno task serve        (Deno from node_modules/.bin, or `deno task serve`)
+ *   npm run serve              (Bun from node_modules/.bin, or `bun run serve`)
  *
  * Options come from flags or environment variables (`--help` lists them); the server prints
  * the URL to open. The page is public/: plain HTML, CSS and JavaScript, using the browser's
@@ -54,7 +54,7 @@ function urlFor(host: string, port: number): string {
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
-  const program = runtimeName === "node" ? "npm start --" : runtimeName === "deno" ? "deno task serve" : "bun run serve";
+  const program = runtimeName === "node" ? "npm start --" : runtimeName === "deno" ? "npx deno task serve" : "npm run serve --";
   if (argv.includes("--help") || argv.includes("-h")) {
     console.log(usage(program));
     return 0;

@@ -132,6 +132,28 @@ describe(`server on ${runtimeName}`, () => {
     await server.close();
   });
 
+  test("checkOrigin accepts a request without Origin unless allowMissing is false", async () => {
+    for (const allowMissing of [undefined, false]) {
+      const server = await serve({ port: 0 }, {
+        upgrade: (request) => checkOrigin(request, ["https://good.example"], { allowMissing }),
+      });
+      const good = await connect(`ws://127.0.0.1:${server.port}`, undefined, { origin: "https://GOOD.example" });
+      assert.equal(good.ws.readyState, WebSocket.OPEN, "a listed origin, in any case");
+      good.ws.close();
+      await good.whenClosed();
+      const none = await connect(`ws://127.0.0.1:${server.port}`); // our client sends no Origin unless told
+      if (allowMissing === false) {
+        assert.deepEqual(await none.whenClosed(), { code: 1006, reason: "", wasClean: false });
+        assert.match(none.error ?? "", /HTTP 403/);
+      } else {
+        assert.equal(none.ws.readyState, WebSocket.OPEN, "no Origin: accepted by default");
+        none.ws.close();
+        await none.whenClosed();
+      }
+      await server.close();
+    }
+  });
+
   test("handlers that throw: the upgrade request gets 500, errors go to the error handler, the server keeps serving", async () => {
     const logged: unknown[] = [];
     const originalError = console.error;

@@ -4,7 +4,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { runtime, runtimeName, serve, WebSocket } from "../../adapters/auto.ts";
+import { type AddressInfo, createServer, type Socket } from "node:net";
+import { type ErrorEvent, runtime, runtimeName, serve, WebSocket, WebSocketError } from "../../adapters/auto.ts";
 import { until } from "../support/net.ts";
 
 function domError(name: string) {
@@ -49,6 +50,13 @@ describe(`WebSocket client on ${runtimeName}`, () => {
     assert.throws(() => new WebSocket("ws://127.0.0.1/", ["a", "a"]), domError("SyntaxError"));
     assert.throws(() => new WebSocket("ws://127.0.0.1/", "bad protocol"), domError("SyntaxError"));
     assert.throws(() => new WebSocket("ws://127.0.0.1/", "a\r\nX-Injected: 1"), domError("SyntaxError"));
+  });
+
+  test("a header value HTTP/1.1 cannot carry throws from the constructor, not later", () => {
+    const invalid = (error: unknown) => error instanceof WebSocketError && error.code === "ERR_INVALID_HEADER";
+    // U+2026 is no byte (RFC 7230 §3.2 field-content); CR LF would inject a header.
+    assert.throws(() => new WebSocket("ws://127.0.0.1:9/", [], { headers: { Authorization: "Bearer \u2026" } }), invalid);
+    assert.throws(() => new WebSocket("ws://127.0.0.1:9/", [], { headers: { "X-A": "1\r\nX-B: 2" } }), invalid);
   });
 
   test("constants, url, and http(s) schemes mapped to ws(s)", async () => {
@@ -156,17 +164,47 @@ describe(`WebSocket client on ${runtimeName}`, () => {
   });
 
   test("a server that accepts TCP but never answers: the connect timeout fails the connection", async () => {
-    const silent: { destroy(): void }[] = [];
-    const listener = await runtime.listen({ port: 0, hostname: "127.0.0.1" }, (t) => {
-      silent.push(t);
-      return { onData() {}, onEnd() {}, onDrain() {}, onClose() {} };
+    // Silent even to our FIN (half-open allowed), as an overloaded or stuck server is.
+    const silent: Socket[] = [];
+    const listener = createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on("error", () => {});
+      silent.push(socket);
     });
-    const ws = new WebSocket(`ws://127.0.0.1:${listener.port}`, [], { connectTimeout: 300 });
-    const events = record(ws);
-    assert.deepEqual(await events.closed(), { code: 1006, reason: "", wasClean: false });
-    assert.match(events.error ?? "", /timeout/);
-    for (const t of silent) t.destroy();
-    await listener.close();
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const port = (listener.address() as AddressInfo).port;
+    try {
+      const started = performance.now();
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`, [], { connectTimeout: 200 });
+      const events = record(ws);
+      assert.deepEqual(await events.closed(), { code: 1006, reason: "", wasClean: false });
+      // Not a timing measurement: only far from the 3 s an ended transport lingers for the
+      // server's FIN, which a failed handshake must not wait for.
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 1500, `the connect timeout fired after ${Math.round(elapsed)} ms`);
+      assert.match(events.error ?? "", /timeout/);
+    } finally {
+      for (const socket of silent) socket.destroy();
+      await new Promise((resolve) => listener.close(resolve));
+    }
+  });
+
+  test("wss:// to a plain ws:// server: a TLS error that says so, with the TLS stack's own as cause", async () => {
+    const server = await serve({ port: 0, hostname: "127.0.0.1" }, {});
+    try {
+      const ws = new WebSocket(`wss://127.0.0.1:${server.port}/`);
+      let error: ErrorEvent | null = null;
+      ws.onerror = (event) => (error = event);
+      const events = record(ws);
+      assert.deepEqual(await events.closed(), { code: 1006, reason: "", wasClean: false });
+      const failure = (error as ErrorEvent | null)?.error;
+      assert.equal(
+        failure?.message,
+        `cannot connect to 127.0.0.1:${server.port}: TLS handshake failed: the server did not answer with TLS (is it ws://?)`,
+      );
+      assert.ok(failure.cause instanceof Error, "the TLS stack's error is kept as the cause");
+    } finally {
+      await server.close();
+    }
   });
 
   test("IPv6 literal URLs, extra headers and Origin", async () => {

@@ -1,6 +1,5 @@
-/** The core on a plain TCP socket: anyws as a state machine in someone else's I/O loop. */
 import { createServer } from "node:net";
-import { ServerConnection } from "../core/mod.ts";
+import { ReadyState, ServerConnection } from "anyws/core";
 
 const server = createServer((socket) => {
   const ws = new ServerConnection({ now: Date.now() });
@@ -11,13 +10,19 @@ const server = createServer((socket) => {
       events = ws.pollEvents();
       for (const event of events) {
         if (event.type === "upgrade") ws.accept(); // or ws.reject({ status: 403 })
-        else if (event.type === "text") ws.sendText(`echo: ${event.data}`);
         else if (event.type === "close") console.log(`closed ${event.code}`);
+        // A text read together with the client's close gets no reply: the connection is closing.
+        else if (event.type === "text" && ws.readyState === ReadyState.OPEN) {
+          ws.sendText(`echo: ${event.data}`);
+        }
       }
     } while (events.length > 0);
     if (ws.closeExpected) socket.end();
   };
-  socket.on("data", (bytes) => (ws.tick(Date.now()), ws.receive(bytes as Uint8Array), flush()));
+  socket.on("data", (bytes: Buffer) => (ws.tick(Date.now()), ws.receive(bytes), flush()));
   socket.on("end", () => (ws.receiveEof(), flush()));
-  socket.on("error", () => socket.destroy());
-}).listen(0, "127.0.0.1", () => console.log(`listening on ${(server.address() as { port: number }).port}`));
+  socket.on("error", () => socket.destroy()); // a reset ends this connection, not the server
+});
+server.listen(0, "127.0.0.1", () => {
+  console.log(`listening on port ${(server.address() as { port: number }).port}`);
+});
