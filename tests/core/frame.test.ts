@@ -317,7 +317,7 @@ describe("FrameParser: payload lengths, without copies", () => {
   });
 });
 
-describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLimit)", () => {
+describe("FrameParser: short payloads copied out of the chunk (Tuning.payloadCopyLimit)", () => {
   const tuning = createTuning({ payloadCopyLimit: 4 });
   test("pieces up to the limit are copies, unmasked, and the chunk is left masked; longer ones are views unmasked in place", () => {
     const frames = [ascii(""), ascii("abc"), ascii("abcd"), ascii("abcde"), ascii("Hello, world")];
