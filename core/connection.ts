@@ -11,7 +11,7 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
+import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, copyPrefix, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
@@ -194,13 +194,13 @@ const textScratchViews: Uint8Array[] = [];
 
 /**
  * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
- * is written into the connection's staging buffer, behind the frames staged before it, and the
- * filled part of that buffer goes to the output as one chunk: when the output is polled, or before
- * anything else is added to it. So a read of 16 small messages is answered with two chunks (the
- * first frame, then the other 15) rather than 16 arrays for the transport to merge. A frame sent
- * alone gets a buffer of its own. Each staging buffer leaves with its frames, so an idle
- * connection holds none; one that fills up is followed by one twice its size, up to STAGE_MAX,
- * so that a few frames waste little room and many make few chunks.
+ * is written into the connection's staging buffer, behind the frames staged before it. They leave
+ * it together, copied into one chunk: when the output is polled, or before anything else is added
+ * to it. So a read of 16 small messages is answered with two chunks (the first frame, then the
+ * other 15) rather than 16 arrays for the transport to merge. A frame sent alone gets a buffer of
+ * its own and is never copied. A staging buffer that fills up is replaced by one twice its size,
+ * up to STAGE_MAX; the connection keeps one of STAGE_MIN bytes between polls while it stages,
+ * and lets it go at a poll with nothing staged since the last (an idle connection holds none).
  */
 const STAGE_MIN = 1024;
 const STAGE_MAX = 16384;
@@ -335,7 +335,9 @@ export abstract class Connection implements FrameHandler {
 
   /** Bytes to write to the transport since the last call, in order. */
   pollOutput(): readonly Uint8Array[] {
-    if (this.stage !== null) this.unstage();
+    if (this.stagedLength !== 0) this.unstage();
+    else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
+    if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -962,30 +964,31 @@ export abstract class Connection implements FrameHandler {
   }
 
   protected pushOutput(bytes: Uint8Array): void {
-    if (this.stage !== null) this.unstage();
+    if (this.stagedLength !== 0) this.unstage();
     (this.output ??= []).push(bytes);
   }
 
   /** Output is waiting to be polled: a small frame sent now is staged. */
   private outputWaits(): boolean {
-    return this.output !== null || this.stage !== null;
+    return this.output !== null || this.stagedLength !== 0;
   }
 
   /** Where `size` more bytes of frames go in `stage`, behind those there; a full stage goes to the output first. */
   private stageAt(size: number): number {
     const stage = this.stage;
-    if (stage === null || this.stagedLength + size > stage.length) {
-      const capacity = stage === null ? STAGE_MIN : Math.min(stage.length * 2, STAGE_MAX);
-      if (stage !== null) this.unstage();
-      this.stage = allocateBytes(size > capacity ? size : capacity, this.allocator);
+    if (stage === null) {
+      this.stage = new Uint8Array(size > STAGE_MIN ? size : STAGE_MIN);
+    } else if (this.stagedLength + size > stage.length) {
+      if (this.stagedLength !== 0) this.unstage();
+      const grown = Math.min(stage.length * 2, STAGE_MAX);
+      if (grown > stage.length || size > stage.length) this.stage = new Uint8Array(size > grown ? size : grown);
     }
     return this.stagedLength;
   }
 
-  /** Moves the staged frames to the output, as one chunk: the filled part of the staging buffer. */
+  /** Moves the staged frames to the output, as one chunk of their own. */
   private unstage(): void {
-    if (this.stagedLength !== 0) (this.output ??= []).push(this.stage!.subarray(0, this.stagedLength));
-    this.stage = null;
+    (this.output ??= []).push(copyPrefix(this.stage!, this.stagedLength, this.allocator));
     this.stagedLength = 0;
   }
 
