@@ -69,12 +69,13 @@ export function createTuning(choices: Partial<Tuning> = {}): Tuning {
 
 /** Throws `ERR_INVALID_ARGUMENT` unless every choice in `tuning` is usable. */
 export function checkTuning(tuning: Tuning): void {
-  const fail = (what: string, value: unknown): never => {
-    throw new WebSocketError("ERR_INVALID_ARGUMENT", `tuning: ${what}, got ${String(value)}`);
-  };
-  if (tuning.maskWordSize !== 4 && tuning.maskWordSize !== 8) fail("maskWordSize must be 4 or 8", tuning.maskWordSize);
-  if (!(tuning.payloadCopyLimit >= 0)) fail("payloadCopyLimit must be a size in bytes", tuning.payloadCopyLimit);
-  if (!(tuning.lenientDecodeLimit >= 0)) fail("lenientDecodeLimit must be a size in bytes (or Infinity)", tuning.lenientDecodeLimit);
-  if (tuning.asciiDecoder !== null && typeof tuning.asciiDecoder !== "function") fail("asciiDecoder must be a function or null", tuning.asciiDecoder);
-  if (tuning.allocator !== null && typeof tuning.allocator?.allocate !== "function") fail("allocator must have allocate() or be null", tuning.allocator);
+  if (tuning.maskWordSize !== 4 && tuning.maskWordSize !== 8) invalid("maskWordSize must be 4 or 8", tuning.maskWordSize);
+  if (!(tuning.payloadCopyLimit >= 0)) invalid("payloadCopyLimit must be a size in bytes", tuning.payloadCopyLimit);
+  if (!(tuning.lenientDecodeLimit >= 0)) invalid("lenientDecodeLimit must be a size in bytes (or Infinity)", tuning.lenientDecodeLimit);
+  if (tuning.asciiDecoder !== null && typeof tuning.asciiDecoder !== "function") invalid("asciiDecoder must be a function or null", tuning.asciiDecoder);
+  if (tuning.allocator !== null && typeof tuning.allocator?.allocate !== "function") invalid("allocator must have allocate() or be null", tuning.allocator);
+}
+
+function invalid(what: string, value: unknown): never {
+  throw new WebSocketError("ERR_INVALID_ARGUMENT", `tuning: ${what}, got ${String(value)}`);
 }
