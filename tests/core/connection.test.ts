@@ -24,6 +24,7 @@ import { testAsciiDecoder } from "../support/core-settings.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
 import { type Frame, parseFrames } from "../support/frames.ts";
 import { delay } from "../support/time.ts";
+import { heldBytes } from "../fuzz/core-runner.ts";
 
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
 
@@ -1217,6 +1218,20 @@ describe("small frames sent while output waits leave together, through the conne
     other.sendText("staged by another connection");
     assert.deepEqual(chunks, copies);
     assert.deepEqual(framesOf(chunks, false), ["1:first", "1:second"]);
+  });
+
+  test("the staging buffer is let go at a poll with nothing staged since the last: an idle connection holds none", () => {
+    for (const role of ROLES) {
+      const { conn } = open(role);
+      conn.sendText("alone"); // a client draws its masking keys' random pool here
+      assert.equal(framesOf(conn.pollOutput(), role === "client").length, 1);
+      const idle = heldBytes(conn);
+      for (let i = 0; i < 15; i++) conn.sendText(`message ${i}`);
+      assert.equal(framesOf(conn.pollOutput(), role === "client").length, 15);
+      assert.ok(heldBytes(conn) >= idle + 1024, `${role}: kept while it stages (${heldBytes(conn) - idle} more bytes)`);
+      assert.deepEqual(conn.pollOutput(), []);
+      assert.ok(heldBytes(conn) < idle + 1024, `${role}: let go once idle (${heldBytes(conn) - idle} more bytes)`);
+    }
   });
 
   test("a frame sent after each poll comes out alone, each time", () => {
