@@ -14,7 +14,7 @@
  */
 
 import { base64Decode, base64Encode } from "./base64.ts";
-import { EMPTY_BYTES, allocateBytes, encodeUtf8 } from "./bytes.ts";
+import { EMPTY_BYTES, encodeUtf8 } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { type ExtensionOffer, parseExtensions } from "./extension-header.ts";
 import {
@@ -63,7 +63,7 @@ export function generateKey(random: (n: number) => Uint8Array = defaultRandom): 
 }
 
 function defaultRandom(n: number): Uint8Array {
-  return globalThis.crypto.getRandomValues(allocateBytes(n));
+  return globalThis.crypto.getRandomValues(new Uint8Array(n));
 }
 
 function isValidKey(key: string): boolean {
@@ -385,7 +385,7 @@ export function buildRejectResponse(options: RejectOptions): Uint8Array {
   headers.push(...extra);
 
   const head = serializeHead(`HTTP/1.1 ${status} ${statusText}`, headers);
-  const response = allocateBytes(head.length + body.length);
+  const response = new Uint8Array(head.length + body.length);
   response.set(head);
   response.set(body, head.length);
   return response;

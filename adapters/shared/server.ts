@@ -14,6 +14,7 @@ import {
   ServerConnection,
   type UpgradeRequest,
 } from "../../core/mod.ts";
+import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
@@ -130,6 +131,7 @@ export class WebSocketServer<T = undefined> {
       ...o,
       extensions: this.extensions,
       keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
+      tuning: o.tuning ?? engineTuning(),
       now: now(),
       onWake: wakeSession,
     });

@@ -11,6 +11,7 @@ import {
   type PerMessageDeflateOptions,
   ReadyState,
 } from "../../core/mod.ts";
+import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
 import { isBlob, type SendData, toArrayBuffer, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
@@ -293,6 +294,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
       path: (url.pathname || "/") + url.search,
       protocols,
       handshakeTimeout: timeout,
+      tuning: options.tuning ?? engineTuning(),
       now: now(),
       onWake: wakeSession,
     });
