@@ -46,6 +46,7 @@ export {
   acceptKey,
   type AcceptOptions,
   generateKey,
+  parseRequestTarget,
   type RejectOptions,
   type UpgradeRequest,
 } from "./handshake.ts";

@@ -187,6 +187,14 @@ export class WebSocketServer<T = undefined> {
     await Promise.all(closed);
   }
 
+  /**
+   * Whether upgrades for `path` (a request-target's path as the core parses it: not decoded, not
+   * normalized) are this server's; others are answered with 404.
+   */
+  servesPath(path: string | undefined): boolean {
+    return this.options.path === undefined || path === this.options.path;
+  }
+
   // ---- for the sockets and handshakes of this server --------------------------------------
 
   /** @internal */
@@ -198,7 +206,7 @@ export class WebSocketServer<T = undefined> {
     // cost every open connection a second object.
     const info: UpgradeInfo = Object.assign(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort });
     let answer: UpgradeResponse<T> | void;
-    if (this.options.path !== undefined && request.path !== this.options.path) {
+    if (!this.servesPath(request.path)) {
       answer = { accept: false, status: 404, body: "no WebSocket endpoint here" };
     } else {
       try {
