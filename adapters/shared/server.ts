@@ -16,7 +16,7 @@ import {
 } from "../../core/mod.ts";
 import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
-import { isBlob, type SendData, viewBytes } from "./data.ts";
+import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
@@ -80,7 +80,7 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
-/** Result of `send()`: bytes written (> 0), -1 queued under backpressure, 0 dropped (closed, or over the limit). */
+/** Result of `send()`: the message's bytes when written (> 0), -1 queued under backpressure, 0 dropped (closed, or over the limit). */
 export type SendResult = number;
 
 const DEFAULT_BACKPRESSURE_LIMIT = 16 * 1024 * 1024;
@@ -388,8 +388,10 @@ export class ServerWebSocket<T = undefined> {
   }
 
   /**
-   * Sends a message: a string as text, bytes or a Blob as binary. Returns the bytes written
-   * (> 0, or 1 for an empty message), -1 if it was queued under backpressure, 0 if dropped
+   * Sends a message: a string as text, bytes or a Blob as binary. Returns the message's size in
+   * bytes (UTF-8 for a string; 1 for an empty message) when it was written (or is being compressed), -1 when this message
+   * took the transport's buffer over its high-water mark (it is queued; `drain` follows), or
+   * while a Blob sent before it is being read, 0 if dropped
    * (closing or closed, by either side, or over `backpressureLimit`). It never throws for the
    * connection's state: a send that loses a race with the peer's close is dropped.
    */
@@ -405,7 +407,7 @@ export class ServerWebSocket<T = undefined> {
     let sent: boolean;
     if (typeof data === "string") {
       sent = connection.sendText(data, options);
-      size = data.length;
+      size = utf8Length(data);
     } else {
       const bytes = viewBytes(data);
       sent = connection.sendBinary(bytes, options);
@@ -436,7 +438,7 @@ export class ServerWebSocket<T = undefined> {
     if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return 0;
     const payload = data === undefined || typeof data === "string" ? data : viewBytes(data);
     if (!(ping ? connection.ping(payload) : connection.pong(payload))) return 0;
-    return this.flushed(payload === undefined ? 0 : typeof payload === "string" ? payload.length : payload.length);
+    return this.flushed(payload === undefined ? 0 : typeof payload === "string" ? utf8Length(payload) : payload.length);
   }
 
   /** Starts the closing handshake. Throws on a code or reason that may not be sent. */
@@ -558,9 +560,11 @@ export class ServerWebSocket<T = undefined> {
     return true;
   }
 
+  /** Writes what this call queued and says how it went: -1 when this write left the transport over its high-water mark. */
   private flushed(size: number): SendResult {
+    const written = this.session.write();
     this.session.flush();
-    return this.session.backpressured ? -1 : Math.max(size, 1);
+    return written ? Math.max(size, 1) : -1;
   }
 
   /** Reads a Blob, keeping every later send behind it. */
