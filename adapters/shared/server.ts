@@ -16,6 +16,7 @@ import {
 } from "../../core/mod.ts";
 import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
+import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
@@ -336,7 +337,7 @@ export class ServerWebSocket<T = undefined> {
   private subscriptionSet: Set<string> | null = null; // created by the first subscribe()
   private negotiatedProtocol = "";
   private negotiatedExtensions = "";
-  private blobQueue: Promise<void> | null = null; // a Blob being read keeps later sends in order
+  private blobQueue: BlobQueue | null = null; // created by the first Blob sent
   private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null; // from the connection
   private errorReported = false;
   private closedPromise: Promise<void> | null = null; // created when first asked for
@@ -382,9 +383,9 @@ export class ServerWebSocket<T = undefined> {
     return this.request.remoteAddress;
   }
 
-  /** Bytes waiting in the send buffer, and of messages sent but still being compressed (or queued behind one). */
+  /** Bytes waiting in the send buffer, of messages sent but still being compressed, and of Blobs being read (and sends queued behind one). */
   get bufferedAmount(): number {
-    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes;
+    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
   }
 
   /**
@@ -397,7 +398,7 @@ export class ServerWebSocket<T = undefined> {
    */
   send(data: SendData, options?: { compress?: boolean }): SendResult {
     if (!this.canSend()) return 0;
-    if (isBlob(data) || this.blobQueue !== null) return this.sendLater(data, options);
+    if (isBlob(data) || this.blobQueue?.busy) return this.sendLater(data, options);
     return this.sendNow(data, options);
   }
 
@@ -569,16 +570,13 @@ export class ServerWebSocket<T = undefined> {
 
   /** Reads a Blob, keeping every later send behind it. */
   private sendLater(data: SendData, options?: { compress?: boolean }): SendResult {
-    const previous = this.blobQueue ?? Promise.resolve();
-    const bytes = isBlob(data) ? data.arrayBuffer() : Promise.resolve(data);
-    const next: Promise<void> = previous
-      .then(() => bytes)
-      .then((value) => {
-        if (this.blobQueue === next) this.blobQueue = null;
+    (this.blobQueue ??= new BlobQueue()).push(
+      data,
+      (value) => {
         if (this.canSend()) this.sendNow(value, options);
-      });
-    this.blobQueue = next;
-    next.catch((error) => this.reportError(error instanceof Error ? error : new Error(String(error))));
+      },
+      (error) => this.reportError(error),
+    );
     return -1;
   }
 }
