@@ -5,6 +5,7 @@
 export {
   ClientConnection,
   type ClientConnectionOptions,
+  type CloseFrame,
   closePayload,
   Connection,
   type ConnectionEvent,

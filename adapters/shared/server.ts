@@ -3,6 +3,7 @@
  * hook, backpressure, keepalive, pub/sub and graceful shutdown. A runtime supplies `listen`.
  */
 import {
+  type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
@@ -28,6 +29,13 @@ export interface UpgradeInfo extends UpgradeRequest {
   remotePort: number;
 }
 
+/** The closing handshake as it went: the close frames each way (null: none), and who sent the first (null: neither). */
+export interface ClosingHandshake {
+  sent: CloseFrame | null;
+  received: CloseFrame | null;
+  initiator: "local" | "remote" | null;
+}
+
 /** The upgrade hook's answer: accept (the default), or reject with an HTTP response. */
 export type UpgradeResponse<T> =
   | { accept?: true; protocol?: string; headers?: HeadersInit; data?: T }
@@ -42,7 +50,11 @@ export interface ServerHandlers<T = undefined> {
   open?(ws: ServerWebSocket<T>): void;
   /** Text arrives as a string, binary as a Uint8Array view (valid until the handler returns, unless kept). */
   message?(ws: ServerWebSocket<T>, data: string | Uint8Array, isBinary: boolean): void;
-  close?(ws: ServerWebSocket<T>, code: number, reason: string, wasClean: boolean): void;
+  /**
+   * The connection is closed: `code` and `reason` are the peer's (1005: its close frame had no
+   * code; 1006: none arrived), as in `ws`; `closing` has both close frames and who sent the first.
+   */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string, wasClean: boolean, closing: ClosingHandshake): void;
   drain?(ws: ServerWebSocket<T>): void;
   ping?(ws: ServerWebSocket<T>, data: Uint8Array): void;
   pong?(ws: ServerWebSocket<T>, data: Uint8Array): void;
@@ -325,6 +337,10 @@ class Handshake<T = unknown> implements SessionOwner {
   }
 }
 
+type CloseReport = ClosingHandshake & { code: number; reason: string; wasClean: boolean };
+/** The report of a connection whose core reported no close (the transport closed first). */
+const NO_CLOSE: CloseReport = Object.freeze({ code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null });
+
 /** One accepted WebSocket connection on the server. */
 export class ServerWebSocket<T = undefined> {
   /** Per-connection data, from the upgrade hook's answer. */
@@ -338,7 +354,7 @@ export class ServerWebSocket<T = undefined> {
   private negotiatedProtocol = "";
   private negotiatedExtensions = "";
   private blobQueue: BlobQueue | null = null; // created by the first Blob sent
-  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null; // from the connection
+  private closeEvent: CloseReport | null = null; // from the connection
   private errorReported = false;
   private closedPromise: Promise<void> | null = null; // created when first asked for
   private resolveClosed: (() => void) | null = null;
@@ -535,9 +551,9 @@ export class ServerWebSocket<T = undefined> {
     // message being decoded. `ended` is idempotent.
     this.server.ended(this.session, this);
     if (error) this.reportError(new ConnectionError(error.message, 1006, { cause: error }));
-    const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
+    const event = this.closeEvent ?? NO_CLOSE;
     const handlers = this.server.handler;
-    if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean));
+    if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean, event));
     this.transportClosed = true;
     this.resolveClosed?.();
   }
