@@ -5,6 +5,7 @@
 import {
   type ClientExtensionFactory,
   ClientConnection,
+  type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
@@ -38,14 +39,32 @@ export interface WebSocketOptions extends Omit<ConnectionOptions, "now" | "onWak
 
 /** The close event (not a global in every runtime). */
 export class CloseEvent extends Event {
+  /** The peer's close code (1005: its close frame had none; 1006: none arrived), as in browsers. */
   readonly code: number;
   readonly reason: string;
   readonly wasClean: boolean;
-  constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
+  /** Beyond the browser's: the close frame we sent, the one we received (null: none), who sent the first. */
+  readonly sent: CloseFrame | null;
+  readonly received: CloseFrame | null;
+  readonly initiator: "local" | "remote" | null;
+  constructor(
+    type: string,
+    init: {
+      code?: number;
+      reason?: string;
+      wasClean?: boolean;
+      sent?: CloseFrame | null;
+      received?: CloseFrame | null;
+      initiator?: "local" | "remote" | null;
+    } = {},
+  ) {
     super(type);
     this.code = init.code ?? 0;
     this.reason = init.reason ?? "";
     this.wasClean = init.wasClean ?? false;
+    this.sent = init.sent ?? null;
+    this.received = init.received ?? null;
+    this.initiator = init.initiator ?? null;
   }
 }
 
@@ -134,7 +153,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private negotiatedExtensions = "";
   private state: ReadyState = ReadyState.CONNECTING;
   private session: Session | null = null;
-  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null;
+  private closeEvent: ConstructorParameters<typeof CloseEvent>[1] | null = null; // from the connection
   private failure: Error | null = null;
   private discarded = 0; // bytes sent after closing, counted in bufferedAmount as the spec says
   private blobQueue: BlobQueue | null = null; // created by the first Blob sent
