@@ -76,8 +76,24 @@ export type ConnectionEvent =
   /**
    * The connection is over. `code`/`reason` are from the peer's close frame (1005 if it had no
    * code), or 1006 when none arrived (RFC 6455 §7.1.5); `wasClean`: both close frames were exchanged.
+   * `sent` and `received` are the close frames each way (null: none), `initiator` who sent the
+   * first one (null: neither did).
    */
-  | { type: "close"; code: number; reason: string; wasClean: boolean };
+  | {
+    type: "close";
+    code: number;
+    reason: string;
+    wasClean: boolean;
+    sent: CloseFrame | null;
+    received: CloseFrame | null;
+    initiator: "local" | "remote" | null;
+  };
+
+/** A close frame's status code (1005 when it had none, RFC 6455 §7.1.5) and reason. */
+export interface CloseFrame {
+  code: number;
+  reason: string;
+}
 
 export interface ConnectionOptions {
   /** Largest message accepted, in bytes, after extensions (1009 beyond). Default 64 MiB. */
@@ -267,6 +283,8 @@ export abstract class Connection implements FrameHandler {
    * a timeout. A send then lost a race and is dropped, where after our own close() it is misuse.
    */
   private sendsDropped = false;
+  /** Both close frames and who sent the first; created when the closing handshake starts. */
+  private closing: { sent: CloseFrame | null; received: CloseFrame | null; initiator: "local" | "remote" } | null = null;
   /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
   private pongCount = 0;
   private pongAt = -1;
@@ -747,6 +765,7 @@ export abstract class Connection implements FrameHandler {
     this.parser.stop();
     this.runIncoming(() => {
       if (this.failed) return;
+      (this.closing ??= { sent: null, received: null, initiator: "remote" }).received = { code, reason };
       if (!this.closeSent) {
         this.sendsDropped = true;
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
@@ -903,10 +922,16 @@ export abstract class Connection implements FrameHandler {
   /** Queues the close frame behind the messages already being sent. */
   private sendClose(payload: Uint8Array): void {
     this.closeSent = true;
+    const closing = (this.closing ??= { sent: null, received: null, initiator: "local" });
     this.runOutgoing(() => {
       if (this.state === ReadyState.CLOSED && this.transportDone) return; // aborted meanwhile
       this.writeFrame(Opcode.CLOSE, payload);
       this.closeWritten = true;
+      // Our own payloads are valid: a code (or none) and a UTF-8 reason (RFC 6455 §5.5.1).
+      closing.sent = {
+        code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : CloseCode.NO_STATUS,
+        reason: payload.length > 2 ? decodeUtf8(payload.subarray(2)) ?? "" : "",
+      };
     });
   }
 
@@ -1031,7 +1056,16 @@ export abstract class Connection implements FrameHandler {
     if (this.state === ReadyState.CLOSED) return;
     this.state = ReadyState.CLOSED;
     this.closedAt = this.now;
-    this.emit({ type: "close", code, reason, wasClean });
+    const closing = this.closing;
+    this.emit({
+      type: "close",
+      code,
+      reason,
+      wasClean,
+      sent: closing?.sent ?? null,
+      received: closing?.received ?? null,
+      initiator: closing?.initiator ?? null,
+    });
     for (const extension of this.extensions) extension.dispose?.();
   }
 

@@ -148,7 +148,7 @@ export function validateUpgradeRequest(head: HttpRequestHead): UpgradeRequest | 
     const reason = `method ${excerpt(head.method)} not allowed, expected GET`;
     return reject(405, reason, [["Allow", "GET"]]);
   }
-  const target = splitTarget(head.target);
+  const target = parseRequestTarget(head.target);
   if (target === null) return reject(400, "invalid request target");
 
   // item 2 (and RFC 7230 §5.4): exactly one Host, non-empty, without whitespace.
@@ -231,7 +231,7 @@ function minorVersion(version: string): number {
  * one ("http://host/chat") that RFC 6455 §4.2.1 item 1 also allows. Fragments are not
  * part of a request-target (RFC 7230 §5.3), so "#" is rejected.
  */
-function splitTarget(target: string): { path: string; query: string } | null {
+export function parseRequestTarget(target: string): { path: string; query: string } | null {
   if (target.includes("#")) return null;
   let pathAndQuery = target;
   if (!target.startsWith("/")) {

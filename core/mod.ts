@@ -5,6 +5,7 @@
 export {
   ClientConnection,
   type ClientConnectionOptions,
+  type CloseFrame,
   closePayload,
   Connection,
   type ConnectionEvent,
@@ -46,6 +47,7 @@ export {
   acceptKey,
   type AcceptOptions,
   generateKey,
+  parseRequestTarget,
   type RejectOptions,
   type UpgradeRequest,
 } from "./handshake.ts";

@@ -144,11 +144,17 @@ function addMessage(next: () => number, s: Scenario, allowLarge: boolean): void 
   s.events.push(event);
 }
 
+/** The close event after the peer's close frame, which our reply echoes the code of. */
+function peerClose(code: number, reason: string): Normalized {
+  const sent = { code, reason: "" };
+  return { type: "close", code, reason, wasClean: true, sent, received: { code, reason }, initiator: "remote" };
+}
+
 function closeFrame(next: () => number, s: Scenario): void {
   const r = next();
   if (r < 0.2) {
     s.frames.push({ opcode: Opcode.CLOSE, fin: true, payload: new Uint8Array(0) });
-    s.events.push({ type: "close", code: 1005, reason: "", wasClean: true });
+    s.events.push(peerClose(1005, ""));
     s.replies.push({ opcode: Opcode.CLOSE, fin: true, payload: new Uint8Array(0) });
     return;
   }
@@ -160,7 +166,7 @@ function closeFrame(next: () => number, s: Scenario): void {
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);
   s.frames.push({ opcode: Opcode.CLOSE, fin: true, payload });
-  s.events.push({ type: "close", code, reason, wasClean: true });
+  s.events.push(peerClose(code, reason));
   // RFC 6455 §5.5.1: the reply echoes the status code.
   s.replies.push({ opcode: Opcode.CLOSE, fin: true, payload: payload.slice(0, 2) });
 }
@@ -399,7 +405,7 @@ for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → serve
         { type: "binary", data: "02".repeat(126) },
         { type: "binary", data: "03".repeat(65535) },
         { type: "binary", data: "04".repeat(65536) },
-        { type: "close", code: 1000, reason: "ok", wasClean: true },
+        peerClose(1000, "ok"),
       ],
       replies: [
         { opcode: Opcode.PONG, fin: true, payload: new Uint8Array(0) },

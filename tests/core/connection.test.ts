@@ -346,7 +346,9 @@ for (const role of ROLES) {
     test("a close from the peer is echoed, and the connection closes cleanly", () => {
       const side = open(role);
       side.frame(Opcode.CLOSE, new Uint8Array([0x03, 0xe8, ...utf8("done")]));
-      assert.deepEqual(side.events(), [{ type: "close", code: 1000, reason: "done", wasClean: true }]);
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1000, reason: "done", wasClean: true, sent: { code: 1000, reason: "" }, received: { code: 1000, reason: "done" }, initiator: "remote" },
+      ]);
       const [reply] = side.written();
       assert.equal(closeFrameCode(reply), 1000);
       assert.equal(side.conn.readyState, ReadyState.CLOSED);
@@ -357,7 +359,9 @@ for (const role of ROLES) {
     test("an empty close frame is answered with an empty one and reported as 1005", () => {
       const side = open(role);
       side.frame(Opcode.CLOSE);
-      assert.deepEqual(side.events(), [{ type: "close", code: 1005, reason: "", wasClean: true }]);
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1005, reason: "", wasClean: true, sent: { code: 1005, reason: "" }, received: { code: 1005, reason: "" }, initiator: "remote" },
+      ]);
       const [reply] = side.written();
       assert.equal(reply.opcode, Opcode.CLOSE);
       assert.equal(reply.payload.length, 0);
@@ -381,7 +385,9 @@ for (const role of ROLES) {
       for (const code of [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]) {
         const side = open(role);
         side.frame(Opcode.CLOSE, new Uint8Array([code >> 8, code & 0xff]));
-        assert.deepEqual(side.events(), [{ type: "close", code, reason: "", wasClean: true }]);
+        assert.deepEqual(side.events(), [
+          { type: "close", code, reason: "", wasClean: true, sent: { code, reason: "" }, received: { code, reason: "" }, initiator: "remote" },
+        ]);
         assert.equal(closeFrameCode(side.written()[0]), code);
       }
     });
@@ -417,6 +423,37 @@ for (const role of ROLES) {
       assert.deepEqual(side.written(), [], "nothing more is sent");
     });
 
+    test("we close first: the close event has the peer's code, our close frame and theirs, and says we initiated", () => {
+      const side = open(role);
+      side.conn.close(4000, "bye");
+      side.written();
+      side.frame(Opcode.CLOSE, new Uint8Array([0x03, 0xe8, ...utf8("ok")]));
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1000, reason: "ok", wasClean: true, sent: { code: 4000, reason: "bye" }, received: { code: 1000, reason: "ok" }, initiator: "local" },
+      ]);
+    });
+
+    test("the peer closes first: the close event has its frame and our echo, and says it initiated", () => {
+      const side = open(role);
+      side.frame(Opcode.CLOSE, new Uint8Array([0x0f, 0xa1, ...utf8("later")]));
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 4001, reason: "later", wasClean: true, sent: { code: 4001, reason: "" }, received: { code: 4001, reason: "later" }, initiator: "remote" },
+      ]);
+      assert.equal(closeFrameCode(side.written()[0]), 4001);
+    });
+
+    test("we fail the connection: the close event has the 1002 we sent, and no peer frame (its answer is not read)", () => {
+      const side = open(role);
+      side.frame(Opcode.CONTINUATION, "x");
+      const error = assertFailed(side, 1002);
+      // RFC 6455 §7.1.7: after failing, nothing more is read, the peer's close frame included.
+      side.frame(Opcode.CLOSE, new Uint8Array([0x03, 0xe8]));
+      side.conn.receiveEof();
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1002, reason: error.reason }, received: null, initiator: "local" },
+      ]);
+    });
+
     test("closing first with no answer: after closeTimeout the connection is closed uncleanly", () => {
       const side = open(role, createPair({ server: { closeTimeout: 500 }, client: { closeTimeout: 500 } }));
       side.conn.close();
@@ -425,7 +462,9 @@ for (const role of ROLES) {
       side.conn.tick(499);
       assert.equal(side.conn.readyState, ReadyState.CLOSING);
       side.conn.tick(500);
-      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1005, reason: "" }, received: null, initiator: "local" },
+      ]);
       assert.equal(side.conn.closeExpected, true);
     });
 
@@ -433,7 +472,7 @@ for (const role of ROLES) {
       const side = open(role);
       side.frame(Opcode.TEXT, "part", false);
       side.conn.receiveEof();
-      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null }]);
       assert.equal(side.conn.closeExpected, true);
     });
 
@@ -447,7 +486,9 @@ for (const role of ROLES) {
       side.frame(Opcode.CLOSE, new Uint8Array([0x03, 0xea]));
       assert.deepEqual(side.events(), []);
       side.conn.receiveEof();
-      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+      const [close] = side.events();
+      assert.ok(close.type === "close");
+      assert.deepEqual([close.code, close.wasClean, close.sent?.code, close.received, close.initiator], [1006, false, 1002, null, "local"]);
     });
 
     test("abort() ends at once and drops unsent output", () => {
@@ -455,7 +496,7 @@ for (const role of ROLES) {
       side.conn.sendText("never");
       side.conn.abort();
       assert.deepEqual(side.written(), []);
-      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null }]);
       assert.equal(side.conn.closeExpected, true);
     });
   });
@@ -731,7 +772,7 @@ describe("client: the opening handshake", () => {
     assert.equal(failed.status, 403);
     assert.equal(failed.headers?.get("x-a"), "b");
     assert.equal(new TextDecoder().decode(failed.body), "nope!");
-    assert.deepEqual(close, { type: "close", code: 1006, reason: "", wasClean: false });
+    assert.deepEqual(close, { type: "close", code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null });
     assert.equal(client.closeExpected, true);
   });
 

@@ -253,8 +253,14 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
     assert.deepEqual(data(pair.serverEvents, "pong"), [[1, 2, 3]]);
     pair.client.close(1000, "bye");
     pair.pump();
-    assert.deepEqual(pair.serverEvents.at(-1), { type: "close", code: 1000, reason: "bye", wasClean: true });
-    assert.deepEqual(pair.clientEvents.at(-1), { type: "close", code: 1000, reason: "", wasClean: true });
+    assert.deepEqual(pair.serverEvents.at(-1), {
+      type: "close", code: 1000, reason: "bye", wasClean: true,
+      sent: { code: 1000, reason: "" }, received: { code: 1000, reason: "bye" }, initiator: "remote",
+    });
+    assert.deepEqual(pair.clientEvents.at(-1), {
+      type: "close", code: 1000, reason: "", wasClean: true,
+      sent: { code: 1000, reason: "bye" }, received: { code: 1000, reason: "" }, initiator: "local",
+    });
     assert.equal(pair.server.closeExpected, true);
   });
 }));
