@@ -35,8 +35,8 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ClientConnection, ServerConnection } from "../core/mod.ts";
-// The core as this runtime's adapter configures it (on V8, masking in 64-bit words).
-import "../adapters/auto.ts";
+// The core as this runtime's adapters tune it (on V8, masking in 64-bit words).
+import { engineTuning } from "../adapters/shared/engine.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
 
@@ -252,8 +252,8 @@ function reads(length: number, size: number): number[] {
 
 /** A server and a client connection, open: the handshake done in memory. */
 function openAnyws(): { server: ServerConnection; client: ClientConnection } {
-  const server = new ServerConnection({ handshakeTimeout: 0 });
-  const client = new ClientConnection({ host: "bench.invalid", handshakeTimeout: 0 });
+  const server = new ServerConnection({ handshakeTimeout: 0, tuning: engineTuning() });
+  const client = new ClientConnection({ host: "bench.invalid", handshakeTimeout: 0, tuning: engineTuning() });
   for (let i = 0; i < 4; i++) {
     for (const chunk of client.pollOutput()) server.receive(chunk);
     for (const event of server.pollEvents()) if (event.type === "upgrade") server.accept();

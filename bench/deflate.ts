@@ -49,6 +49,7 @@ import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
 import { serve, WebSocket as AnyWebSocket } from "../adapters/auto.ts";
+import { engineTuning } from "../adapters/shared/engine.ts";
 import { createZlibCodec, type ZlibCodec } from "../adapters/zlib/codec.ts";
 import {
   ClientConnection,
@@ -364,11 +365,13 @@ async function openPairs(n: number, options: PerMessageDeflateOptions | null, co
     const server = new ServerConnection({
       extensions: options ? [perMessageDeflateServer({ codec, ...options })] : [],
       onWake: () => pump(),
+      tuning: engineTuning(),
     });
     const client = new ClientConnection({
       host: "example.com",
       extensions: options ? [perMessageDeflateClient({ codec, ...options })] : [],
       onWake: () => pump(),
+      tuning: engineTuning(),
     });
     pump();
     check(client.readyState === 1 && server.readyState === 1, "pair open");

@@ -3,7 +3,6 @@
  * Sec-WebSocket-Key and Sec-WebSocket-Accept (RFC 6455 §4.1, §4.2.2).
  */
 
-import { allocateBytes } from "./bytes.ts";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const PAD = 0x3d; // "="
@@ -44,7 +43,7 @@ export function base64Encode(bytes: Uint8Array): string {
 export function base64Decode(text: string): Uint8Array | null {
   if (text.length % 4 !== 0) return null;
   const padding = countPadding(text);
-  const out = allocateBytes((text.length / 4) * 3 - padding);
+  const out = new Uint8Array((text.length / 4) * 3 - padding);
 
   let o = 0;
   for (let i = 0; i < text.length; i += 4) {

@@ -1,4 +1,5 @@
 /** Byte helpers shared by the core. */
+import type { ByteAllocator } from "./tuning.ts";
 
 export const textEncoder = new TextEncoder();
 
@@ -9,56 +10,56 @@ export const textEncoder = new TextEncoder();
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
 /**
- * Small buffers the core creates (frames, handshake bytes) can be cut from shared slabs, as Node's
- * `Buffer.allocUnsafe` does from its pool. On V8 every `new Uint8Array(n)` above 64 bytes (all of
- * them on Deno) allocates its own backing store, which costs 0.4-1 us; a view of a slab costs a
- * few dozen nanoseconds. JavaScriptCore allocates small arrays faster than it creates views, so
- * pooling is off unless an adapter for a V8 runtime turns it on (`setBufferPooling`).
+ * Small buffers a connection creates (frames) can be cut from slabs, as Node's
+ * `Buffer.allocUnsafe` does from its pool: on V8 every `new Uint8Array(n)` above 64 bytes (all of
+ * them on Deno) allocates its own backing store, where a view of a slab costs a few dozen
+ * nanoseconds. JavaScriptCore allocates small arrays faster than it creates views. So pooling is
+ * an allocator in a connection's tuning (core/tuning.ts), which the adapters for V8 runtimes pass.
  */
 const SLAB_SIZE = 16384;
 /** Larger buffers are allocated on their own (and the tail a slab wastes stays under this). */
 const POOLED_MAX = 2048;
-let pooling = false;
-let slab: ArrayBuffer | null = null;
-let slabOffset = SLAB_SIZE;
-/** Every slab cut so far (held weakly), to tell a piece of one from a buffer of its own. */
-const slabs = new WeakSet<ArrayBufferLike>();
+
+/** A slab's ArrayBuffer, a class of its own so that a piece of one can be told from other buffers. */
+class Slab extends ArrayBuffer {}
 
 /**
- * Turns the cutting of small buffers from shared slabs on or off, and returns the setting before.
- * With it on, a chunk from `pollOutput()` may share its `ArrayBuffer` with other chunks: read it
- * through its own `byteOffset` and `byteLength`, and never transfer or detach its `buffer`.
+ * Cuts small buffers from slabs of its own. Every buffer it returns up to 2 KiB may share its
+ * `ArrayBuffer` with others it returned: read it through its own `byteOffset` and `byteLength`,
+ * and never transfer or detach its `buffer`.
  */
-export function setBufferPooling(on: boolean): boolean {
-  const previous = pooling;
-  pooling = on;
-  return previous;
-}
+export class SlabAllocator implements ByteAllocator {
+  private slab: ArrayBuffer | null = null;
+  private offset = SLAB_SIZE;
 
-/** A zero-filled buffer of `length` bytes, cut from a slab when pooling is on and it is small. */
-export function allocateBytes(length: number): Uint8Array {
-  if (!pooling || length > POOLED_MAX) return new Uint8Array(length);
-  let offset = slabOffset;
-  if (offset + length > SLAB_SIZE) {
-    slab = newSlab();
-    offset = 0;
-  }
-  // 8-byte aligned, like a buffer of its own: masking takes word views at the same offsets.
-  slabOffset = (offset + length + 7) & ~7;
-  try {
-    return new Uint8Array(slab!, offset, length);
-  } catch {
-    // The slab was detached (someone transferred a piece's buffer despite the rule): start a new one.
-    slab = newSlab();
-    slabOffset = (length + 7) & ~7;
-    return new Uint8Array(slab, 0, length);
+  allocate(length: number): Uint8Array {
+    if (length > POOLED_MAX) return new Uint8Array(length);
+    let offset = this.offset;
+    if (offset + length > SLAB_SIZE) {
+      this.slab = new Slab(SLAB_SIZE);
+      offset = 0;
+    }
+    // 8-byte aligned, like a buffer of its own: masking takes word views at the same offsets.
+    this.offset = (offset + length + 7) & ~7;
+    try {
+      return new Uint8Array(this.slab!, offset, length);
+    } catch {
+      // The slab was detached (someone transferred a piece's buffer despite the rule): start a new one.
+      this.slab = new Slab(SLAB_SIZE);
+      this.offset = (length + 7) & ~7;
+      return new Uint8Array(this.slab, 0, length);
+    }
   }
 }
 
-function newSlab(): ArrayBuffer {
-  const created = new ArrayBuffer(SLAB_SIZE);
-  slabs.add(created);
-  return created;
+/** A zero-filled buffer of `length` bytes, from `allocator` if there is one, else of its own. */
+export function allocateBytes(length: number, allocator: ByteAllocator | null): Uint8Array {
+  return allocator === null ? new Uint8Array(length) : allocator.allocate(length);
+}
+
+/** The bytes are a piece of a `SlabAllocator`'s slab. */
+export function isSlabPiece(bytes: Uint8Array): boolean {
+  return bytes.buffer instanceof Slab;
 }
 
 /**
@@ -67,7 +68,7 @@ function newSlab(): ArrayBuffer {
  * prepared message), where a transfer of the buffer or a long life would reach other pieces.
  */
 export function unpooled(bytes: Uint8Array): Uint8Array {
-  return slabs.has(bytes.buffer) ? bytes.slice() : bytes;
+  return bytes.buffer instanceof Slab ? bytes.slice() : bytes;
 }
 
 /** Strings up to this many UTF-16 units are encoded through `encodeScratch` (3 bytes per unit at most). */
@@ -75,20 +76,20 @@ const SHORT_STRING_MAX = 1024;
 const encodeScratch = new Uint8Array(3 * SHORT_STRING_MAX);
 
 /**
- * `text` as UTF-8 in a buffer the caller owns (a slab piece when pooling is on). Short strings go
+ * `text` as UTF-8 in a buffer the caller owns (from `allocator` if there is one). Short strings go
  * through `encodeInto()` and a copy, which on V8 costs a fraction of `encode()`'s fixed overhead.
  */
-export function encodeUtf8(text: string): Uint8Array {
+export function encodeUtf8(text: string, allocator: ByteAllocator | null = null): Uint8Array {
   if (text.length > SHORT_STRING_MAX) return textEncoder.encode(text);
   const { written } = textEncoder.encodeInto(text, encodeScratch);
-  return copyPrefix(encodeScratch, written);
+  return copyPrefix(encodeScratch, written, allocator);
 }
 
-/** `source[0:length]` in a buffer of its own (a slab piece when pooling is on). */
-export function copyPrefix(source: Uint8Array, length: number): Uint8Array {
-  // Without pooling, slice() is the copy: on Bun the view that set() needs costs ~15% more.
-  if (!pooling) return source.slice(0, length);
-  const bytes = allocateBytes(length);
+/** `source[0:length]` in a buffer of its own (from `allocator` if there is one). */
+export function copyPrefix(source: Uint8Array, length: number, allocator: ByteAllocator | null = null): Uint8Array {
+  // Without an allocator, slice() is the copy: on Bun the view that set() needs costs more.
+  if (allocator === null) return source.slice(0, length);
+  const bytes = allocator.allocate(length);
   bytes.set(source.subarray(0, length));
   return bytes;
 }

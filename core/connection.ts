@@ -42,6 +42,7 @@ import {
   generateKey,
 } from "./handshake.ts";
 import { DEFAULT_HTTP_LIMITS, type HeadersInit, HeaderList, type HttpLimits } from "./http.ts";
+import { type AsciiDecoder, type ByteAllocator, PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
 import { Utf8Validator } from "./utf8.ts";
 
 /** RFC 6455 §4.1 readyState values, as in the WHATWG WebSocket interface. */
@@ -75,8 +76,24 @@ export type ConnectionEvent =
   /**
    * The connection is over. `code`/`reason` are from the peer's close frame (1005 if it had no
    * code), or 1006 when none arrived (RFC 6455 §7.1.5); `wasClean`: both close frames were exchanged.
+   * `sent` and `received` are the close frames each way (null: none), `initiator` who sent the
+   * first one (null: neither did).
    */
-  | { type: "close"; code: number; reason: string; wasClean: boolean };
+  | {
+    type: "close";
+    code: number;
+    reason: string;
+    wasClean: boolean;
+    sent: CloseFrame | null;
+    received: CloseFrame | null;
+    initiator: "local" | "remote" | null;
+  };
+
+/** A close frame's status code (1005 when it had none, RFC 6455 §7.1.5) and reason. */
+export interface CloseFrame {
+  code: number;
+  reason: string;
+}
 
 export interface ConnectionOptions {
   /** Largest message accepted, in bytes, after extensions (1009 beyond). Default 64 MiB. */
@@ -107,6 +124,11 @@ export interface ConnectionOptions {
   onWake?: (connection: Connection) => void;
   /** Limits on the handshake's HTTP head. */
   httpLimits?: Partial<HttpLimits>;
+  /**
+   * Speed choices for the JavaScript engine this runs on (core/tuning.ts), read once here.
+   * Default `PORTABLE_TUNING`; each runtime adapter passes its engine's.
+   */
+  tuning?: Tuning;
 }
 
 export interface SendOptions {
@@ -129,13 +151,7 @@ const DEFAULTS = {
   pongTimeout: 10_000,
 };
 
-type ResolvedOptions = Required<Omit<ConnectionOptions, "onWake" | "httpLimits" | "now">>;
-
-/**
- * The options resolved last. A server opens its connections with the same options: they share
- * this one object instead of each keeping an equal copy.
- */
-let lastResolved: ResolvedOptions | null = null;
+type ResolvedOptions = Required<Omit<ConnectionOptions, "onWake" | "httpLimits" | "now" | "tuning">>;
 
 function resolveOptions(options: ConnectionOptions): ResolvedOptions {
   const resolved: ResolvedOptions = {
@@ -154,18 +170,7 @@ function resolveOptions(options: ConnectionOptions): ResolvedOptions {
   if (!(resolved.fragmentSize >= 1)) {
     throw new WebSocketError("ERR_INVALID_ARGUMENT", "fragmentSize must be at least 1");
   }
-  const last = lastResolved;
-  if (last !== null) {
-    let same = true;
-    for (const key in resolved) {
-      if (!Object.is(resolved[key as keyof ResolvedOptions], last[key as keyof ResolvedOptions])) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return last;
-  }
-  return (lastResolved = Object.freeze(resolved));
+  return Object.freeze(resolved);
 }
 
 /**
@@ -178,8 +183,6 @@ export const MAX_PENDING_PONGS = 16;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
 const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
-/** The masking key handed to `encodeFrame`, which copies it at once: one buffer for every connection. */
-const KEY_BUFFER = new Uint8Array(4);
 /** What most connections negotiate: one shared empty list. */
 const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
 const NO_SERVER_FACTORIES: readonly ServerExtensionFactory[] = Object.freeze([]);
@@ -205,52 +208,16 @@ const textScratchViews: Uint8Array[] = [];
 
 /**
  * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
- * is written into one staging buffer shared by every connection, behind the frames staged before
- * it. They leave it together, copied into one chunk: when the connection's output is polled, or
- * before anything else is added to it, or when another connection stages a frame. So a read of
- * 16 small messages is answered with two chunks (the first frame, then the other 15) rather than
- * 16 arrays for the transport to merge: on Bun, 32-byte echo, 3% more messages per second and 5%
- * less CPU per message. A frame sent alone gets a buffer of its own and is never copied.
+ * is written into the connection's staging buffer, behind the frames staged before it. They leave
+ * it together, copied into one chunk: when the output is polled, or before anything else is added
+ * to it. So a read of 16 small messages is answered with two chunks (the first frame, then the
+ * other 15) rather than 16 arrays for the transport to merge. A frame sent alone gets a buffer of
+ * its own and is never copied. A staging buffer that fills up is replaced by one twice its size,
+ * up to STAGE_MAX; the connection keeps one of STAGE_MIN bytes between polls while it stages,
+ * and lets it go at a poll with nothing staged since the last (an idle connection holds none).
  */
-const STAGE_SIZE = 16384;
-const stage = new Uint8Array(STAGE_SIZE);
-let stagedLength = 0;
-/** The connection whose frames are in `stage` (none when `stagedLength` is 0). */
-let stageOwner: Connection | null = null;
-
-/** Text messages up to this size are decoded leniently, then checked for U+FFFD (`setLenientDecodeLimit`). */
-let lenientDecodeMax = 256;
-
-/** Turns ASCII bytes `bytes[start:end]` into a string without a view of them (`setAsciiDecoder`). */
-export type AsciiDecoder = (bytes: Uint8Array, start: number, end: number) => string;
-let asciiDecoder: AsciiDecoder | null = null;
-
-/**
- * Sets the function that decodes a short ASCII text message, unmasked into a scratch buffer, or
- * null for none (the default); returns the one before. Without it, TextDecoder decodes it there
- * like other text: on Bun 32 bytes take ~62 ns that way and ~36 ns through Node's
- * `Buffer.prototype.latin1Slice`. The core cannot name it, so the adapters set it
- * (adapters/shared/engine.ts).
- */
-export function setAsciiDecoder(decoder: AsciiDecoder | null): AsciiDecoder | null {
-  const previous = asciiDecoder;
-  asciiDecoder = decoder;
-  return previous;
-}
-
-/**
- * Sets the size up to which a text message in one piece is decoded leniently and then checked
- * for U+FFFD, instead of by the fatal decoder; returns the size before. Up to the default, 256
- * bytes, that is as fast or faster everywhere. Above it, it depends on the runtime's decoders:
- * on Deno 3-6 times faster at every size, on Bun about twice as slow, on Node the same. So the
- * Deno adapter sets no limit (Infinity).
- */
-export function setLenientDecodeLimit(bytes: number): number {
-  if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `lenient-decode limit must be a size in bytes, got ${bytes}`);
-  const previous = lenientDecodeMax;
-  lenientDecodeMax = bytes;
-  return previous;
-}
+const STAGE_MIN = 1024;
+const STAGE_MAX = 16384;
 
 function defaultRandom(target: Uint8Array): void {
   crypto.getRandomValues(target);
@@ -258,6 +225,13 @@ function defaultRandom(target: Uint8Array): void {
 
 export abstract class Connection implements FrameHandler {
   protected readonly options: ResolvedOptions;
+  /** The speed choices this connection was created with (`ConnectionOptions.tuning`). */
+  readonly tuning: Tuning;
+  // From the tuning, read once: the hot paths use these fields.
+  private readonly allocator: ByteAllocator | null;
+  private readonly maskWordSize: 4 | 8;
+  private readonly asciiDecoder: AsciiDecoder | null;
+  private readonly lenientDecodeLimit: number;
   protected readonly httpLimits: Partial<HttpLimits> | undefined;
   protected readonly isClient: boolean;
   protected state: ReadyState = ReadyState.CONNECTING;
@@ -267,6 +241,9 @@ export abstract class Connection implements FrameHandler {
   // Created by the first event or output after a poll: an idle connection holds neither.
   private events: ConnectionEvent[] | null = null;
   private output: Uint8Array[] | null = null;
+  // Small frames sent while output waits, written behind each other (see STAGE_MIN).
+  private stage: Uint8Array | null = null;
+  private stagedLength = 0;
   private transportDone = false;
   private readonly onWake: (connection: Connection) => void;
   // Received messages and control frames, and frames to write, each in order. Created when
@@ -304,6 +281,8 @@ export abstract class Connection implements FrameHandler {
    * a timeout. A send then lost a race and is dropped, where after our own close() it is misuse.
    */
   private sendsDropped = false;
+  /** Both close frames and who sent the first; created when the closing handshake starts. */
+  private closing: { sent: CloseFrame | null; received: CloseFrame | null; initiator: "local" | "remote" } | null = null;
   /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
   private pongCount = 0;
   private pongAt = -1;
@@ -320,14 +299,22 @@ export abstract class Connection implements FrameHandler {
   /** Masking keys, drawn in bulk; allocated on the first masked frame (a server never masks). */
   private randomPool: Uint8Array | null = null;
   private randomOffset = RANDOM_POOL_SIZE;
+  private keyBytes: Uint8Array | null = null; // the current masking key, copied into each frame at once
 
   constructor(isClient: boolean, options: ConnectionOptions) {
     this.isClient = isClient;
     this.options = resolveOptions(options);
+    const tuning = options.tuning ?? PORTABLE_TUNING;
+    if (tuning !== PORTABLE_TUNING) checkTuning(tuning);
+    this.tuning = tuning;
+    this.allocator = tuning.allocator;
+    this.maskWordSize = tuning.maskWordSize;
+    this.asciiDecoder = tuning.asciiDecoder;
+    this.lenientDecodeLimit = tuning.lenientDecodeLimit;
     this.httpLimits = options.httpLimits;
     this.now = this.startedAt = this.lastReceived = this.lastSent = options.now ?? 0;
     this.onWake = options.onWake ?? NO_WAKE;
-    this.parser = new FrameParser(this, !isClient); // RFC 6455 §5.1: only clients mask
+    this.parser = new FrameParser(this, !isClient, tuning); // RFC 6455 §5.1: only clients mask
   }
 
   private incoming(): SerialQueue {
@@ -364,7 +351,9 @@ export abstract class Connection implements FrameHandler {
 
   /** Bytes to write to the transport since the last call, in order. */
   pollOutput(): readonly Uint8Array[] {
-    if (stageOwner === this) this.unstage();
+    if (this.stagedLength !== 0) this.unstage();
+    else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
+    if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -482,7 +471,7 @@ export abstract class Connection implements FrameHandler {
     let owned: boolean;
     if (typeof data === "string") {
       if (this.trySendAscii(data, options)) return true;
-      payload = encodeUtf8(data);
+      payload = encodeUtf8(data, this.allocator);
       owned = true;
     } else {
       if (!isWellFormedUtf8(data)) throw new WebSocketError("ERR_INVALID_UTF8", "text message is not valid UTF-8");
@@ -554,10 +543,8 @@ export abstract class Connection implements FrameHandler {
 
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
-    if (stageOwner === this) {
-      stageOwner = null;
-      stagedLength = 0;
-    }
+    this.stage = null;
+    this.stagedLength = 0;
     this.output = null;
     this.pongCount = 0;
     this.pongAt = -1;
@@ -640,7 +627,7 @@ export abstract class Connection implements FrameHandler {
       return true;
     }
     // A message that came in pieces was validated piece by piece above.
-    const decoded = inPieces ? lenientDecoder.decode(payload) : decodeText(payload);
+    const decoded = inPieces ? lenientDecoder.decode(payload) : decodeText(payload, this.lenientDecodeLimit);
     if (decoded === null) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
     this.deliver({ type: "text", data: decoded });
     return true;
@@ -649,12 +636,12 @@ export abstract class Connection implements FrameHandler {
   /**
    * The fast path for the commonest message (FrameHandler): a whole, unfragmented, untransformed
    * text frame of at most 256 bytes, unmasked into a scratch buffer as it is checked for ASCII.
-   * ASCII, valid UTF-8 as it is (RFC 6455 §8.1), goes to the `setAsciiDecoder` function if one is
-   * set; other text is decoded and checked by TextDecoder (§8.1: invalid UTF-8 fails with 1007).
+   * ASCII, valid UTF-8 as it is (RFC 6455 §8.1), goes to the tuning's `asciiDecoder` if it has
+   * one; other text is decoded and checked by TextDecoder (§8.1: invalid UTF-8 fails with 1007).
    * Anything else goes through `onFramePayload`. The size limits were checked on the header.
    */
   takeWholePayload(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean {
-    const decode = asciiDecoder;
+    const decode = this.asciiDecoder;
     const length = end - start;
     if (this.frameOpcode !== Opcode.TEXT || !this.frameFin || this.messageRsv !== 0) return false;
     if (length > SHORT_TEXT_MAX || length > this.options.streamThreshold) return false;
@@ -662,7 +649,7 @@ export abstract class Connection implements FrameHandler {
     const text =
       ascii && decode !== null
         ? decode(TEXT_SCRATCH, 0, length)
-        : decodeText((textScratchViews[length] ??= TEXT_SCRATCH.subarray(0, length)));
+        : decodeText((textScratchViews[length] ??= TEXT_SCRATCH.subarray(0, length)), this.lenientDecodeLimit);
     if (text === null) {
       this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
       return true; // taken: the connection failed on it
@@ -776,6 +763,7 @@ export abstract class Connection implements FrameHandler {
     this.parser.stop();
     this.runIncoming(() => {
       if (this.failed) return;
+      (this.closing ??= { sent: null, received: null, initiator: "remote" }).received = { code, reason };
       if (!this.closeSent) {
         this.sendsDropped = true;
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
@@ -851,11 +839,12 @@ export abstract class Connection implements FrameHandler {
     const key = this.isClient ? this.maskKey() : null;
     const size = frameHeaderSize(text.length, key !== null) + text.length;
     if (this.outputWaits()) {
-      const end = writeAsciiTextFrame(stage, this.stageAt(size), text, key);
+      const at = this.stageAt(size);
+      const end = writeAsciiTextFrame(this.stage!, at, text, key);
       if (end < 0) return false;
-      stagedLength = end;
+      this.stagedLength = end;
     } else {
-      const frame = allocateBytes(size);
+      const frame = allocateBytes(size, this.allocator);
       if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
       this.pushOutput(frame);
     }
@@ -881,10 +870,10 @@ export abstract class Connection implements FrameHandler {
     const key = this.isClient ? this.maskKey() : null;
     if (payload.length <= MERGE_PAYLOAD_MAX && this.outputWaits()) {
       const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
-      stagedLength = writeSmallFrame(stage, at, opcode, payload, fin, rsv, key);
+      this.stagedLength = writeSmallFrame(this.stage!, at, opcode, payload, fin, rsv, key);
       return;
     }
-    const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned);
+    const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, this.allocator, this.maskWordSize);
     for (const chunk of chunks) this.pushOutput(chunk);
   }
 
@@ -913,7 +902,7 @@ export abstract class Connection implements FrameHandler {
     const size = frameHeaderSize(payload.length, key !== null) + payload.length;
     if (this.pongAt < 0) {
       // The last one gets a chunk of its own, to be replaced.
-      const frame = allocateBytes(size);
+      const frame = allocateBytes(size, this.allocator);
       writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
       this.pushOutput(frame);
       this.pongAt = this.output!.length - 1;
@@ -931,10 +920,16 @@ export abstract class Connection implements FrameHandler {
   /** Queues the close frame behind the messages already being sent. */
   private sendClose(payload: Uint8Array): void {
     this.closeSent = true;
+    const closing = (this.closing ??= { sent: null, received: null, initiator: "local" });
     this.runOutgoing(() => {
       if (this.state === ReadyState.CLOSED && this.transportDone) return; // aborted meanwhile
       this.writeFrame(Opcode.CLOSE, payload);
       this.closeWritten = true;
+      // Our own payloads are valid: a code (or none) and a UTF-8 reason (RFC 6455 §5.5.1).
+      closing.sent = {
+        code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : CloseCode.NO_STATUS,
+        reason: payload.length > 2 ? decodeUtf8(payload.subarray(2)) ?? "" : "",
+      };
     });
   }
 
@@ -951,7 +946,7 @@ export abstract class Connection implements FrameHandler {
 
   /**
    * A fresh masking key for each frame (RFC 6455 §5.3), from a pool of random bytes. The key is
-   * one reused buffer: `encodeFrame` copies it into the frame header and keeps no reference.
+   * this connection's one reused buffer: `encodeFrame` copies it into the frame header at once.
    */
   private maskKey(): Uint8Array {
     let pool = this.randomPool;
@@ -961,7 +956,7 @@ export abstract class Connection implements FrameHandler {
       this.randomOffset = 0;
     }
     const at = this.randomOffset;
-    const key = KEY_BUFFER;
+    const key = (this.keyBytes ??= new Uint8Array(4));
     key[0] = pool[at];
     key[1] = pool[at + 1];
     key[2] = pool[at + 2];
@@ -971,7 +966,7 @@ export abstract class Connection implements FrameHandler {
   }
 
   protected randomBytes(n: number): Uint8Array {
-    const bytes = allocateBytes(n);
+    const bytes = new Uint8Array(n);
     this.options.random(bytes);
     return bytes;
   }
@@ -993,29 +988,32 @@ export abstract class Connection implements FrameHandler {
   }
 
   protected pushOutput(bytes: Uint8Array): void {
-    if (stageOwner === this) this.unstage();
+    if (this.stagedLength !== 0) this.unstage();
     (this.output ??= []).push(bytes);
   }
 
   /** Output is waiting to be polled: a small frame sent now is staged. */
   private outputWaits(): boolean {
-    return this.output !== null || stageOwner === this;
+    return this.output !== null || this.stagedLength !== 0;
   }
 
-  /** Where `size` more bytes of this connection's frames go in `stage`, behind those it has there. */
+  /** Where `size` more bytes of frames go in `stage`, behind those there; a full stage goes to the output first. */
   private stageAt(size: number): number {
-    if (stageOwner !== this || stagedLength + size > STAGE_SIZE) {
-      stageOwner?.unstage();
-      stageOwner = this;
+    const stage = this.stage;
+    if (stage === null) {
+      this.stage = new Uint8Array(size > STAGE_MIN ? size : STAGE_MIN);
+    } else if (this.stagedLength + size > stage.length) {
+      if (this.stagedLength !== 0) this.unstage();
+      const grown = Math.min(stage.length * 2, STAGE_MAX);
+      if (grown > stage.length || size > stage.length) this.stage = new Uint8Array(size > grown ? size : grown);
     }
-    return stagedLength;
+    return this.stagedLength;
   }
 
-  /** Moves this connection's staged frames to its output, as one chunk of their own. */
+  /** Moves the staged frames to the output, as one chunk of their own. */
   private unstage(): void {
-    if (stagedLength !== 0) (this.output ??= []).push(copyPrefix(stage, stagedLength));
-    stagedLength = 0;
-    stageOwner = null;
+    (this.output ??= []).push(copyPrefix(this.stage!, this.stagedLength, this.allocator));
+    this.stagedLength = 0;
   }
 
   /** The transport is to be closed once the output is written. */
@@ -1059,7 +1057,16 @@ export abstract class Connection implements FrameHandler {
     this.parser.stop();
     this.state = ReadyState.CLOSED;
     this.closedAt = this.now;
-    this.emit({ type: "close", code, reason, wasClean });
+    const closing = this.closing;
+    this.emit({
+      type: "close",
+      code,
+      reason,
+      wasClean,
+      sent: closing?.sent ?? null,
+      received: closing?.received ?? null,
+      initiator: closing?.initiator ?? null,
+    });
     for (const extension of this.extensions) extension.dispose?.();
   }
 
@@ -1363,7 +1370,7 @@ export function closePayload(code: number | undefined, reason = ""): Uint8Array 
   if (reasonBytes.length > MAX_CLOSE_REASON) {
     throw new WebSocketError("ERR_REASON_TOO_LONG", `close reason is ${reasonBytes.length} bytes; at most ${MAX_CLOSE_REASON} fit`);
   }
-  const payload = allocateBytes(2 + reasonBytes.length);
+  const payload = new Uint8Array(2 + reasonBytes.length);
   payload[0] = code >>> 8;
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);
@@ -1375,8 +1382,8 @@ export function closePayload(code: number | undefined, reason = ""): Uint8Array 
  * without a U+FFFD in the result every byte was valid UTF-8 (the lenient decoder marks invalid
  * ones so); with one, the fatal decoder tells a real U+FFFD from a replaced byte.
  */
-function decodeText(bytes: Uint8Array): string | null {
-  if (bytes.length <= lenientDecodeMax) {
+function decodeText(bytes: Uint8Array, lenientDecodeLimit: number): string | null {
+  if (bytes.length <= lenientDecodeLimit) {
     const text = lenientDecoder.decode(bytes);
     if (text.indexOf("\ufffd") === -1) return text;
   }

@@ -22,8 +22,8 @@ export interface Extension {
    */
   decode(payload: Uint8Array, rsv: number, maxSize: number): Uint8Array | Promise<Uint8Array>;
   /**
-   * Transforms a message to send. `payload` may be a piece of a shared slab (see
-   * `setBufferPooling`): read it, or write it in place, but never transfer its buffer.
+   * Transforms a message to send. `payload` may be a piece of a shared slab (a tuning's pooling
+   * allocator): read it, or write it in place, but never transfer its buffer.
    */
   encode(payload: Uint8Array, binary: boolean): EncodedPayload | Promise<EncodedPayload>;
   /** Releases resources when the connection ends. */

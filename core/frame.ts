@@ -6,8 +6,8 @@
  * (fragmentation, message size, UTF-8) belong to the connection.
  */
 import { allocateBytes } from "./bytes.ts";
+import { type ByteAllocator, PORTABLE_TUNING, type Tuning } from "./tuning.ts";
 import { copyRange, maskInto, maskRange } from "./mask.ts";
-import { WebSocketError } from "./errors.ts";
 
 /** Opcodes (RFC 6455 §5.2, §11.8). */
 export const Opcode = {
@@ -37,7 +37,7 @@ export interface FrameHandler {
   onFrameStart(opcode: number, fin: boolean, rsv: number, length: number): boolean;
   /** Unmasked payload bytes of the current frame, in order; `frameEnd` marks its last piece
    * (an empty payload gives one empty piece). Pieces are views into the received chunk, or
-   * copies of it up to the size `setPayloadCopyLimit` chose. */
+   * copies of it up to `Tuning.payloadCopyLimit` bytes (a copy keeps no reference to the chunk). */
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean;
   /**
    * Optional fast path: the current frame's whole payload is `chunk[start:end]`, still masked
@@ -49,26 +49,6 @@ export interface FrameHandler {
   takeWholePayload?(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean;
   /** The peer broke a per-frame rule; the parser has stopped. */
   onFrameError(closeCode: number, reason: string): void;
-}
-
-/** Payload pieces up to this many bytes are copied out of the chunk; 0: none are. */
-let payloadCopyLimit = 0;
-
-/**
- * Has payload pieces of up to `bytes` bytes handed to the handler as copies, unmasked on the way,
- * instead of as views into the received chunk (which is then not unmasked in place); returns the
- * limit before. On JavaScriptCore a view costs 40-60 ns, a new small array about 7 ns, and
- * TextDecoder reads a standalone array faster; copying in a loop stops paying off between 128
- * and 256 bytes. On V8 a view is the cheaper. So the default is 0, and on Bun the adapters set
- * 128 (adapters/shared/engine.ts).
- * A copy also keeps no reference to the chunk. A whole payload is offered to `takeWholePayload`
- * first, before it is copied or unmasked.
- */
-export function setPayloadCopyLimit(bytes: number): number {
-  if (!(bytes >= 0)) throw new WebSocketError("ERR_INVALID_ARGUMENT", `payload copy limit must be a size in bytes, got ${bytes}`);
-  const previous = payloadCopyLimit;
-  payloadCopyLimit = bytes;
-  return previous;
 }
 
 const HEADER = 0;
@@ -94,11 +74,19 @@ export class FrameParser {
 
   private readonly handler: FrameHandler;
   private readonly expectMasked: boolean;
+  private readonly payloadCopyLimit: number;
+  private readonly maskWordSize: 4 | 8;
 
-  /** `expectMasked`: a server receives masked frames only, a client unmasked only (RFC 6455 §5.1). */
-  constructor(handler: FrameHandler, expectMasked: boolean) {
+  /**
+   * `expectMasked`: a server receives masked frames only, a client unmasked only (RFC 6455 §5.1).
+   * From `tuning`: payload pieces up to `payloadCopyLimit` bytes are handed on as copies; the
+   * word size of the unmasking loops. A whole payload is offered to `takeWholePayload` first.
+   */
+  constructor(handler: FrameHandler, expectMasked: boolean, tuning: Tuning = PORTABLE_TUNING) {
     this.handler = handler;
     this.expectMasked = expectMasked;
+    this.payloadCopyLimit = tuning.payloadCopyLimit;
+    this.maskWordSize = tuning.maskWordSize;
   }
 
   get stopped(): boolean {
@@ -126,14 +114,14 @@ export class FrameParser {
         const frameEnd = this.remaining === 0;
         if (frameEnd) this.state = HEADER;
         if (whole && this.handler.takeWholePayload?.(chunk, start, pos, this.masked ? this.maskKey : null)) continue;
-        if (take <= payloadCopyLimit && payloadCopyLimit !== 0) {
+        if (take <= this.payloadCopyLimit && this.payloadCopyLimit !== 0) {
           const copy = copyRange(chunk, start, pos, this.masked ? this.maskKey : null, this.phase);
           this.phase = (this.phase + take) & 3;
           if (!this.handler.onFramePayload(copy, frameEnd)) this.state = STOPPED;
           continue;
         }
         if (this.masked && take > 0) {
-          maskRange(chunk, start, pos, this.maskKey!, this.phase);
+          maskRange(chunk, start, pos, this.maskKey!, this.phase, this.maskWordSize);
           this.phase = (this.phase + take) & 3;
         }
         if (!this.handler.onFramePayload(chunk.subarray(start, pos), frameEnd)) this.state = STOPPED;
@@ -283,8 +271,9 @@ export const MERGE_PAYLOAD_MAX = 1024;
 /**
  * Serializes one frame as chunks to write in order. With `maskKey` (client role) the payload is
  * masked in a copy, unless `payloadIsOwned` says the caller handed over a buffer we may modify.
- * Without a mask, a large payload is returned as its own chunk, uncopied. With buffer pooling on
- * (`setBufferPooling`), small chunks are pieces of a shared slab: never transfer their buffer.
+ * Without a mask, a large payload is returned as its own chunk, uncopied. Small chunks come from
+ * `allocator` when one is given (a pooling one makes pieces of a shared slab: never transfer their
+ * buffer); `maskWordSize` as for `maskRange`.
  */
 export function encodeFrame(
   opcode: number,
@@ -293,25 +282,27 @@ export function encodeFrame(
   rsv: number,
   maskKey: Uint8Array | null,
   payloadIsOwned = false,
+  allocator: ByteAllocator | null = null,
+  maskWordSize: 4 | 8 = 4,
 ): Uint8Array[] {
   const length = payload.length;
   const headerLength = frameHeaderSize(length, maskKey !== null);
   if (length <= MERGE_PAYLOAD_MAX) {
-    const frame = allocateBytes(headerLength + length);
+    const frame = allocateBytes(headerLength + length, allocator);
     writeSmallFrame(frame, 0, opcode, payload, fin, rsv, maskKey);
     return [frame];
   }
-  const header = allocateBytes(headerLength);
+  const header = allocateBytes(headerLength, allocator);
   writeFrameHeader(header, 0, opcode, fin, rsv, length, maskKey);
   if (!maskKey) return [header, payload];
   if (payloadIsOwned) {
-    maskRange(payload, 0, length, maskKey);
+    maskRange(payload, 0, length, maskKey, 0, maskWordSize);
     return [header, payload];
   }
   // Copy and mask in one pass. (Not `payload.slice()`: for a Node Buffer that is a view, and
   // masking it would change the caller's bytes.)
   const body = new Uint8Array(length);
-  maskInto(payload, maskKey, body, 0);
+  maskInto(payload, maskKey, body, 0, maskWordSize);
   return [header, body];
 }
 

@@ -14,7 +14,7 @@
  */
 
 import { base64Decode, base64Encode } from "./base64.ts";
-import { EMPTY_BYTES, allocateBytes, encodeUtf8 } from "./bytes.ts";
+import { EMPTY_BYTES, encodeUtf8 } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { type ExtensionOffer, parseExtensions } from "./extension-header.ts";
 import {
@@ -63,7 +63,7 @@ export function generateKey(random: (n: number) => Uint8Array = defaultRandom): 
 }
 
 function defaultRandom(n: number): Uint8Array {
-  return globalThis.crypto.getRandomValues(allocateBytes(n));
+  return globalThis.crypto.getRandomValues(new Uint8Array(n));
 }
 
 function isValidKey(key: string): boolean {
@@ -148,7 +148,7 @@ export function validateUpgradeRequest(head: HttpRequestHead): UpgradeRequest | 
     const reason = `method ${excerpt(head.method)} not allowed, expected GET`;
     return reject(405, reason, [["Allow", "GET"]]);
   }
-  const target = splitTarget(head.target);
+  const target = parseRequestTarget(head.target);
   if (target === null) return reject(400, "invalid request target");
 
   // item 2 (and RFC 7230 §5.4): exactly one Host, non-empty, without whitespace.
@@ -231,7 +231,7 @@ function minorVersion(version: string): number {
  * one ("http://host/chat") that RFC 6455 §4.2.1 item 1 also allows. Fragments are not
  * part of a request-target (RFC 7230 §5.3), so "#" is rejected.
  */
-function splitTarget(target: string): { path: string; query: string } | null {
+export function parseRequestTarget(target: string): { path: string; query: string } | null {
   if (target.includes("#")) return null;
   let pathAndQuery = target;
   if (!target.startsWith("/")) {
@@ -385,7 +385,7 @@ export function buildRejectResponse(options: RejectOptions): Uint8Array {
   headers.push(...extra);
 
   const head = serializeHead(`HTTP/1.1 ${status} ${statusText}`, headers);
-  const response = allocateBytes(head.length + body.length);
+  const response = new Uint8Array(head.length + body.length);
   response.set(head);
   response.set(body, head.length);
   return response;

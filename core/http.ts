@@ -10,7 +10,7 @@
  * bounded number of times, so parsing is linear in the input.
  */
 
-import { EMPTY_BYTES, allocateBytes } from "./bytes.ts";
+import { EMPTY_BYTES } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 
 // ---------------------------------------------------------------------------
@@ -235,7 +235,7 @@ export function serializeHead(startLine: string, headers: Iterable<[string, stri
 
 /** One byte per character; every character must be below 256 (callers validate first). */
 export function encodeLatin1(text: string): Uint8Array {
-  const bytes = allocateBytes(text.length);
+  const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
 }

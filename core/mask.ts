@@ -12,35 +12,24 @@ const keyWord = new Int32Array(keyBytes.buffer);
  * words per iteration (10-25% faster than 4 on V8 and JSC).
  */
 const WORD_MASK_MIN = 128;
-/** Ranges at least this long go 8 bytes at a time when `setMaskWordSize(8)` chose that. */
+/** Ranges at least this long go 8 bytes at a time when the word size is 8 (`Tuning.maskWordSize`). */
 const WIDE_MASK_MIN = 1024;
-
-/** Bytes per word of the long loops: 4 (Int32Array) or 8 (BigUint64Array). */
-let wordSize: 4 | 8 = 4;
-
-/**
- * Chooses how many bytes the masking loops XOR at a time on long ranges. With 8 they go through a
- * BigUint64Array, which V8 compiles to plain 64-bit XORs (about twice the speed of 4 bytes), but
- * JavaScriptCore allocates a BigInt per element there (about a hundred times slower). The core
- * cannot tell engines apart, so the default is 4 and the adapters for the V8 runtimes (Node, Deno)
- * choose 8. Returns the size chosen before.
- */
-export function setMaskWordSize(bytes: 4 | 8): 4 | 8 {
-  const previous = wordSize;
-  wordSize = bytes;
-  return previous;
-}
 
 /**
  * XORs `data` in place with `key`, as if `data` started `phase` bytes into the payload
- * (so a payload that arrives in pieces can be unmasked piece by piece).
+ * (so a payload that arrives in pieces can be unmasked piece by piece). `wordSize`: bytes per
+ * word of the loop over long ranges; 8 is fast on V8 only (`Tuning.maskWordSize`).
  */
-export function applyMask(data: Uint8Array, key: Uint8Array, phase = 0): void {
-  maskRange(data, 0, data.length, key, phase);
+export function applyMask(data: Uint8Array, key: Uint8Array, phase = 0, wordSize: 4 | 8 = 4): void {
+  maskRange(data, 0, data.length, key, phase, wordSize);
 }
 
-/** XORs `data[start:end]` in place with `key`, the range starting `phase` bytes into the payload. */
-export function maskRange(data: Uint8Array, start: number, end: number, key: Uint8Array, phase = 0): void {
+/**
+ * XORs `data[start:end]` in place with `key`, the range starting `phase` bytes into the payload.
+ * With `wordSize` 8, long ranges go through a BigUint64Array: V8 compiles that to plain 64-bit
+ * XORs, where JavaScriptCore allocates a BigInt per element.
+ */
+export function maskRange(data: Uint8Array, start: number, end: number, key: Uint8Array, phase = 0, wordSize: 4 | 8 = 4): void {
   let i = start;
   const shift = phase - start; // data[i] takes key[(shift + i) & 3]
   if (wordSize === 8 && end - i >= WIDE_MASK_MIN) {
@@ -110,14 +99,14 @@ export function copyRange(data: Uint8Array, start: number, end: number, key: Uin
 
 /**
  * Writes `source` masked with `key` into `target` at `offset`, copying and masking in one pass
- * (for a payload the caller still owns). `source` is not changed.
+ * (for a payload the caller still owns). `source` is not changed. `wordSize` as for `maskRange`.
  */
-export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array, offset: number): void {
+export function maskInto(source: Uint8Array, key: Uint8Array, target: Uint8Array, offset: number, wordSize: 4 | 8 = 4): void {
   const length = source.length;
   if (length >= WORD_MASK_MIN && ((source.byteOffset - (target.byteOffset + offset)) & 3) !== 0) {
     // Not alike aligned, so no word view fits both: copy natively, then mask in place.
     target.set(source, offset);
-    maskRange(target, offset, offset + length, key);
+    maskRange(target, offset, offset + length, key, 0, wordSize);
     return;
   }
   let i = 0;

@@ -5,6 +5,7 @@
 export {
   ClientConnection,
   type ClientConnectionOptions,
+  type CloseFrame,
   closePayload,
   Connection,
   type ConnectionEvent,
@@ -16,10 +17,8 @@ export {
   type ServerAcceptOptions,
   ServerConnection,
   type ServerConnectionOptions,
-  setAsciiDecoder,
-  type AsciiDecoder,
-  setLenientDecodeLimit,
 } from "./connection.ts";
+export { type AsciiDecoder, type ByteAllocator, createTuning, PORTABLE_TUNING, type Tuning } from "./tuning.ts";
 export { CloseCode, type ErrorCode, isValidCloseCode, WebSocketError } from "./errors.ts";
 export {
   type ClientExtensionFactory,
@@ -43,15 +42,16 @@ export {
   perMessageDeflateClient,
   perMessageDeflateServer,
 } from "./permessage-deflate.ts";
-export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3, setPayloadCopyLimit } from "./frame.ts";
+export { encodeFrame, FrameParser, type FrameHandler, Opcode, RSV1, RSV2, RSV3 } from "./frame.ts";
 export {
   acceptKey,
   type AcceptOptions,
   generateKey,
+  parseRequestTarget,
   type RejectOptions,
   type UpgradeRequest,
 } from "./handshake.ts";
 export { HeaderList, type HeadersInit, type HttpLimits } from "./http.ts";
-export { applyMask, setMaskWordSize } from "./mask.ts";
-export { setBufferPooling } from "./bytes.ts";
+export { applyMask } from "./mask.ts";
+export { SlabAllocator } from "./bytes.ts";
 export { isValidUtf8, Utf8Validator } from "./utf8.ts";

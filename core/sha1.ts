@@ -7,7 +7,6 @@
  * allocation-light for large inputs.
  */
 
-import { allocateBytes } from "./bytes.ts";
 
 const BLOCK_BYTES = 64;
 
@@ -33,7 +32,7 @@ export function sha1(data: Uint8Array): Uint8Array {
     compress(state, schedule, tailBlocks, offset);
   }
 
-  const digest = allocateBytes(20);
+  const digest = new Uint8Array(20);
   for (let i = 0; i < 5; i++) {
     const word = state[i]!;
     digest[i * 4] = word >>> 24;

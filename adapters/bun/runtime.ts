@@ -47,9 +47,6 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { useEngineSettings } from "../shared/engine.ts";
-
-useEngineSettings();
 
 /**
  * `write()` returns false once more than this many bytes wait in the transport's own queue, i.e.

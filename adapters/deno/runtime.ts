@@ -37,9 +37,6 @@ import type {
   TransportHandler,
 } from "../shared/transport.ts";
 import { type ByteChannel, createTransport, type TransportOptions } from "../streams/runtime.ts";
-import { useEngineSettings } from "../shared/engine.ts";
-
-useEngineSettings();
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
 const MIN_READ_SIZE = 4 * 1024;

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
+import { parseRequestTarget } from "../../core/mod.ts";
 import { createServe, type ServerHandlers, type ServerOptions, WebSocketServer } from "../shared/server.ts";
 import { createWebSocketClass } from "../shared/websocket.ts";
 import type { TransportHandler } from "../shared/transport.ts";
@@ -15,9 +16,15 @@ export const serve = createServe(nodeRuntime);
 export const WebSocket = createWebSocketClass(nodeRuntime);
 export type WebSocket = InstanceType<typeof WebSocket>;
 
+/** Every `upgrade` listener that `attach()` added, and the requests one of them took. */
+const attachListeners = new WeakSet<(...args: never[]) => unknown>();
+const taken = new WeakSet<IncomingMessage>();
+
 /**
  * Serves WebSockets on an existing `http`/`https` server's port: upgrade requests (for
  * `options.path`, if given) become WebSocket connections; everything else stays the app's.
+ * An upgrade for another path is left to the server's other `upgrade` listeners; when there are
+ * none but `attach()`'s, the last of them answers it with 404, so that no request is left hanging.
  */
 export function attach<T = undefined>(
   server: HttpServer | HttpsServer,
@@ -25,15 +32,26 @@ export function attach<T = undefined>(
   handlers: ServerHandlers<T>,
 ): WebSocketServer<T> {
   const wss = new WebSocketServer<T>(options, handlers);
-  server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (options.path !== undefined && new URL(request.url ?? "/", "http://h").pathname !== options.path) return;
+  const listener = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // The path as the core parses the request-target: the server's own check sees the same one.
+    if (!wss.servesPath(parseRequestTarget(request.url ?? "")?.path) && !answersTheRest(server, listener, request)) return;
+    taken.add(request);
     let handler: TransportHandler | undefined;
     socketTransport(socket as Socket, (transport) => (handler = wss.accept(transport)));
     // Node has parsed the request already; the core checks it from its bytes, as for any stream.
     handler!.onData(requestHead(request));
     if (head.length !== 0) handler!.onData(new Uint8Array(head));
-  });
+  };
+  attachListeners.add(listener);
+  server.on("upgrade", listener);
   return wss;
+}
+
+/** True when `listener` is the last `upgrade` listener, all are `attach()`'s, and none took `request`. */
+function answersTheRest(server: HttpServer | HttpsServer, listener: (...args: never[]) => unknown, request: IncomingMessage): boolean {
+  if (taken.has(request)) return false;
+  const listeners = server.listeners("upgrade");
+  return listeners[listeners.length - 1] === listener && listeners.every((l) => attachListeners.has(l as never));
 }
 
 function requestHead(request: IncomingMessage): Uint8Array {

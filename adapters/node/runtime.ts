@@ -17,9 +17,6 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { useEngineSettings } from "../shared/engine.ts";
-
-useEngineSettings();
 
 /** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
 export const END_LINGER_MS = 3000;

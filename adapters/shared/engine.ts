@@ -1,39 +1,50 @@
 /**
- * The core's speed settings that depend on the JavaScript engine, chosen in one place. The core
- * cannot tell engines apart, so it keeps safe defaults; every runtime adapter calls
- * `useEngineSettings()` when it is loaded (the Node adapter also runs on Bun, as Bun's node:net).
+ * The core's speed choices for the JavaScript engine this runs on: JavaScriptCore (Bun) or V8
+ * (Node, Deno). A pure function of the runtime, computed once; the shared server and client pass
+ * it to every connection they create, so every adapter (streams included) runs with it.
  */
 import { Buffer } from "node:buffer";
-import { setBufferPooling } from "../../core/bytes.ts";
-import { setAsciiDecoder, setLenientDecodeLimit } from "../../core/connection.ts";
-import { setPayloadCopyLimit } from "../../core/frame.ts";
-import { setMaskWordSize } from "../../core/mask.ts";
+import { SlabAllocator } from "../../core/bytes.ts";
+import { createTuning, type Tuning } from "../../core/tuning.ts";
 
 type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
 
-const isBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
-const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+/** Which engine family a tuning is for. */
+export type Engine = "v8" | "deno" | "jsc";
 
-/** Applies the settings for the engine this runs on: JavaScriptCore (Bun) or V8 (Node, Deno). */
-export function useEngineSettings(): void {
+let cached: Tuning | undefined;
+
+/** The tuning for the engine this runs on; the same frozen object on every call. */
+export function engineTuning(): Tuning {
+  return (cached ??= tuningFor(currentEngine()));
+}
+
+export function currentEngine(): Engine {
+  if ((globalThis as { Bun?: unknown }).Bun !== undefined) return "jsc";
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return "deno";
+  return "v8";
+}
+
+/** The tuning for `engine`, made anew (each call gets an allocator of its own). */
+export function tuningFor(engine: Engine): Tuning {
   // Node's Buffer (Deno and Bun have it too) decodes a range of any Uint8Array without a view of
-  // it. The core unmasks short ASCII text into a scratch buffer for it: receiving 32-byte messages
-  // costs 40-50% less on Node and Deno than through a view and TextDecoder; on Bun it decodes 32
-  // bytes in ~36 ns, where TextDecoder takes ~62 ns.
+  // it: the core unmasks short ASCII text into a scratch buffer for it, cheaper than a view and
+  // TextDecoder on every engine.
   const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
-  if (typeof latin1Slice === "function") setAsciiDecoder((bytes, start, end) => latin1Slice.call(bytes, start, end));
-  if (isBun) {
+  const asciiDecoder = typeof latin1Slice === "function"
+    ? (bytes: Uint8Array, start: number, end: number) => latin1Slice.call(bytes, start, end)
+    : null;
+  if (engine === "jsc") {
     // JavaScriptCore: a view into a received chunk costs more than a copy of a short payload, and
-    // TextDecoder reads the copy faster (core/frame.ts). In-process, a 32-byte text echo cost ~300
-    // ns per message through views and ~255 through copies; short ASCII text, which now takes the
-    // latin1Slice path, ~210 (with staged output, core/connection.ts).
-    setPayloadCopyLimit(128);
-    return;
+    // TextDecoder reads the copy faster; 64-bit masking words and slab views are slow there.
+    return createTuning({ asciiDecoder, payloadCopyLimit: 128 });
   }
-  // V8 masks 64-bit words twice as fast as 32-bit ones (core/mask.ts), and allocates small buffers
-  // faster from slabs (core/bytes.ts).
-  setMaskWordSize(8);
-  setBufferPooling(true);
-  // Deno's lenient UTF-8 decoder is 3-6 times faster than its fatal one at any size.
-  if (isDeno) setLenientDecodeLimit(Infinity);
+  // V8 masks 64-bit words faster than 32-bit ones, and allocates small buffers faster from slabs.
+  // Deno's lenient UTF-8 decoder is faster than its fatal one at any size.
+  return createTuning({
+    asciiDecoder,
+    maskWordSize: 8,
+    allocator: new SlabAllocator(),
+    lenientDecodeLimit: engine === "deno" ? Infinity : undefined,
+  });
 }

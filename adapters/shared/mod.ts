@@ -1,6 +1,7 @@
 /** What every runtime adapter exports besides `serve` and `WebSocket`. */
 export {
   checkOrigin,
+  type ClosingHandshake,
   createServe,
   type SendResult,
   type ServeOptions,
@@ -34,5 +35,5 @@ export type {
   Transport,
   TransportHandler,
 } from "./transport.ts";
-export { CloseCode, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
+export { CloseCode, type CloseFrame, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";

@@ -3,6 +3,7 @@
  * hook, backpressure, keepalive, pub/sub and graceful shutdown. A runtime supplies `listen`.
  */
 import {
+  type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
@@ -14,8 +15,10 @@ import {
   ServerConnection,
   type UpgradeRequest,
 } from "../../core/mod.ts";
+import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
-import { isBlob, type SendData, viewBytes } from "./data.ts";
+import { BlobQueue } from "./blob-queue.ts";
+import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
@@ -24,6 +27,13 @@ import { serverExtensions } from "../zlib/codec.ts";
 export interface UpgradeInfo extends UpgradeRequest {
   remoteAddress: string;
   remotePort: number;
+}
+
+/** The closing handshake as it went: the close frames each way (null: none), and who sent the first (null: neither). */
+export interface ClosingHandshake {
+  sent: CloseFrame | null;
+  received: CloseFrame | null;
+  initiator: "local" | "remote" | null;
 }
 
 /** The upgrade hook's answer: accept (the default), or reject with an HTTP response. */
@@ -40,7 +50,11 @@ export interface ServerHandlers<T = undefined> {
   open?(ws: ServerWebSocket<T>): void;
   /** Text arrives as a string, binary as a Uint8Array view (valid until the handler returns, unless kept). */
   message?(ws: ServerWebSocket<T>, data: string | Uint8Array, isBinary: boolean): void;
-  close?(ws: ServerWebSocket<T>, code: number, reason: string, wasClean: boolean): void;
+  /**
+   * The connection is closed: `code` and `reason` are the peer's (1005: its close frame had no
+   * code; 1006: none arrived), as in `ws`; `closing` has both close frames and who sent the first.
+   */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string, wasClean: boolean, closing: ClosingHandshake): void;
   drain?(ws: ServerWebSocket<T>): void;
   ping?(ws: ServerWebSocket<T>, data: Uint8Array): void;
   pong?(ws: ServerWebSocket<T>, data: Uint8Array): void;
@@ -79,7 +93,7 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
-/** Result of `send()`: bytes written (> 0), -1 queued under backpressure, 0 dropped (closed, or over the limit). */
+/** Result of `send()`: the message's bytes when written (> 0), -1 queued under backpressure, 0 dropped (closed, or over the limit). */
 export type SendResult = number;
 
 const DEFAULT_BACKPRESSURE_LIMIT = 16 * 1024 * 1024;
@@ -130,6 +144,7 @@ export class WebSocketServer<T = undefined> {
       ...o,
       extensions: this.extensions,
       keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
+      tuning: o.tuning ?? engineTuning(),
       now: now(),
       onWake: wakeSession,
     });
@@ -185,6 +200,14 @@ export class WebSocketServer<T = undefined> {
     await Promise.all(closed);
   }
 
+  /**
+   * Whether upgrades for `path` (a request-target's path as the core parses it: not decoded, not
+   * normalized) are this server's; others are answered with 404.
+   */
+  servesPath(path: string | undefined): boolean {
+    return this.options.path === undefined || path === this.options.path;
+  }
+
   // ---- for the sockets and handshakes of this server --------------------------------------
 
   /** @internal */
@@ -196,7 +219,7 @@ export class WebSocketServer<T = undefined> {
     // cost every open connection a second object.
     const info: UpgradeInfo = Object.assign(request, { remoteAddress: transport.remoteAddress, remotePort: transport.remotePort });
     let answer: UpgradeResponse<T> | void;
-    if (this.options.path !== undefined && request.path !== this.options.path) {
+    if (!this.servesPath(request.path)) {
       answer = { accept: false, status: 404, body: "no WebSocket endpoint here" };
     } else {
       try {
@@ -314,6 +337,10 @@ class Handshake<T = unknown> implements SessionOwner {
   }
 }
 
+type CloseReport = ClosingHandshake & { code: number; reason: string; wasClean: boolean };
+/** The report of a connection whose core reported no close (the transport closed first). */
+const NO_CLOSE: CloseReport = Object.freeze({ code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null });
+
 /** One accepted WebSocket connection on the server. */
 export class ServerWebSocket<T = undefined> {
   /** Per-connection data, from the upgrade hook's answer. */
@@ -326,8 +353,8 @@ export class ServerWebSocket<T = undefined> {
   private subscriptionSet: Set<string> | null = null; // created by the first subscribe()
   private negotiatedProtocol = "";
   private negotiatedExtensions = "";
-  private blobQueue: Promise<void> | null = null; // a Blob being read keeps later sends in order
-  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null; // from the connection
+  private blobQueue: BlobQueue | null = null; // created by the first Blob sent
+  private closeEvent: CloseReport | null = null; // from the connection
   private errorReported = false;
   private closedPromise: Promise<void> | null = null; // created when first asked for
   private resolveClosed: (() => void) | null = null;
@@ -372,20 +399,22 @@ export class ServerWebSocket<T = undefined> {
     return this.request.remoteAddress;
   }
 
-  /** Bytes waiting in the send buffer, and of messages sent but still being compressed (or queued behind one). */
+  /** Bytes waiting in the send buffer, of messages sent but still being compressed, and of Blobs being read (and sends queued behind one). */
   get bufferedAmount(): number {
-    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes;
+    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
   }
 
   /**
-   * Sends a message: a string as text, bytes or a Blob as binary. Returns the bytes written
-   * (> 0, or 1 for an empty message), -1 if it was queued under backpressure, 0 if dropped
+   * Sends a message: a string as text, bytes or a Blob as binary. Returns the message's size in
+   * bytes (UTF-8 for a string; 1 for an empty message) when it was written (or is being compressed), -1 when this message
+   * took the transport's buffer over its high-water mark (it is queued; `drain` follows), or
+   * while a Blob sent before it is being read, 0 if dropped
    * (closing or closed, by either side, or over `backpressureLimit`). It never throws for the
    * connection's state: a send that loses a race with the peer's close is dropped.
    */
   send(data: SendData, options?: { compress?: boolean }): SendResult {
     if (!this.canSend()) return 0;
-    if (isBlob(data) || this.blobQueue !== null) return this.sendLater(data, options);
+    if (isBlob(data) || this.blobQueue?.busy) return this.sendLater(data, options);
     return this.sendNow(data, options);
   }
 
@@ -395,7 +424,7 @@ export class ServerWebSocket<T = undefined> {
     let sent: boolean;
     if (typeof data === "string") {
       sent = connection.sendText(data, options);
-      size = data.length;
+      size = utf8Length(data);
     } else {
       const bytes = viewBytes(data);
       sent = connection.sendBinary(bytes, options);
@@ -426,7 +455,7 @@ export class ServerWebSocket<T = undefined> {
     if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return 0;
     const payload = data === undefined || typeof data === "string" ? data : viewBytes(data);
     if (!(ping ? connection.ping(payload) : connection.pong(payload))) return 0;
-    return this.flushed(payload === undefined ? 0 : typeof payload === "string" ? payload.length : payload.length);
+    return this.flushed(payload === undefined ? 0 : typeof payload === "string" ? utf8Length(payload) : payload.length);
   }
 
   /** Starts the closing handshake. Throws on a code or reason that may not be sent. */
@@ -522,9 +551,9 @@ export class ServerWebSocket<T = undefined> {
     // message being decoded. `ended` is idempotent.
     this.server.ended(this.session, this);
     if (error) this.reportError(new ConnectionError(error.message, 1006, { cause: error }));
-    const event = this.closeEvent ?? { code: 1006, reason: "", wasClean: false };
+    const event = this.closeEvent ?? NO_CLOSE;
     const handlers = this.server.handler;
-    if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean));
+    if (handlers.close) this.server.call(this, () => handlers.close!(this, event.code, event.reason, event.wasClean, event));
     this.transportClosed = true;
     this.resolveClosed?.();
   }
@@ -548,23 +577,22 @@ export class ServerWebSocket<T = undefined> {
     return true;
   }
 
+  /** Writes what this call queued and says how it went: -1 when this write left the transport over its high-water mark. */
   private flushed(size: number): SendResult {
+    const written = this.session.write();
     this.session.flush();
-    return this.session.backpressured ? -1 : Math.max(size, 1);
+    return written ? Math.max(size, 1) : -1;
   }
 
   /** Reads a Blob, keeping every later send behind it. */
   private sendLater(data: SendData, options?: { compress?: boolean }): SendResult {
-    const previous = this.blobQueue ?? Promise.resolve();
-    const bytes = isBlob(data) ? data.arrayBuffer() : Promise.resolve(data);
-    const next: Promise<void> = previous
-      .then(() => bytes)
-      .then((value) => {
-        if (this.blobQueue === next) this.blobQueue = null;
+    (this.blobQueue ??= new BlobQueue()).push(
+      data,
+      (value) => {
         if (this.canSend()) this.sendNow(value, options);
-      });
-    this.blobQueue = next;
-    next.catch((error) => this.reportError(error instanceof Error ? error : new Error(String(error))));
+      },
+      (error) => this.reportError(error),
+    );
     return -1;
   }
 }

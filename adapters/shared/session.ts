@@ -276,6 +276,19 @@ export class Session implements TransportHandler {
   }
 
   /**
+   * Writes the connection's output at once, from inside `flush` too (a handler's send), so that
+   * a sender learns what the transport made of its own message. False when the transport is over
+   * its high-water mark after this write.
+   */
+  write(): boolean {
+    const output = this.connection.pollOutput();
+    if (output.length === 0 || this.transport === null || this.closed || this.ended) return true;
+    if (this.transport.write(output)) return true;
+    this.backpressured = true;
+    return false;
+  }
+
+  /**
    * Pauses reading once more than `readLimit` bytes wait to be written. Only while backpressured:
    * the drain that resumes it is then sure to come.
    */

@@ -5,14 +5,17 @@
 import {
   type ClientExtensionFactory,
   ClientConnection,
+  type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
   type HeadersInit,
   type PerMessageDeflateOptions,
   ReadyState,
 } from "../../core/mod.ts";
+import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
-import { isBlob, type SendData, toArrayBuffer, viewBytes } from "./data.ts";
+import { BlobQueue } from "./blob-queue.ts";
+import { isBlob, type SendData, toArrayBuffer, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
 import { clientExtensions } from "../zlib/codec.ts";
@@ -36,14 +39,32 @@ export interface WebSocketOptions extends Omit<ConnectionOptions, "now" | "onWak
 
 /** The close event (not a global in every runtime). */
 export class CloseEvent extends Event {
+  /** The peer's close code (1005: its close frame had none; 1006: none arrived), as in browsers. */
   readonly code: number;
   readonly reason: string;
   readonly wasClean: boolean;
-  constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
+  /** Beyond the browser's: the close frame we sent, the one we received (null: none), who sent the first. */
+  readonly sent: CloseFrame | null;
+  readonly received: CloseFrame | null;
+  readonly initiator: "local" | "remote" | null;
+  constructor(
+    type: string,
+    init: {
+      code?: number;
+      reason?: string;
+      wasClean?: boolean;
+      sent?: CloseFrame | null;
+      received?: CloseFrame | null;
+      initiator?: "local" | "remote" | null;
+    } = {},
+  ) {
     super(type);
     this.code = init.code ?? 0;
     this.reason = init.reason ?? "";
     this.wasClean = init.wasClean ?? false;
+    this.sent = init.sent ?? null;
+    this.received = init.received ?? null;
+    this.initiator = init.initiator ?? null;
   }
 }
 
@@ -132,11 +153,10 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private negotiatedExtensions = "";
   private state: ReadyState = ReadyState.CONNECTING;
   private session: Session | null = null;
-  private closeEvent: { code: number; reason: string; wasClean: boolean } | null = null;
+  private closeEvent: ConstructorParameters<typeof CloseEvent>[1] | null = null; // from the connection
   private failure: Error | null = null;
   private discarded = 0; // bytes sent after closing, counted in bufferedAmount as the spec says
-  private pendingBlobs = 0;
-  private blobQueue: Promise<void> | null = null;
+  private blobQueue: BlobQueue | null = null; // created by the first Blob sent
   private readonly handlers = new Map<string, { handler: AnyHandler; listener: EventListener }>();
   private readonly origin: string;
 
@@ -174,7 +194,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
   /** Bytes queued for sending and not yet handed to the network (messages being compressed included). */
   get bufferedAmount(): number {
     const session = this.session;
-    return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + this.pendingBlobs + this.discarded;
+    return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + (this.blobQueue?.bytes ?? 0) + this.discarded;
   }
 
   get onopen(): WebSocketEventHandler<"open"> {
@@ -206,8 +226,8 @@ export class WebSocket extends EventTarget implements SessionOwner {
     if (this.state === ReadyState.CONNECTING) {
       throw new DOMException("The WebSocket is not open yet", "InvalidStateError");
     }
-    if (isBlob(data) || this.blobQueue !== null) {
-      this.sendLater(data);
+    if (isBlob(data) || this.blobQueue?.busy) {
+      (this.blobQueue ??= new BlobQueue()).push(data, (value) => this.sendNow(value), (error) => this.fail(error));
       return;
     }
     this.sendNow(data);
@@ -293,6 +313,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
       path: (url.pathname || "/") + url.search,
       protocols,
       handshakeTimeout: timeout,
+      tuning: options.tuning ?? engineTuning(),
       now: now(),
       onWake: wakeSession,
     });
@@ -359,26 +380,10 @@ export class WebSocket extends EventTarget implements SessionOwner {
       connection.readyState === ReadyState.OPEN &&
       (bytes ? connection.sendBinary(bytes) : connection.sendText(data as string));
     if (!sent) {
-      this.discarded += bytes ? bytes.length : new TextEncoder().encode(data as string).length;
+      this.discarded += bytes ? bytes.length : utf8Length(data as string);
       return;
     }
     session.flush();
-  }
-
-  private sendLater(data: SendData): void {
-    const size = isBlob(data) ? data.size : 0;
-    this.pendingBlobs += size;
-    const previous = this.blobQueue ?? Promise.resolve();
-    const bytes = isBlob(data) ? data.arrayBuffer() : Promise.resolve(data);
-    const next: Promise<void> = previous
-      .then(() => bytes)
-      .then((value) => {
-        this.pendingBlobs -= size;
-        if (this.blobQueue === next) this.blobQueue = null;
-        this.sendNow(value);
-      });
-    this.blobQueue = next;
-    next.catch((error) => this.fail(error instanceof Error ? error : new Error(String(error))));
   }
 
   private binaryData(bytes: Uint8Array): Blob | ArrayBuffer | Uint8Array {

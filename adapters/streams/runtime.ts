@@ -19,7 +19,7 @@
  *   (a frame header and a small payload, many small messages queued during one slow write) are
  *   merged into one buffer of at most `coalesceBytes` (16 KiB), so a socket sees one write
  *   instead of many; a chunk larger than that is passed through as is, without a copy. A small
- *   frame cut from the core's shared slabs (`setBufferPooling`) is copied when it goes alone
+ *   frame cut from a slab (a tuning's `SlabAllocator`, core/bytes.ts) is copied when it goes alone
  *   to a channel that may keep it.
  *   Through an in-process pipe (a `TransformStream`), a large chunk the caller wrote is the very
  *   memory the other end receives: the caller must not modify chunks after `write()`.

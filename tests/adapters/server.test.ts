@@ -4,7 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { checkOrigin, runtimeName, serve, type ServerWebSocket, WebSocket } from "../../adapters/auto.ts";
+import { checkOrigin, type ClosingHandshake, runtimeName, serve, type ServerWebSocket, WebSocket } from "../../adapters/auto.ts";
 import { encodeFrame, Opcode } from "../../core/mod.ts";
 import { delay, RawClient, readFixture, until } from "../support/net.ts";
 
@@ -64,15 +64,19 @@ describe(`server on ${runtimeName}`, () => {
     await server.close();
   });
 
-  test("handlers see open, message, ping, pong and close with code, reason and wasClean", async () => {
+  test("handlers see open, message, ping, pong and close with code, reason, wasClean and both close frames", async () => {
     const log: string[] = [];
     let closeInfo: Closed | null = null;
+    let closing: ClosingHandshake | null = null;
     const server = await serve({ port: 0 }, {
       open: (ws) => log.push(`open ${ws.protocol}`),
       message: (_ws, data, isBinary) => log.push(`message ${isBinary} ${data}`),
       ping: (_ws, data) => log.push(`ping ${new TextDecoder().decode(data)}`),
       pong: (_ws, data) => log.push(`pong ${new TextDecoder().decode(data)}`),
-      close: (_ws, code, reason, wasClean) => (closeInfo = { code, reason, wasClean }),
+      close: (_ws, code, reason, wasClean, handshake) => {
+        closeInfo = { code, reason, wasClean };
+        closing = { sent: handshake.sent, received: handshake.received, initiator: handshake.initiator };
+      },
     });
     const raw = await RawClient.connect(server.port, { protocols: ["chat"] });
     await raw.opened();
@@ -84,6 +88,7 @@ describe(`server on ${runtimeName}`, () => {
     await until(() => closeInfo !== null, "the server close handler");
     assert.deepEqual(log, ["open chat", "message false t", "ping are you there", "pong unsolicited"]);
     assert.deepEqual(closeInfo, { code: 4001, reason: "done here", wasClean: true });
+    assert.deepEqual(closing, { sent: { code: 4001, reason: "" }, received: { code: 4001, reason: "done here" }, initiator: "remote" });
     assert.ok(raw.events.some((e) => e.type === "pong"), "the server answered the ping");
     await server.close();
   });

@@ -94,6 +94,32 @@ describe(`WebSocket client on ${runtimeName}`, () => {
     await server.close();
   });
 
+  test("the close event has the peer's code, as in browsers, and both close frames and who sent the first", async () => {
+    const server = await serve({ port: 0 }, { message: (ws, data) => ws.close(4002, `server: ${data}`) });
+    const closes: CloseEvent[] = [];
+    const ours = new WebSocket(`ws://127.0.0.1:${server.port}`);
+    ours.addEventListener("close", (e) => (closes[0] = e as CloseEvent));
+    await until(() => ours.readyState === WebSocket.OPEN, "open");
+    ours.close(4000, "client done");
+    const theirs = new WebSocket(`ws://127.0.0.1:${server.port}`);
+    theirs.addEventListener("close", (e) => (closes[1] = e as CloseEvent));
+    theirs.onopen = () => theirs.send("bye");
+    await until(() => closes[0] !== undefined && closes[1] !== undefined, "both close events");
+    const fields = (e: CloseEvent) => {
+      const c = e as CloseEvent & { sent: unknown; received: unknown; initiator: unknown };
+      return { code: c.code, reason: c.reason, wasClean: c.wasClean, sent: c.sent, received: c.received, initiator: c.initiator };
+    };
+    assert.deepEqual(fields(closes[0]), {
+      code: 4000, reason: "", wasClean: true,
+      sent: { code: 4000, reason: "client done" }, received: { code: 4000, reason: "" }, initiator: "local",
+    });
+    assert.deepEqual(fields(closes[1]), {
+      code: 4002, reason: "server: bye", wasClean: true,
+      sent: { code: 4002, reason: "" }, received: { code: 4002, reason: "server: bye" }, initiator: "remote",
+    });
+    await server.close();
+  });
+
   test("close() while connecting fails the connection: error, then close with 1006", async () => {
     const server = await serve({ port: 0 }, {});
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}`);

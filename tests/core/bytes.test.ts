@@ -1,7 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { allocateBytes, ByteAccumulator, concatBytes, encodeUtf8, SerialQueue, setBufferPooling, unpooled } from "../../core/bytes.ts";
-import { withBufferPooling } from "../support/core-settings.ts";
+import { allocateBytes, ByteAccumulator, concatBytes, encodeUtf8, isSlabPiece, SerialQueue, SlabAllocator, unpooled } from "../../core/bytes.ts";
 import { deferred } from "../support/time.ts";
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
@@ -45,24 +44,27 @@ describe("concatBytes", () => {
   });
 });
 
-describe("allocateBytes, buffer pooling off", () => withBufferPooling(false, () => {
+describe("allocateBytes without an allocator", () => {
   test("every buffer has an ArrayBuffer of its own", () => {
     for (const size of [0, 1, 38, 2048, 5000]) {
-      const out = allocateBytes(size);
+      const out = allocateBytes(size, null);
       assert.equal(out.length, size);
       assert.equal(out.byteOffset, 0);
       assert.equal(out.buffer.byteLength, size);
+      assert.equal(isSlabPiece(out), false);
     }
   });
-}));
+});
 
-describe("allocateBytes, buffer pooling on", () => withBufferPooling(true, () => {
+describe("SlabAllocator", () => {
   test("small buffers share slabs, zero-filled, 8-byte aligned, without overlapping", () => {
+    const allocator = new SlabAllocator();
     const pieces: Uint8Array[] = [];
     for (let i = 0; i < 2000; i++) {
-      const piece = allocateBytes(1 + (i * 37) % 300);
+      const piece = allocateBytes(1 + (i * 37) % 300, allocator);
       assert.ok(piece.every((b) => b === 0), `piece ${i} is zero-filled`);
       assert.equal(piece.byteOffset % 8, 0, `piece ${i} is 8-byte aligned`);
+      assert.ok(isSlabPiece(piece));
       piece.fill(i & 0xff);
       pieces.push(piece);
     }
@@ -71,39 +73,51 @@ describe("allocateBytes, buffer pooling on", () => withBufferPooling(true, () =>
     assert.ok(slabs.size < pieces.length / 10, `2000 pieces in ${slabs.size} slabs`);
   });
 
+  test("two allocators never cut from the same slab", () => {
+    const one = new SlabAllocator();
+    const two = new SlabAllocator();
+    const buffers = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 100; i++) buffers.add(one.allocate(100).buffer);
+    for (let i = 0; i < 100; i++) assert.ok(!buffers.has(two.allocate(100).buffer), "a piece of the other allocator's slab");
+  });
+
   test("buffers over 2 KiB get an ArrayBuffer of their own", () => {
-    const out = allocateBytes(2049);
+    const out = new SlabAllocator().allocate(2049);
     assert.equal(out.byteOffset, 0);
     assert.equal(out.buffer.byteLength, 2049);
+    assert.equal(isSlabPiece(out), false);
   });
 
   test("a slab detached by a transfer is replaced: later buffers are whole and zero-filled", () => {
+    const allocator = new SlabAllocator();
     let kept: Uint8Array;
     let moved: Uint8Array;
     do {
-      kept = allocateBytes(16);
-      moved = allocateBytes(16);
+      kept = allocator.allocate(16);
+      moved = allocator.allocate(16);
     } while (kept.buffer !== moved.buffer);
     structuredClone(moved.buffer, { transfer: [moved.buffer as ArrayBuffer] });
     assert.equal(kept.length, 0, "a transfer detaches every view of the slab (the documented hazard)");
-    const next = allocateBytes(16);
+    const next = allocator.allocate(16);
     assert.equal(next.length, 16);
     assert.ok(next.every((b) => b === 0));
     next.fill(1);
-    assert.ok(allocateBytes(16).every((b) => b === 0));
+    assert.ok(allocator.allocate(16).every((b) => b === 0));
   });
 
   test("encodeUtf8 returns a buffer no later call writes over", () => {
-    const first = encodeUtf8("héllo");
-    const second = encodeUtf8("wörld");
+    const allocator = new SlabAllocator();
+    const first = encodeUtf8("héllo", allocator);
+    const second = encodeUtf8("wörld", allocator);
+    assert.ok(isSlabPiece(first) && isSlabPiece(second));
     assert.deepEqual(first, new TextEncoder().encode("héllo"));
     assert.deepEqual(second, new TextEncoder().encode("wörld"));
   });
-}));
+});
 
-describe("unpooled", () => withBufferPooling(true, () => {
+describe("unpooled", () => {
   test("copies a piece of a slab into a buffer of its own, same bytes", () => {
-    const piece = allocateBytes(10);
+    const piece = new SlabAllocator().allocate(10);
     piece.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     const own = unpooled(piece);
     assert.notEqual(own, piece);
@@ -115,22 +129,10 @@ describe("unpooled", () => withBufferPooling(true, () => {
   test("returns other buffers and views as they are, a caller's view included", () => {
     const whole = new Uint8Array(10);
     const view = new Uint8Array(100).subarray(5, 15);
-    const large = allocateBytes(5000); // over the pooled size: a buffer of its own
+    const large = new SlabAllocator().allocate(5000); // over the pooled size: a buffer of its own
     assert.equal(unpooled(whole), whole);
     assert.equal(unpooled(view), view);
     assert.equal(unpooled(large), large);
-  });
-}));
-
-describe("setBufferPooling", () => {
-  test("returns the setting before", () => {
-    const previous = setBufferPooling(true);
-    try {
-      assert.equal(setBufferPooling(false), true);
-      assert.equal(setBufferPooling(false), false);
-    } finally {
-      setBufferPooling(previous);
-    }
   });
 });
 

@@ -10,7 +10,11 @@ import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/
 import { encodeFrame, FrameParser, type FrameHandler, Opcode } from "../../core/frame.ts";
 import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
-import { withAsciiDecoder, withPayloadCopyLimit } from "../support/core-settings.ts";
+import { createTuning } from "../../core/tuning.ts";
+import { testAsciiDecoder, TuningScope } from "../support/core-settings.ts";
+
+/** The tuning of the connections and parsers the tests below create. */
+const tuning = new TuningScope();
 
 // ---- Deterministic randomness ------------------------------------------------------------
 
@@ -140,11 +144,17 @@ function addMessage(next: () => number, s: Scenario, allowLarge: boolean): void 
   s.events.push(event);
 }
 
+/** The close event after the peer's close frame, which our reply echoes the code of. */
+function peerClose(code: number, reason: string): Normalized {
+  const sent = { code, reason: "" };
+  return { type: "close", code, reason, wasClean: true, sent, received: { code, reason }, initiator: "remote" };
+}
+
 function closeFrame(next: () => number, s: Scenario): void {
   const r = next();
   if (r < 0.2) {
     s.frames.push({ opcode: Opcode.CLOSE, fin: true, payload: new Uint8Array(0) });
-    s.events.push({ type: "close", code: 1005, reason: "", wasClean: true });
+    s.events.push(peerClose(1005, ""));
     s.replies.push({ opcode: Opcode.CLOSE, fin: true, payload: new Uint8Array(0) });
     return;
   }
@@ -156,7 +166,7 @@ function closeFrame(next: () => number, s: Scenario): void {
   payload[1] = code & 0xff;
   payload.set(reasonBytes, 2);
   s.frames.push({ opcode: Opcode.CLOSE, fin: true, payload });
-  s.events.push({ type: "close", code, reason, wasClean: true });
+  s.events.push(peerClose(code, reason));
   // RFC 6455 §5.5.1: the reply echoes the status code.
   s.replies.push({ opcode: Opcode.CLOSE, fin: true, payload: payload.slice(0, 2) });
 }
@@ -190,7 +200,7 @@ type Role = "server" | "client";
 
 /** A connection of `role`, open, with its opening handshake's events and output drained. */
 function openConnection(role: Role, options: ConnectionOptions = {}): Connection {
-  const pair = createPair({ client: { random: seededRandom(42), ...options }, server: options });
+  const pair = createPair({ client: { random: seededRandom(42), ...options }, server: options, tuning: tuning.current });
   assert.equal(pair.server.readyState, 1, "server open");
   assert.equal(pair.client.readyState, 1, "client open");
   assert.ok(pair.serverEvents.some((e) => e.type === "open"));
@@ -294,7 +304,7 @@ function parseReplies(outputHex: string, masked: boolean): { opcode: number; fin
     },
   };
   const bytes = Uint8Array.from((outputHex.match(/../g) ?? []).map((h) => parseInt(h, 16)));
-  new FrameParser(handler, masked).push(bytes);
+  new FrameParser(handler, masked, tuning.current).push(bytes);
   return frames;
 }
 
@@ -341,7 +351,7 @@ const ENGINE_VARIANTS = [
   { name: ", with an ASCII decoder", ascii: true, copyLimit: 0 },
   { name: ", short payloads copied", ascii: false, copyLimit: 128 },
 ];
-for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → server (masked)${v.name}`, () => withAsciiDecoder(v.ascii, () => withPayloadCopyLimit(v.copyLimit, () => {
+for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → server (masked)${v.name}`, () => tuning.within(createTuning({ asciiDecoder: v.ascii ? testAsciiDecoder : null, payloadCopyLimit: v.copyLimit }), () => {
   test("generated sequences (small and medium messages)", () => {
     let frames = 0;
     for (const seed of SEEDS) {
@@ -395,7 +405,7 @@ for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → serve
         { type: "binary", data: "02".repeat(126) },
         { type: "binary", data: "03".repeat(65535) },
         { type: "binary", data: "04".repeat(65536) },
-        { type: "close", code: 1000, reason: "ok", wasClean: true },
+        peerClose(1000, "ok"),
       ],
       replies: [
         { opcode: Opcode.PONG, fin: true, payload: new Uint8Array(0) },
@@ -411,9 +421,9 @@ for (const v of ENGINE_VARIANTS) describe(`chunking invariance, client → serve
     const outcome = assertInvariant("server", bytes, "after close", [1, 2]);
     assert.deepEqual(outcome.events, s.events);
   });
-})));
+}));
 
-for (const copyLimit of [0, 128]) describe(`chunking invariance, server → client (unmasked)${copyLimit ? ", short payloads copied" : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+for (const copyLimit of [0, 128]) describe(`chunking invariance, server → client (unmasked)${copyLimit ? ", short payloads copied" : ""}`, () => tuning.within(createTuning({ payloadCopyLimit: copyLimit }), () => {
   test("generated sequences (small and medium messages)", () => {
     for (const seed of SEEDS) assertScenario("client", generateScenario(seed + 500, false), seed + 500);
   });

@@ -10,7 +10,6 @@ import {
   RSV1,
   RSV2,
   RSV3,
-  setPayloadCopyLimit,
   writeAsciiTextFrame,
   writeFrameHeader,
   writeSmallFrame,
@@ -18,7 +17,7 @@ import {
 import { concatBytes } from "../../core/bytes.ts";
 import { WebSocketError } from "../../core/errors.ts";
 import { hex } from "../support/bytes.ts";
-import { withPayloadCopyLimit } from "../support/core-settings.ts";
+import { createTuning, PORTABLE_TUNING, type Tuning } from "../../core/tuning.ts";
 
 type Record =
   | ["start", number, boolean, number, number]
@@ -61,13 +60,13 @@ interface Frame {
 }
 
 /** Parses `bytes` cut into pieces at `cuts`; merges payload pieces per frame. */
-function parse(bytes: Uint8Array, expectMasked: boolean, cuts: number[] = [], allowedRsv = 0): {
+function parse(bytes: Uint8Array, expectMasked: boolean, cuts: number[] = [], allowedRsv = 0, tuning: Tuning = PORTABLE_TUNING): {
   frames: Frame[];
   error: [number, string] | null;
   records: Record[];
 } {
   const recorder = new Recorder();
-  const parser = new FrameParser(recorder, expectMasked);
+  const parser = new FrameParser(recorder, expectMasked, tuning);
   parser.allowedRsv = allowedRsv;
   const copy = bytes.slice(); // the parser unmasks in place
   let from = 0;
@@ -201,7 +200,8 @@ describe("RFC 6455 §5.7 examples", () => {
 });
 
 // With a copy limit, short payload pieces (here all up to 128 bytes, whole or cut) are copies.
-for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLimit ? `, pieces up to ${copyLimit} bytes copied` : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLimit ? `, pieces up to ${copyLimit} bytes copied` : ""}`, () => {
+  const tuning = createTuning({ payloadCopyLimit: copyLimit });
   for (const length of [0, 1, 125, 126, 127, 128, 129, 65535, 65536, 70_000]) {
     for (const masked of [false, true]) {
       test(`${length} bytes, ${masked ? "masked" : "unmasked"}: 7/16/64-bit length, whole and split`, () => {
@@ -215,23 +215,23 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLi
         assert.equal(bytes[1] & 0x7f, length < 126 ? length : length < 65536 ? 126 : 127);
         assert.equal((bytes[1] & 0x80) !== 0, masked);
         const expected = [{ opcode: 2, fin: true, rsv: 0, length, payload: hex(payload) }];
-        assert.deepEqual(parse(bytes, masked).frames, expected);
+        assert.deepEqual(parse(bytes, masked, [], 0, tuning).frames, expected);
         // Split inside the header at every point, and inside the payload at a few.
         const cuts = new Set<number>();
         for (let i = 1; i <= headerSize + 1 && i < bytes.length; i++) cuts.add(i);
         for (const c of [headerSize + 3, headerSize + 4, bytes.length - 1]) if (c > 0 && c < bytes.length) cuts.add(c);
-        for (const cut of cuts) assert.deepEqual(parse(bytes, masked, [cut]).frames, expected, `cut at ${cut}`);
+        for (const cut of cuts) assert.deepEqual(parse(bytes, masked, [cut], 0, tuning).frames, expected, `cut at ${cut}`);
         // Masked payload delivered in odd-sized pieces keeps the mask phase.
         const many: number[] = [];
         for (let c = 1; c < bytes.length; c += 1 + (c % 7)) many.push(c);
-        assert.deepEqual(parse(bytes, masked, many).frames, expected, "many cuts");
+        assert.deepEqual(parse(bytes, masked, many, 0, tuning).frames, expected, "many cuts");
       });
     }
   }
 
   test("an empty payload gives one empty piece that ends the frame, even when the chunk ends with the header", () => {
     const recorder = new Recorder();
-    const parser = new FrameParser(recorder, false);
+    const parser = new FrameParser(recorder, false, tuning);
     parser.push(b(0x82, 0x00));
     assert.deepEqual(recorder.records, [["start", 2, true, 0, 0], ["payload", "", true]]);
     parser.push(b(0x89, 0x00, 0x8a, 0x00));
@@ -249,18 +249,18 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLi
       ...encodeFrame(Opcode.PING, new Uint8Array(0), true, 0, RFC_KEY),
       ...encodeFrame(Opcode.CONTINUATION, ascii("lo"), true, 0, RFC_KEY),
     ]);
-    const expected = parse(bytes, true).frames;
+    const expected = parse(bytes, true, [], 0, tuning).frames;
     assert.equal(expected.length, 3);
     const cuts: number[] = [];
     for (let i = 0; i <= bytes.length; i++) cuts.push(i, i); // every piece is followed by an empty one
-    const result = parse(bytes, true, cuts);
+    const result = parse(bytes, true, cuts, 0, tuning);
     assert.deepEqual(result.frames, expected);
     assert.equal(result.records.filter((r) => r[0] === "start").length, 3);
   });
 
   test("an empty masked frame split after its mask key", () => {
     const recorder = new Recorder();
-    const parser = new FrameParser(recorder, true);
+    const parser = new FrameParser(recorder, true, tuning);
     parser.push(b(0x81, 0x80, 1, 2));
     assert.deepEqual(recorder.records, []);
     parser.push(b(3, 4));
@@ -272,12 +272,13 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: payload lengths${copyLi
     assert.deepEqual(records, [["start", 2, true, 0, Number.MAX_SAFE_INTEGER]]);
   });
 
-}));
+});
 
-describe("FrameParser: payload lengths, without copies", () => withPayloadCopyLimit(0, () => {
+describe("FrameParser: payload lengths, without copies", () => {
+  const tuning = createTuning({ payloadCopyLimit: 0 });
   test("a declared length of 2^32+1 with no payload yet: only a frame start, nothing held", () => {
     const recorder = new Recorder();
-    const parser = new FrameParser(recorder, false);
+    const parser = new FrameParser(recorder, false, tuning);
     parser.push(b(0x82, 0x7f, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01));
     assert.deepEqual(recorder.records, [["start", 2, true, 0, 2 ** 32 + 1]]);
     assert.equal(parser.stopped, false);
@@ -295,7 +296,7 @@ describe("FrameParser: payload lengths, without copies", () => withPayloadCopyLi
       ...encodeFrame(Opcode.CONTINUATION, ascii("cd"), true, 0, null),
     ]);
     const recorder = new Recorder();
-    new FrameParser(recorder, false).push(chunk);
+    new FrameParser(recorder, false, tuning).push(chunk);
     assert.deepEqual(recorder.records, [
       ["start", 1, false, 0, 2],
       ["payload", "6162", true],
@@ -310,19 +311,20 @@ describe("FrameParser: payload lengths, without copies", () => withPayloadCopyLi
   test("a masked frame is unmasked in place in the received chunk", () => {
     const chunk = concatBytes(encodeFrame(Opcode.TEXT, ascii("Hello"), true, 0, RFC_KEY));
     const recorder = new Recorder();
-    new FrameParser(recorder, true).push(chunk);
+    new FrameParser(recorder, true, tuning).push(chunk);
     assert.equal(hex(chunk.subarray(6)), hex(ascii("Hello")));
     assert.equal(recorder.pieces[0].buffer, chunk.buffer);
   });
-}));
+});
 
-describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLimit)", () => withPayloadCopyLimit(4, () => {
+describe("FrameParser: short payloads copied out of the chunk (Tuning.payloadCopyLimit)", () => {
+  const tuning = createTuning({ payloadCopyLimit: 4 });
   test("pieces up to the limit are copies, unmasked, and the chunk is left masked; longer ones are views unmasked in place", () => {
     const frames = [ascii(""), ascii("abc"), ascii("abcd"), ascii("abcde"), ascii("Hello, world")];
     const chunk = concatBytes(frames.flatMap((payload, i) => encodeFrame(Opcode.BINARY, payload, true, 0, b(i + 1, 0x80, 0x5a, 0xff))));
     const original = chunk.slice();
     const recorder = new Recorder();
-    new FrameParser(recorder, true).push(chunk);
+    new FrameParser(recorder, true, tuning).push(chunk);
     assert.deepEqual(recorder.pieces.map((piece) => hex(piece)), frames.map((payload) => hex(payload)));
     const copied = recorder.pieces.map((piece) => piece.buffer !== chunk.buffer);
     assert.deepEqual(copied, [true, true, true, false, false]);
@@ -342,7 +344,7 @@ describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLim
       const cuts: number[] = [];
       for (let c = first; c < bytes.length; c += 1 + (c % 4)) cuts.push(c);
       const recorder = new Recorder();
-      const parser = new FrameParser(recorder, true);
+      const parser = new FrameParser(recorder, true, tuning);
       const copy = bytes.slice();
       let from = 0;
       for (const to of [...cuts, copy.length]) {
@@ -357,17 +359,15 @@ describe("FrameParser: short payloads copied out of the chunk (setPayloadCopyLim
   test("unmasked frames (to a client) are copied as they are", () => {
     const chunk = concatBytes([...encodeFrame(Opcode.TEXT, ascii("hi"), true, 0, null), ...encodeFrame(Opcode.PING, ascii("ping"), true, 0, null)]);
     const recorder = new Recorder();
-    new FrameParser(recorder, false).push(chunk);
+    new FrameParser(recorder, false, tuning).push(chunk);
     assert.deepEqual(recorder.records, [["start", 1, true, 0, 2], ["payload", "6869", true], ["start", 9, true, 0, 4], ["payload", "70696e67", true]]);
     for (const piece of recorder.pieces) assert.notEqual(piece.buffer, chunk.buffer);
   });
 
-  test("the limit is a size in bytes; setting it returns the one before", () => {
-    for (const bad of [-1, Number.NaN]) assert.throws(() => setPayloadCopyLimit(bad), WebSocketError);
-    assert.equal(setPayloadCopyLimit(8), 4);
-    assert.equal(setPayloadCopyLimit(4), 8);
+  test("the limit is a size in bytes: a tuning with another is refused", () => {
+    for (const bad of [-1, Number.NaN]) assert.throws(() => createTuning({ payloadCopyLimit: bad }), WebSocketError);
   });
-}));
+});
 
 /** A Recorder that is offered whole payloads (`takeWholePayload`) and takes those `takes` accepts. */
 class WholeTaker extends Recorder {
@@ -383,7 +383,8 @@ class WholeTaker extends Recorder {
   }
 }
 
-for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered to takeWholePayload, still masked${copyLimit ? ", short payloads copied" : ""}`, () => withPayloadCopyLimit(copyLimit, () => {
+for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered to takeWholePayload, still masked${copyLimit ? ", short payloads copied" : ""}`, () => {
+  const tuning = createTuning({ payloadCopyLimit: copyLimit });
   const payloads = [ascii(""), ascii("abc"), pattern(130), pattern(300)];
 
   test("each whole payload is offered in the chunk, masked, with its key; one taken is not delivered", () => {
@@ -391,7 +392,7 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered 
     const chunk = concatBytes(payloads.flatMap((payload, i) => encodeFrame(Opcode.BINARY, payload, true, 0, keys[i])));
     const original = chunk.slice();
     const taker = new WholeTaker(() => true);
-    new FrameParser(taker, true).push(chunk);
+    new FrameParser(taker, true, tuning).push(chunk);
     assert.equal(taker.offers.length, payloads.length);
     for (const [i, offer] of taker.offers.entries()) {
       assert.equal(offer.chunk, chunk);
@@ -407,12 +408,12 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered 
   test("a payload declined is delivered as usual, unmasked; unmasked frames are offered with no key", () => {
     const chunk = concatBytes(payloads.flatMap((payload) => encodeFrame(Opcode.BINARY, payload, true, 0, RFC_KEY)));
     const declined = new WholeTaker(() => false);
-    new FrameParser(declined, true).push(chunk);
+    new FrameParser(declined, true, tuning).push(chunk);
     assert.equal(declined.offers.length, payloads.length);
     assert.deepEqual(declined.pieces.map((piece) => hex(piece)), payloads.map((payload) => hex(payload)));
     const plain = concatBytes(payloads.flatMap((payload) => encodeFrame(Opcode.TEXT, payload, true, 0, null)));
     const unmasked = new WholeTaker((bytes) => bytes.length < 200);
-    new FrameParser(unmasked, false).push(plain);
+    new FrameParser(unmasked, false, tuning).push(plain);
     assert.deepEqual(unmasked.offers.map((offer) => [offer.key, offer.bytes]), payloads.map((payload) => [null, hex(payload)]));
     assert.deepEqual(unmasked.pieces.map((piece) => hex(piece)), [hex(payloads[3])]);
   });
@@ -420,13 +421,13 @@ for (const copyLimit of [0, 128]) describe(`FrameParser: whole payloads offered 
   test("a payload split across chunks is not offered: its pieces are delivered as usual", () => {
     const bytes = concatBytes(encodeFrame(Opcode.TEXT, ascii("split me"), true, 0, RFC_KEY));
     const taker = new WholeTaker(() => true);
-    const parser = new FrameParser(taker, true);
+    const parser = new FrameParser(taker, true, tuning);
     parser.push(bytes.slice(0, 9));
     parser.push(bytes.slice(9));
     assert.deepEqual(taker.offers, []);
     assert.equal(hex(concatBytes(taker.pieces)), hex(ascii("split me")));
   });
-}));
+});
 
 describe("writeSmallFrame and writeAsciiTextFrame: a frame written at an offset of a larger buffer", () => {
   test("the same bytes as encodeFrame's, masked and unmasked, and the end returned; the bytes around are untouched", () => {

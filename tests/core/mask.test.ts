@@ -1,7 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { applyMask, copyRange, maskInto, setMaskWordSize, xorBytes } from "../../core/mask.ts";
-import { withMaskWordSize } from "../support/core-settings.ts";
+import { applyMask, copyRange, maskInto, xorBytes } from "../../core/mask.ts";
 
 /** The RFC 6455 §5.3 definition, byte by byte: octet i is XORed with key[(phase + i) mod 4]. */
 function naiveMask(data: Uint8Array, key: Uint8Array, phase = 0): Uint8Array {
@@ -40,6 +39,9 @@ function assertGuardsIntact(buffer: Uint8Array, byteOffset: number, length: numb
   }
 }
 
+const maskWith = applyMask;
+const maskIntoWith = maskInto;
+
 const KEYS = [
   Uint8Array.of(0x37, 0xfa, 0x21, 0x3d), // RFC 6455 §5.7
   Uint8Array.of(0x01, 0x02, 0x04, 0x08),
@@ -47,7 +49,8 @@ const KEYS = [
   Uint8Array.of(0, 0, 0, 0),
 ];
 
-for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, () => withMaskWordSize(size, () => {
+for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, () => {
+  const applyMask = (data: Uint8Array, key: Uint8Array, phase = 0) => maskWith(data, key, phase, size);
   test("RFC 6455 §5.7: masking \"Hello\" with 37 fa 21 3d gives 7f 9f 4d 51 58", () => {
     const data = new TextEncoder().encode("Hello");
     applyMask(data, KEYS[0]);
@@ -179,9 +182,11 @@ for (const size of [4, 8] as const) describe(`applyMask, ${size}-byte words`, ()
       assert.deepEqual(data, whole, `round ${round}`);
     }
   });
-}));
+});
 
-for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () => withMaskWordSize(size, () => {
+
+for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () => {
+  const maskInto = (source: Uint8Array, key: Uint8Array, target: Uint8Array, offset: number) => maskIntoWith(source, key, target, offset, size);
   test("writes the masked copy at any source and target alignment, leaving the source and the rest of the target alone", () => {
     for (const length of [0, 5, 127, 128, 1023, 1024, 1031, 65_537]) {
       const content = pseudoRandom(length, length + 3);
@@ -198,7 +203,8 @@ for (const size of [4, 8] as const) describe(`maskInto, ${size}-byte words`, () 
       }
     }
   });
-}));
+});
+
 
 describe("copyRange", () => {
   test("a new array of the range, masked from any phase (or copied as is without a key), the source unchanged", () => {
@@ -240,8 +246,8 @@ describe("xorBytes", () => {
   });
 });
 
-describe("setMaskWordSize", () => {
-  test("with 8, long ranges are masked through BigUint64Array; with 4, never", () => {
+describe("the mask word size (Tuning.maskWordSize)", () => {
+  test("with 8, long ranges are masked through BigUint64Array; with 4 (the default), never", () => {
     const Original = globalThis.BigUint64Array;
     let made = 0;
     // Counts the views the masking loops create (the global is looked up at each call).
@@ -251,22 +257,21 @@ describe("setMaskWordSize", () => {
         made++;
       }
     } as typeof Original;
-    const previous = setMaskWordSize(8);
     try {
       const content = pseudoRandom(4096, 7);
       const data = content.slice();
-      applyMask(data, KEYS[0]);
+      applyMask(data, KEYS[0], 0, 8);
       assert.deepEqual(data, naiveMask(content, KEYS[0]));
-      maskInto(content, KEYS[0], new Uint8Array(4096), 0);
+      maskInto(content, KEYS[0], new Uint8Array(4096), 0, 8);
       assert.equal(made, 3, "one view for applyMask, two for maskInto");
-      assert.equal(setMaskWordSize(4), 8, "the size chosen before is returned");
       applyMask(data, KEYS[0]);
       maskInto(content, KEYS[0], new Uint8Array(4096), 0);
+      applyMask(data, KEYS[0], 0, 4);
+      applyMask(data, KEYS[0], 0, 4);
       assert.equal(made, 3, "32-bit words take no BigUint64Array");
       assert.deepEqual(data, content);
     } finally {
       globalThis.BigUint64Array = Original;
-      setMaskWordSize(previous);
     }
   });
 });

@@ -3,8 +3,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Connection, ConnectionEvent } from "../../core/mod.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
-import { withBufferPooling } from "../support/core-settings.ts";
-import { unpooled } from "../../core/bytes.ts";
+import { TuningScope } from "../support/core-settings.ts";
+import { createTuning } from "../../core/tuning.ts";
+
+/** The tuning of the pairs the tests below create. */
+const tuning = new TuningScope();
+import { SlabAllocator, unpooled } from "../../core/bytes.ts";
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1024 * 1024];
 
@@ -130,7 +134,7 @@ function countFrames(bytes: Uint8Array): { frames: number; maxPayload: number } 
 }
 
 function exchange(options: { fragmentSize?: number } | undefined, seed: number): void {
-  const pair = createPair({ client: { ...options }, server: { ...options } });
+  const pair = createPair({ tuning: tuning.current, client: { ...options }, server: { ...options } });
   const toServer = messagesOf(seed);
   const toClient = messagesOf(seed + 1);
   // Sent in interleaved order, before any byte moves.
@@ -146,14 +150,14 @@ function exchange(options: { fragmentSize?: number } | undefined, seed: number):
   assert.ok(!pair.clientEvents.some((e) => e.type === "error"));
 }
 
-// Frames and handshake bytes are cut from shared slabs when pooling is on (core/bytes.ts).
-for (const pooling of [false, true]) describe(`round trip client ↔ server, buffer pooling ${pooling ? "on" : "off"}`, () => withBufferPooling(pooling, () => {
+// Frames are cut from slabs when the tuning has a slab allocator (core/bytes.ts).
+for (const pooling of [false, true]) describe(`round trip client ↔ server, buffer pooling ${pooling ? "on" : "off"}`, () => tuning.within(createTuning({ allocator: pooling ? new SlabAllocator() : null }), () => {
   test("every size class, text and binary, both directions, unfragmented", () => {
     exchange(undefined, 1);
   });
 
   test(`small frames are ${pooling ? "" : "not "}pieces of a shared slab`, () => {
-    const pair = createPair();
+    const pair = createPair({ tuning: tuning.current });
     pair.client.sendText("hi");
     pair.client.sendBinary(new Uint8Array(300));
     pair.server.sendText("h\u00e9");
@@ -174,7 +178,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
 
   test("fragmentSize really splits messages into frames of at most that size", () => {
     for (const fragmentSize of [1, 1000, 65536]) {
-      const pair = createPair({ client: { fragmentSize }, server: { fragmentSize } });
+      const pair = createPair({ tuning: tuning.current, client: { fragmentSize }, server: { fragmentSize } });
       const size = fragmentSize === 1 ? 300 : 200_000;
       pair.server.sendBinary(binaryOf(size, 9));
       const { frames, maxPayload } = countFrames(drainOutput(pair.server));
@@ -187,7 +191,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
   });
 
   test("a text message fragmented mid-character is reassembled (fragmentSize 1)", () => {
-    const pair = createPair({ client: { fragmentSize: 1 }, server: { fragmentSize: 1 } });
+    const pair = createPair({ tuning: tuning.current, client: { fragmentSize: 1 }, server: { fragmentSize: 1 } });
     const text = "\u{1f600}\u20ac\u00e9a\u{10ffff}";
     pair.client.sendText(text);
     pair.server.sendText(text);
@@ -197,7 +201,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
   });
 
   test("many small messages arrive in order, alternating directions and pumps", () => {
-    const pair = createPair({ client: { fragmentSize: 7 } });
+    const pair = createPair({ tuning: tuning.current, client: { fragmentSize: 7 } });
     const toServer: Sent[] = [];
     const toClient: Sent[] = [];
     const next = seeded(99);
@@ -219,7 +223,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
   });
 
   test("the sender's buffers are not modified by masking", () => {
-    const pair = createPair();
+    const pair = createPair({ tuning: tuning.current });
     const small = binaryOf(100, 5);
     const large = binaryOf(100_000, 6);
     const smallCopy = small.slice();
@@ -236,7 +240,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
   });
 
   test("pings are answered and the closing handshake completes cleanly", () => {
-    const pair = createPair();
+    const pair = createPair({ tuning: tuning.current });
     pair.client.ping("c-ping");
     pair.server.ping(Uint8Array.of(1, 2, 3));
     pair.client.sendText("last");
@@ -249,8 +253,14 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
     assert.deepEqual(data(pair.serverEvents, "pong"), [[1, 2, 3]]);
     pair.client.close(1000, "bye");
     pair.pump();
-    assert.deepEqual(pair.serverEvents.at(-1), { type: "close", code: 1000, reason: "bye", wasClean: true });
-    assert.deepEqual(pair.clientEvents.at(-1), { type: "close", code: 1000, reason: "", wasClean: true });
+    assert.deepEqual(pair.serverEvents.at(-1), {
+      type: "close", code: 1000, reason: "bye", wasClean: true,
+      sent: { code: 1000, reason: "" }, received: { code: 1000, reason: "bye" }, initiator: "remote",
+    });
+    assert.deepEqual(pair.clientEvents.at(-1), {
+      type: "close", code: 1000, reason: "", wasClean: true,
+      sent: { code: 1000, reason: "bye" }, received: { code: 1000, reason: "" }, initiator: "local",
+    });
     assert.equal(pair.server.closeExpected, true);
   });
 }));
@@ -331,7 +341,7 @@ describe("round trip with streaming (streamThreshold)", () => {
     [0, undefined, 65536],
   ] as [number, number | undefined, number][]) {
     test(`threshold ${threshold}, fragmentSize ${fragmentSize ?? "none"}, delivered in ${piece}-byte pieces`, () => {
-      const pair = createPair({
+      const pair = createPair({ tuning: tuning.current,
         client: { streamThreshold: threshold, fragmentSize },
         server: { streamThreshold: threshold, fragmentSize },
       });

@@ -5,7 +5,9 @@
  * holds between reads.
  */
 import type { Connection, ConnectionEvent, ConnectionOptions } from "../../core/mod.ts";
-import { concatBytes } from "../../core/bytes.ts";
+import { concatBytes, SlabAllocator } from "../../core/bytes.ts";
+import { createTuning, PORTABLE_TUNING, type Tuning } from "../../core/tuning.ts";
+import { testAsciiDecoder } from "../support/core-settings.ts";
 import { FrameParser } from "../../core/frame.ts";
 import { hex } from "../support/bytes.ts";
 import { createPair, drainOutput } from "../support/core-pair.ts";
@@ -82,9 +84,26 @@ export function verdictOf(events: readonly Normalized[]): Verdict {
   return { kind: "open" };
 }
 
-/** A connection of `role`, open, with its opening handshake's events and output drained. */
+/**
+ * The tunings a case runs under, by its seed (`tuningOf`): the portable default, and what
+ * `engineTuning()` chooses on V8 and on JavaScriptCore, with a pure-JS ASCII decoder. Each
+ * changes which of the core's paths a frame takes, never what comes out.
+ */
+export const FUZZ_TUNINGS: readonly { name: string; tuning: Tuning }[] = [
+  { name: "portable", tuning: PORTABLE_TUNING },
+  { name: "v8", tuning: createTuning({ maskWordSize: 8, allocator: new SlabAllocator(), asciiDecoder: testAsciiDecoder }) },
+  { name: "jsc", tuning: createTuning({ payloadCopyLimit: 128, asciiDecoder: testAsciiDecoder }) },
+];
+
+/** The tuning of the case with this seed. */
+export function tuningOf(seed: number): { name: string; tuning: Tuning } {
+  return FUZZ_TUNINGS[seed % FUZZ_TUNINGS.length];
+}
+
+/** A connection of `role`, open (with the seed's tuning), with its opening handshake's events and output drained. */
 export function openConnection(role: Role, options: ConnectionOptions, seed: number): Connection {
-  const pair = createPair({ client: { random: Random.filler(seed), ...options }, server: options });
+  const tuning = tuningOf(seed).tuning;
+  const pair = createPair({ client: { random: Random.filler(seed), ...options }, server: options, tuning });
   if (pair.server.readyState !== 1 || pair.client.readyState !== 1) throw new Error("the handshake failed");
   const connection = role === "server" ? pair.server : pair.client;
   connection.pollEvents();
@@ -224,6 +243,8 @@ export function heldBytes(root: object): number {
       continue;
     }
     if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) continue;
+    // An allocator's slab is shared by every connection of its tuning, not held by this one.
+    if (value instanceof SlabAllocator) continue;
     for (const key of Reflect.ownKeys(value)) {
       const descriptor = Reflect.getOwnPropertyDescriptor(value, key);
       if (descriptor && "value" in descriptor) stack.push(descriptor.value);

@@ -6,7 +6,7 @@ import { concatBytes } from "../../core/bytes.ts";
 import process from "node:process";
 import type { ConnectionOptions } from "../../core/mod.ts";
 import { hex } from "../support/bytes.ts";
-import { type CoreOutcome, cutsFor, feed, type Normalized, openConnection, outputDifference, type Role, verdictOf } from "./core-runner.ts";
+import { type CoreOutcome, cutsFor, feed, type Normalized, openConnection, outputDifference, type Role, tuningOf, verdictOf } from "./core-runner.ts";
 import { type Compared, KNOWN_DIFFERENCES, upToVerdict } from "./differences.ts";
 import { Random } from "./random.ts";
 import { type Break, BREAKS, type FrameSpec, type Limits, mutateBytes, nearValidFrames, randomFrames, serialize, validFrames } from "./streams.ts";
@@ -260,7 +260,7 @@ export function report(problem: Problem): string {
   const c = problem.case;
   return [
     `fuzz ${problem.check} problem, seed ${c.seed} (ANYWS_FUZZ_SEED=${c.seed} ANYWS_FUZZ_ITERATIONS=1 replays the case)`,
-    `  role: ${c.role} (the bytes are what its peer sent), kind: ${c.kind}${c.rule ? ` (${c.rule})` : ""}, limits: ${JSON.stringify(c.limits)}`,
+    `  role: ${c.role} (the bytes are what its peer sent), kind: ${c.kind}${c.rule ? ` (${c.rule})` : ""}, limits: ${JSON.stringify(c.limits)}, tuning: ${tuningOf(c.seed).name}`,
     `  bytes (${c.bytes.length}): ${c.bytes.length <= 4096 ? hex(c.bytes) : hex(c.bytes.subarray(0, 4096)) + "..."}`,
     `  split: ${problem.split.length <= 2000 ? problem.split : problem.split.slice(0, 2000) + "..."}`,
     `  ${problem.message}`,

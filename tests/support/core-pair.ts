@@ -7,6 +7,7 @@ import {
   ServerConnection,
   type ServerConnectionOptions,
   type ServerAcceptOptions,
+  type Tuning,
 } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
 
@@ -29,10 +30,12 @@ export function createPair(
     server?: ServerConnectionOptions;
     client?: Partial<ClientConnectionOptions>;
     accept?: ServerAcceptOptions | false;
+    /** Both sides' tuning, unless their own options name one. */
+    tuning?: Tuning;
   } = {},
 ): Pair {
-  const server = new ServerConnection(options.server);
-  const client = new ClientConnection({ host: "example.com", ...options.client });
+  const server = new ServerConnection({ tuning: options.tuning, ...options.server });
+  const client = new ClientConnection({ host: "example.com", tuning: options.tuning, ...options.client });
   const clientEvents: ConnectionEvent[] = [];
   const serverEvents: ConnectionEvent[] = [];
   const pump = () => {

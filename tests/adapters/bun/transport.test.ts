@@ -33,7 +33,6 @@ import {
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
-import { coreSettings } from "../../support/core-settings.ts";
 // Loaded only to check that it leaves the core's engine settings alone on Bun (see the last test).
 import "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
@@ -562,8 +561,4 @@ describe("bun runtime: closing", () => {
     assert.deepEqual(accepted[0].closes, [boom]);
     assert.equal(client.closes.length, 1);
   });
-});
-
-test("on Bun (JavaScriptCore), even with the Node adapter loaded: 32-bit words, no slabs, latin1Slice for ASCII, short payloads copied out of the chunk", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 4, bufferPooling: false, lenientDecodeLimit: 256, payloadCopyLimit: 128, asciiDecoder: "decodes ranges" });
 });

@@ -5,7 +5,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { denoRuntime } from "../../../adapters/deno/runtime.ts";
-import { coreSettings } from "../../support/core-settings.ts";
 import type { DialOptions, Listener, ListenOptions } from "../../../adapters/shared/transport.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
@@ -404,8 +403,4 @@ describe("deno runtime", () => {
       await listener.close();
     }
   });
-});
-
-test("on Deno (V8) the adapter tunes the core: 64-bit masking words, buffers from slabs, lenient decoding at any size, ASCII decoded from ranges", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: Infinity, payloadCopyLimit: 0, asciiDecoder: "decodes ranges" });
 });

@@ -2,6 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
 import { attach, WebSocket } from "../../../adapters/node/mod.ts";
 import { until } from "../../support/net.ts";
 
@@ -31,5 +33,87 @@ test("an http server keeps serving pages while /ws upgrades to WebSocket", async
   const closed = new Promise((resolve) => (ws.onclose = resolve));
   await wss.close();
   await closed;
+  await new Promise<void>((resolve) => app.close(() => resolve()));
+});
+
+/** Sends a raw upgrade request for `path`; resolves with what came back once the socket closed, or after `ms`. */
+function rawUpgrade(port: number, path: string, ms = 5000): Promise<{ response: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let response = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ response, closed: false });
+    }, ms);
+    socket.setEncoding("latin1");
+    socket.on("data", (text: string) => (response += text));
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ response, closed: true });
+    });
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+  });
+}
+
+async function listen(app: http.Server): Promise<number> {
+  await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+  return (app.address() as { port: number }).port;
+}
+
+const TEAPOT = "HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+test("attach() reads the path as the server does: /a/../ws is not /ws, and goes to the next upgrade listener", async () => {
+  const app = http.createServer();
+  let opened = 0;
+  const wss = attach(app, { path: "/ws" }, { open: () => opened++ });
+  const other: string[] = [];
+  app.on("upgrade", (request: http.IncomingMessage, socket: Duplex) => {
+    if (request.url === "/ws") return; // anyws's
+    other.push(request.url ?? "");
+    socket.end(TEAPOT);
+  });
+  const port = await listen(app);
+  const result = await rawUpgrade(port, "/a/../ws");
+  assert.deepEqual(other, ["/a/../ws"]);
+  assert.equal(result.response, TEAPOT); // anyws wrote nothing on a socket that is not its own
+  assert.equal(result.closed, true);
+  const ok = await rawUpgrade(port, "/ws", 500);
+  assert.match(ok.response, /^HTTP\/1\.1 101 /);
+  assert.equal(opened, 1);
+  await wss.close({ timeout: 100 });
+  await new Promise<void>((resolve) => app.close(() => resolve()));
+});
+
+test("attach(): an upgrade for another path, with no other listener to take it, is answered and closed", async () => {
+  const app = http.createServer();
+  const wss = attach(app, { path: "/ws" }, {});
+  const port = await listen(app);
+  for (const path of ["/elsewhere", "/a/../ws", "/ws/"]) {
+    const result = await rawUpgrade(port, path);
+    assert.equal(result.closed, true, `${path}: the socket was left hanging`);
+    assert.match(result.response, /^HTTP\/1\.1 404 /, path);
+  }
+  await wss.close();
+  await new Promise<void>((resolve) => app.close(() => resolve()));
+});
+
+test("attach() twice on one server: each path reaches its own, another path is answered once", async () => {
+  const app = http.createServer();
+  const seen: string[] = [];
+  const a = attach(app, { path: "/a" }, { open: () => seen.push("a") });
+  const b = attach(app, { path: "/b" }, { open: () => seen.push("b") });
+  const port = await listen(app);
+  assert.match((await rawUpgrade(port, "/b", 500)).response, /^HTTP\/1\.1 101 /);
+  assert.match((await rawUpgrade(port, "/a", 500)).response, /^HTTP\/1\.1 101 /);
+  assert.deepEqual(seen, ["b", "a"]);
+  const other = await rawUpgrade(port, "/c");
+  assert.equal(other.closed, true);
+  assert.equal(other.response.match(/HTTP\/1\.1 /g)?.length, 1, other.response);
+  assert.match(other.response, /^HTTP\/1\.1 404 /);
+  await Promise.all([a.close({ timeout: 100 }), b.close({ timeout: 100 })]);
   await new Promise<void>((resolve) => app.close(() => resolve()));
 });

@@ -9,7 +9,6 @@ import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
-import { coreSettings } from "../../support/core-settings.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, until } from "../../support/time.ts";
@@ -357,8 +356,4 @@ describe("node runtime: closing", () => {
     await delay(20);
     assert.deepEqual(rec.closes, [undefined]);
   });
-});
-
-test("on Node (V8) the adapter tunes the core for V8: 64-bit masking words, buffers from slabs, ASCII decoded from ranges", () => {
-  assert.deepEqual(coreSettings(), { maskWordSize: 8, bufferPooling: true, lenientDecodeLimit: 256, payloadCopyLimit: 0, asciiDecoder: "decodes ranges" });
 });

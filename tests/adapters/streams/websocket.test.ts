@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { acceptStreams, createStreamsWebSocket, WebSocketServer } from "../../../adapters/streams/mod.ts";
 import { until } from "../../support/net.ts";
 import { pipePair } from "../../support/streams.ts";
-import { setBufferPooling, unpooled } from "../../../core/bytes.ts";
+import { SlabAllocator, unpooled } from "../../../core/bytes.ts";
+import { createTuning } from "../../../core/tuning.ts";
 
 test("a WebSocket server and client talk over a pair of TransformStreams", async () => {
   const seen: { host: string; port: number }[] = [];
@@ -39,11 +40,11 @@ test("a WebSocket server and client talk over a pair of TransformStreams", async
   await until(() => server.clients.size === 0, "the server to let go of the socket");
 });
 
-test("with buffer pooling on, no piece of the sender's slabs reaches an in-process peer's application", async () => {
-  const previous = setBufferPooling(true);
-  try {
+test("with a pooling allocator on both sides, no piece of the sender's slabs reaches an in-process peer's application", async () => {
+  const tuning = createTuning({ allocator: new SlabAllocator() });
+  {
     const received: Uint8Array[] = [];
-    const server = new WebSocketServer<undefined>({}, {
+    const server = new WebSocketServer<undefined>({ tuning }, {
       message: (ws, data) => {
         received.push(data as Uint8Array);
         ws.send(`got ${received.length}`);
@@ -54,7 +55,7 @@ test("with buffer pooling on, no piece of the sender's slabs reaches an in-proce
       acceptStreams(server, serverEnd);
       return clientEnd;
     });
-    const ws = new WebSocket("ws://stream.example/");
+    const ws = new WebSocket("ws://stream.example/", [], { tuning });
     const replies: string[] = [];
     ws.onmessage = (e) => replies.push((e as MessageEvent).data as string);
     await until(() => ws.readyState === WebSocket.OPEN, "open");
@@ -70,7 +71,5 @@ test("with buffer pooling on, no piece of the sender's slabs reaches an in-proce
     assert.deepEqual(replies, Array.from({ length: 20 }, (_, i) => `got ${i + 1}`));
     ws.close(1000);
     await until(() => server.clients.size === 0, "the server to let go of the socket");
-  } finally {
-    setBufferPooling(previous);
   }
 });

@@ -1,0 +1,132 @@
+/**
+ * What a server socket's `send()` returns, on the runtime running the test: the message's size
+ * in bytes (UTF-8 for text), and -1 exactly when that call's write took the transport over its
+ * high-water mark, from inside a handler as from outside. The transport under the server is the
+ * runtime's real one, watched by a wrapper that records what each `write()` returned.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runtime, runtimeName, type ServerHandlers, type ServerWebSocket, WebSocketServer } from "../../adapters/auto.ts";
+import type { Runtime, Transport } from "../../adapters/shared/transport.ts";
+import { concatBytes } from "../../core/bytes.ts";
+import { encodeFrame, Opcode } from "../../core/mod.ts";
+import { utf8 } from "../support/bytes.ts";
+import { RawClient, until } from "../support/net.ts";
+
+/** The runtime's own transport, with each `write()`'s answer recorded. */
+class Watched implements Transport {
+  readonly writes: boolean[] = [];
+  private readonly inner: Transport;
+  constructor(inner: Transport) {
+    this.inner = inner;
+  }
+  write(chunks: readonly Uint8Array[]): boolean {
+    const ok = this.inner.write(chunks);
+    this.writes.push(ok);
+    return ok;
+  }
+  get bufferedAmount(): number {
+    return this.inner.bufferedAmount;
+  }
+  get remoteAddress(): string {
+    return this.inner.remoteAddress;
+  }
+  get remotePort(): number {
+    return this.inner.remotePort;
+  }
+  end(): void {
+    this.inner.end();
+  }
+  destroy(): void {
+    this.inner.destroy();
+  }
+  pause(): void {
+    this.inner.pause();
+  }
+  resume(): void {
+    this.inner.resume();
+  }
+}
+
+async function watchedServer(handlers: ServerHandlers) {
+  const transports: Watched[] = [];
+  const watching: Runtime = {
+    name: runtime.name,
+    dial: runtime.dial,
+    listen: (options, accept) => runtime.listen(options, (transport) => {
+      const watched = new Watched(transport);
+      transports.push(watched);
+      return accept(watched);
+    }),
+  };
+  const server = await new WebSocketServer({ backpressureLimit: 256 * 1024 * 1024 }, handlers).listen(watching, { port: 0 });
+  return { server, transports };
+}
+
+const KEY = new Uint8Array([1, 2, 3, 4]);
+
+test(`server on ${runtimeName}: send() and ping() count a string's UTF-8 bytes`, async () => {
+  let socket: ServerWebSocket | null = null;
+  const { server } = await watchedServer({ open: (ws) => (socket = ws) });
+  const raw = await RawClient.connect(server.port);
+  await raw.opened();
+  await until(() => socket !== null, "the server socket");
+  const text = "héllo € 😀"; // 10 UTF-16 code units, 15 bytes
+  assert.equal(socket!.send(text), utf8(text).length);
+  assert.equal(socket!.send("ascii"), 5);
+  assert.equal(socket!.send(Uint8Array.of(1, 2, 3)), 3);
+  assert.equal(socket!.ping("ü"), 2);
+  await until(() => raw.events.filter((e) => e.type === "text" || e.type === "binary").length === 3, "the messages");
+  assert.deepEqual(raw.events.filter((e) => e.type === "text").map((e) => (e as { data: string }).data), [text, "ascii"]);
+  raw.destroy();
+  await server.close({ timeout: 100 });
+});
+
+/** Sends 4 KiB messages until one returns -1 and a few more; each call's result beside the write it made. */
+function sendUntilBackpressure(ws: ServerWebSocket, writes: boolean[]): { result: number; wrote: boolean[] }[] {
+  const chunk = new Uint8Array(4096);
+  const calls: { result: number; wrote: boolean[] }[] = [];
+  let after = -1;
+  for (let i = 0; i < 16384 && after < 8; i++) {
+    const before = writes.length;
+    const result = ws.send(chunk);
+    calls.push({ result, wrote: writes.slice(before) });
+    if (result === -1 || after >= 0) after++;
+  }
+  return calls;
+}
+
+function assertEachCall(calls: { result: number; wrote: boolean[] }[]): void {
+  const first = calls.findIndex((c) => c.result === -1);
+  assert.ok(first > 0, `a send returned -1 after some that did not (${calls.length} sends)`);
+  for (const [i, call] of calls.entries()) {
+    assert.equal(call.wrote.length, 1, `send #${i} wrote its message to the transport`);
+    assert.equal(call.result, call.wrote[0] ? 4096 : -1, `send #${i}: its result is what its own write made of the buffer`);
+  }
+}
+
+test(`server on ${runtimeName}: to a peer that never reads, send() returns -1 from the very call that passes the high-water mark`, async () => {
+  let socket: ServerWebSocket | null = null;
+  let inHandler: { result: number; wrote: boolean[] }[] | null = null;
+  const { server, transports } = await watchedServer({
+    open: (ws) => (socket = ws),
+    // From inside a handler, where the session is already writing the output of a read.
+    message: (ws) => void (inHandler = sendUntilBackpressure(ws, transports[0].writes)),
+  });
+  const raw = await RawClient.connect(server.port);
+  await raw.opened();
+  await until(() => socket !== null, "the server socket");
+  raw.parse = false;
+  raw.transport.pause();
+  raw.write(concatBytes(encodeFrame(Opcode.TEXT, utf8("go"), true, 0, KEY)));
+  await until(() => inHandler !== null, "the message handler");
+  assertEachCall(inHandler!);
+  // And from outside any handler, still backpressured: each call's own write decides.
+  const outside = sendUntilBackpressure(socket!, transports[0].writes);
+  for (const [i, call] of outside.entries()) {
+    assert.equal(call.wrote.length, 1, `send #${i}`);
+    assert.equal(call.result, call.wrote[0] ? 4096 : -1, `send #${i}`);
+  }
+  raw.destroy();
+  await server.close({ timeout: 100 });
+});
