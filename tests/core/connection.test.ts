@@ -473,7 +473,9 @@ for (const role of ROLES) {
       side.conn.close(1000);
       side.written();
       side.conn.tick(30);
-      assert.deepEqual(side.events(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1000, reason: "" }, received: null, initiator: "local" },
+      ]);
       assert.equal(side.conn.readyState, ReadyState.CLOSED);
       side.frame(Opcode.TEXT, "hi");
       side.frame(Opcode.PING, "p");
@@ -1026,7 +1028,9 @@ describe("extensions", () => {
     pair.server.receive(concatBytes(encodeFrame(Opcode.PING, utf8("p"), true, 0, KEY)));
     pair.server.tick(30);
     await delay(60);
-    assert.deepEqual(pair.server.pollEvents(), [{ type: "close", code: 1006, reason: "", wasClean: false }]);
+    assert.deepEqual(pair.server.pollEvents(), [
+      { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1000, reason: "" }, received: null, initiator: "local" },
+    ]);
   });
 });
 
