@@ -41,7 +41,7 @@ import {
   buildRejectResponse,
   generateKey,
 } from "./handshake.ts";
-import { type HeadersInit, HeaderList, type HttpLimits } from "./http.ts";
+import { DEFAULT_HTTP_LIMITS, type HeadersInit, HeaderList, type HttpLimits } from "./http.ts";
 import { type AsciiDecoder, type ByteAllocator, PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
 import { Utf8Validator } from "./utf8.ts";
 
@@ -180,8 +180,6 @@ function resolveOptions(options: ConnectionOptions): ResolvedOptions {
  */
 export const MAX_PENDING_PONGS = 16;
 
-/** Bytes a server keeps that a client sent after its request but before `accept()`. */
-const MAX_EARLY_BYTES = 1024 * 1024;
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
 const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 const RANDOM_POOL_SIZE = 4096;
@@ -738,11 +736,11 @@ export abstract class Connection implements FrameHandler {
   private receiveControl(opcode: number, payload: Uint8Array): boolean {
     if (opcode === Opcode.PING) {
       this.runIncoming(() => {
-        if (this.failed) return;
+        if (this.failed || this.state === ReadyState.CLOSED) return;
         this.emit({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
         // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
-        if (this.options.autoPong && this.state !== ReadyState.CLOSED) this.autoPong(payload);
+        if (this.options.autoPong) this.autoPong(payload);
       });
       return true;
     }
@@ -978,9 +976,10 @@ export abstract class Connection implements FrameHandler {
   /** Delivers an event after any received message still being decoded, unless the connection failed first. */
   private deliver(event: ConnectionEvent): void {
     if (this.inQueue?.immediate ?? true) {
-      if (!this.failed) this.emit(event);
+      if (!this.failed && this.state !== ReadyState.CLOSED) this.emit(event);
     } else {
-      this.runIncoming(() => this.failed || this.emit(event));
+      // A message still being decoded when the close timeout ends the connection is dropped.
+      this.runIncoming(() => this.failed || this.state === ReadyState.CLOSED || this.emit(event));
     }
   }
 
@@ -1054,6 +1053,8 @@ export abstract class Connection implements FrameHandler {
   /** Enters CLOSED and reports it, once. */
   protected finish(code: number, reason: string, wasClean: boolean): void {
     if (this.state === ReadyState.CLOSED) return;
+    // RFC 6455 §7.1.1, §4.1, §4.2.2: a closed connection (or one that never opened) reads no frame.
+    this.parser.stop();
     this.state = ReadyState.CLOSED;
     this.closedAt = this.now;
     const closing = this.closing;
@@ -1126,7 +1127,9 @@ export class ServerConnection extends Connection {
       return;
     }
     this.request = result.request;
-    if (result.rest.length !== 0) this.keepEarly(result.rest);
+    // What came in the same read as the request is kept whatever its size (one read, which the
+    // transport bounds), so that an owner who accepts at once sees the same whatever the reads.
+    if (result.rest.length !== 0) this.early = [result.rest];
     this.emit({ type: "upgrade", request: result.request });
   }
 
@@ -1162,6 +1165,8 @@ export class ServerConnection extends Connection {
   }
 
   private rejectWith(options: RejectOptions, reason: string): void {
+    this.early = null; // never read: the connection does not open
+    this.earlySize = 0;
     this.pushOutput(buildRejectResponse(options));
     this.emit({ type: "handshake_failed", reason, status: options.status });
     this.endTransport();
@@ -1170,7 +1175,10 @@ export class ServerConnection extends Connection {
 
   private keepEarly(chunk: Uint8Array): void {
     this.earlySize += chunk.length;
-    if (this.earlySize > MAX_EARLY_BYTES) {
+    // RFC 6455 §4.1: a client waits for the response before it sends frames; what later reads
+    // bring early is held up to the head size limit, what the server holds for a peer it has not
+    // accepted (maxMessageSize, 64 MiB by default, would let every unanswered upgrade hold that much).
+    if (this.earlySize > (this.httpLimits?.maxHeadSize ?? DEFAULT_HTTP_LIMITS.maxHeadSize)) {
       this.rejectWith({ status: 400, body: "data sent before the handshake completed" }, "data sent before the handshake completed");
       return;
     }

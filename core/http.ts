@@ -377,7 +377,7 @@ export class HttpHeadParser<K extends HttpHeadKind> {
   private bufferPartial(piece: Uint8Array): HttpParseError | undefined {
     const length = this.partialLength + piece.length;
     const endsWithCr = piece[piece.length - 1] === CR; // a CR here may be the first half of CRLF
-    const error = this.checkLineLimits(endsWithCr ? length - 1 : length, length);
+    const error = this.checkLineLimits(endsWithCr ? length - 1 : length, length, piece);
     if (error) return error;
     if (length > this.partial.length) this.growPartial(length);
     this.partial.set(piece, this.partialLength);
@@ -406,7 +406,7 @@ export class HttpHeadParser<K extends HttpHeadKind> {
       ? piece[piece.length - 1]
       : this.partial[this.partialLength - 1];
     const endsWithCrlf = length > 0 && lastByte === CR;
-    const error = this.checkLineLimits(endsWithCrlf ? length - 1 : length, length + 1);
+    const error = this.checkLineLimits(endsWithCrlf ? length - 1 : length, length + 1, piece);
     if (error) return error;
     // RFC 7230 §3.5 permits accepting a bare LF; we require CRLF (see the module comment).
     if (!endsWithCrlf) return parseError(400, "line not terminated by CRLF");
@@ -422,16 +422,26 @@ export class HttpHeadParser<K extends HttpHeadKind> {
 
   /**
    * `contentLength`: the line without its terminator; `rawLength`: bytes of this line
-   * seen so far, counted towards maxHeadSize together with the earlier lines.
+   * seen so far, counted towards maxHeadSize together with the earlier lines; `piece`: the
+   * line's bytes that follow the buffered partial line.
    */
-  private checkLineLimits(contentLength: number, rawLength: number): HttpParseError | undefined {
-    if (contentLength > this.limits.maxLineLength) {
+  private checkLineLimits(contentLength: number, rawLength: number, piece: Uint8Array): HttpParseError | undefined {
+    const { maxLineLength, maxHeadSize } = this.limits;
+    if (contentLength > maxLineLength && this.headSize + rawLength > maxHeadSize) {
+      // Both limits are over: report the one the line crossed first, as a byte-by-byte read
+      // would, so that the status and reason do not depend on where reads end (line first on a
+      // tie). Byte maxLineLength + 1 crosses the line limit unless it is a CR, which may end it.
+      const next = maxLineLength < this.partialLength ? this.partial[maxLineLength] : piece[maxLineLength - this.partialLength];
+      const lineCrossedAt = next === CR ? maxLineLength + 2 : maxLineLength + 1;
+      if (maxHeadSize - this.headSize + 1 < lineCrossedAt) return parseError(431, `${this.kind} head too large`);
+    }
+    if (contentLength > maxLineLength) {
       if (this.startLine !== null) return parseError(431, "header line too long");
       return this.kind === "request"
         ? parseError(414, "request line too long")
         : parseError(431, "status line too long");
     }
-    if (this.headSize + rawLength > this.limits.maxHeadSize) {
+    if (this.headSize + rawLength > maxHeadSize) {
       return parseError(431, `${this.kind} head too large`);
     }
     return undefined;

@@ -198,6 +198,32 @@ function nativeError(stream: ZlibStream): unknown {
 const Z_SYNC_FLUSH = 2;
 const closedError = () => new Error("the permessage-deflate codec was closed");
 const EMPTY_BLOCK = Uint8Array.of(0x00, 0x00, 0x00, 0xff, 0xff);
+/** RFC 7692 §7.2.2: what the core appends to every compressed message before inflating it. */
+const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
+
+/**
+ * What may follow the end of a message's DEFLATE stream, given the bytes left (`left`) and the
+ * first of them (`next`): the tail the core appended (RFC 7692 §7.2.2), after at most the one
+ * 0x00 octet of §7.2.3.4's example (the header of an empty stored block, which the tail ends).
+ * Anything else is not DEFLATE data that §7.2.2 can inflate: the core fails the connection with
+ * 1007 (RFC 6455 §7.4.1), as ws does.
+ */
+function onlyTailAfterEnd(left: number, next: number): boolean {
+  return left <= TAIL.length || (left === TAIL.length + 1 && next === 0x00);
+}
+
+function afterEndError(): Error {
+  return new Error("data after the end of the DEFLATE stream");
+}
+
+/** The byte at `offset` in `chunks` taken as one. */
+function byteAt(chunks: readonly Uint8Array[], offset: number): number {
+  for (const chunk of chunks) {
+    if (offset < chunk.length) return chunk[offset];
+    offset -= chunk.length;
+  }
+  return -1;
+}
 
 /** What a compressor and a decompressor share: the per-direction queue, the stream, the job. */
 abstract class Engine<S extends ZlibStream> {
@@ -340,7 +366,7 @@ abstract class Engine<S extends ZlibStream> {
   }
 
   /** Creates the stream, with listeners that feed the running job. */
-  private open(): S {
+  protected open(): S {
     const stream = this.create(zlib!);
     this.codec.stats.streams++;
     // A stream that was freed (BFINAL, size limit, close) has nothing more to say to this engine.
@@ -450,50 +476,84 @@ class ZlibDecompressor extends Engine<Zlib.InflateRaw> implements Decompressor {
     let total = 0;
     for (const c of chunks) total += c.length;
     const native = this.nativeNow();
-    if (native !== null) return this.decompressNow(native, chunks, maxSize);
+    if (native !== null) return this.decompressNow(native, chunks, total, maxSize);
     return this.enqueue((stream) => this.write(stream, chunks, total, maxSize, [], 0));
   }
 
   /** Inflates on this thread while the output stays under the codec's limit; the rest goes the asynchronous way. */
-  private decompressNow(native: NativeZlib, chunks: readonly Uint8Array[], maxSize: number): Uint8Array | Promise<Uint8Array> {
+  private decompressNow(native: NativeZlib, chunks: readonly Uint8Array[], total: number, maxSize: number, fresh = false): Uint8Array | Promise<Uint8Array> {
     this.maxSize = maxSize;
     this.ended = false;
     this.chunks = [];
     this.size = 0;
     const budget = this.codec.syncInflateLimit;
+    let left = total;
     for (let i = 0; i < chunks.length; i++) {
       const chunk = chunks[i];
       const used = this.writeNow(native, chunk, 0, budget);
+      left -= used;
       if (used === chunk.length) continue;
-      if (this.ended) break; // BFINAL: what follows is ignored, as zlib does
+      if (this.ended) {
+        if (left === total && this.size === 0 && !fresh) {
+          // The previous message ended the stream exactly at its end, so zlib takes none of this
+          // one: it starts on a new stream (see `endedBefore`).
+          this.free();
+          return this.decompressNow(this.nativeNow()!, chunks, total, maxSize, true);
+        }
+        if (!onlyTailAfterEnd(left, chunk[used])) this.breakNow(afterEndError());
+        break;
+      }
       // Past the budget: the rest of this chunk and the chunks after it, asynchronously, after
       // what was inflated so far.
       const rest = [chunk.subarray(used), ...chunks.slice(i + 1)];
-      let total = 0;
-      for (const c of rest) total += c.length;
+      const restSize = left;
       const before = this.chunks;
       const size = this.size;
       this.chunks = [];
       this.size = 0;
-      return this.enqueue((stream) => this.write(stream, rest, total, maxSize, before, size));
+      return this.enqueue((stream) => this.write(stream, rest, restSize, maxSize, before, size));
     }
     if (this.ended) this.free();
     else if (this.options.resetAfterMessage) this.stream!.reset();
     return this.takeOutput();
   }
 
+  /**
+   * RFC 7692 §7.2.3.4 lets a sender end a message with a BFINAL=1 block, which ends the DEFLATE
+   * stream; the next message then starts on a new stream, with an empty window (this codec's
+   * choice, as the `Decompressor` contract says, rather than failing: a message that refers to
+   * the previous window, which §7.2.2 would require with context takeover, still fails, as data
+   * that does not inflate, 1007). zlib notices the end only when it leaves input unused: when
+   * the stream ended exactly at the end of the appended tail, on the next message, which it
+   * does not take at all.
+   */
+  private endedBefore(stream: Zlib.InflateRaw, start: number, before: Uint8Array[], total: number): boolean {
+    return before.length === 0 && total !== 0 && this.size === 0 && this.stream === stream && !stream.destroyed && stream.bytesWritten === start;
+  }
+
   /** The asynchronous job: writes `chunks` after output `before` (of `size` bytes) already inflated. */
-  private write(stream: Zlib.InflateRaw, chunks: readonly Uint8Array[], total: number, maxSize: number, before: Uint8Array[], size: number): void {
+  private write(stream: Zlib.InflateRaw, chunks: readonly Uint8Array[], total: number, maxSize: number, before: Uint8Array[], size: number, fresh = false): void {
     this.maxSize = maxSize;
     this.chunks = before;
     this.size = size;
-    this.expected = stream.bytesWritten + total;
+    const start = stream.bytesWritten;
+    this.expected = start + total;
+    const written = (error?: Error | null) => {
+      if (!error && !fresh && this.endedBefore(stream, start, before, total)) {
+        this.free();
+        this.write((this.stream = this.open()), chunks, total, maxSize, [], 0, true);
+      } else if (!error && this.stream === stream && !stream.destroyed && !onlyTailAfterEnd(this.expected - stream.bytesWritten, byteAt(chunks, stream.bytesWritten - start))) {
+        this.fail(afterEndError());
+      } else {
+        this.written(error);
+      }
+    };
     if (total <= JOIN_MAX && chunks.length > 1) {
-      stream.write(join(chunks, total), this.written); // one zlib job instead of two
+      stream.write(join(chunks, total), written); // one zlib job instead of two
       return;
     }
     for (let i = 0; i < chunks.length - 1; i++) stream.write(chunks[i]);
-    stream.write(chunks[chunks.length - 1], this.written);
+    stream.write(chunks[chunks.length - 1], written);
   }
 
   protected override writeNow(native: NativeZlib, input: Uint8Array, offset: number, budget: number): number {
@@ -522,7 +582,9 @@ class ZlibDecompressor extends Engine<Zlib.InflateRaw> implements Decompressor {
     });
   }
 
-  protected finished(stream: Zlib.InflateRaw): void {
+  protected finished(): void {
+    const stream = this.stream; // a new one if the job started over (`endedBefore`)
+    if (stream === null) return;
     if (stream.bytesWritten !== this.expected) {
       // RFC 7692 §7.2.3.4: the message ended with a BFINAL=1 block. zlib ignores what follows the
       // end of a DEFLATE stream (here the appended tail), and would ignore every later message:

@@ -468,6 +468,21 @@ for (const role of ROLES) {
       assert.equal(side.conn.closeExpected, true);
     });
 
+    test("once closeTimeout has given up on the peer's close frame, later frames are not read (RFC 6455 §7.1.1)", () => {
+      const side = open(role, createPair({ server: { closeTimeout: 30 }, client: { closeTimeout: 30 } }));
+      side.conn.close(1000);
+      side.written();
+      side.conn.tick(30);
+      assert.deepEqual(side.events(), [
+        { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1000, reason: "" }, received: null, initiator: "local" },
+      ]);
+      assert.equal(side.conn.readyState, ReadyState.CLOSED);
+      side.frame(Opcode.TEXT, "hi");
+      side.frame(Opcode.PING, "p");
+      assert.deepEqual(side.events(), [], "nothing after the close event");
+      assert.deepEqual(side.written(), [], "no pong either");
+    });
+
     test("the end of the byte stream mid-message closes with 1006", () => {
       const side = open(role);
       side.frame(Opcode.TEXT, "part", false);
@@ -704,6 +719,19 @@ describe("server: the opening handshake", () => {
     assert.equal(server.closeExpected, true);
   });
 
+  test("after a rejected request, later bytes are not read as frames (RFC 6455 §4.2.2)", () => {
+    const server = new ServerConnection();
+    server.receive(utf8("GET / HTTP/1.1\r\nHost: x\r\nBad header\r\n\r\n"));
+    const events = server.pollEvents();
+    assert.deepEqual(events.map((e) => e.type), ["handshake_failed", "close"]);
+    assert.ok(events[0].type === "handshake_failed" && events[0].status === 400);
+    assert.match(new TextDecoder().decode(drainOutput(server)), /^HTTP\/1\.1 400 /);
+    // A masked empty-keyed ping "hi", then a masked text "hi".
+    server.receive(new Uint8Array([0x89, 0x82, 0, 0, 0, 0, 0x68, 0x69, 0x81, 0x82, 0, 0, 0, 0, 0x68, 0x69]));
+    assert.deepEqual(server.pollEvents(), [], "nothing after the close event");
+    assert.equal(drainOutput(server).length, 0, "no pong");
+  });
+
   test("a version other than 13 gets 426 with Sec-WebSocket-Version: 13", () => {
     const server = new ServerConnection();
     server.receive(utf8(new TextDecoder().decode(request()).replace("Version: 13", "Version: 8")));
@@ -724,6 +752,30 @@ describe("server: the opening handshake", () => {
     unanswered.receive(request());
     unanswered.tick(5000);
     assert.match(new TextDecoder().decode(drainOutput(unanswered)), /^HTTP\/1\.1 503 /);
+  });
+
+  test("bytes sent before accept() are held up to httpLimits.maxHeadSize, then refused with 400", () => {
+    const server = new ServerConnection({ httpLimits: { maxHeadSize: 1024 } });
+    server.receive(request());
+    server.pollEvents();
+    server.receive(new Uint8Array(1000));
+    server.receive(new Uint8Array(24));
+    assert.equal(server.readyState, ReadyState.CONNECTING, "1024 bytes are held");
+    assert.equal(drainOutput(server).length, 0);
+    server.receive(new Uint8Array(1));
+    assert.match(new TextDecoder().decode(drainOutput(server)), /^HTTP\/1\.1 400 /);
+    assert.deepEqual(server.pollEvents().map((e) => e.type), ["handshake_failed", "close"]);
+  });
+
+  test("reject() lets go of the bytes that arrived before it", () => {
+    const server = new ServerConnection();
+    server.receive(request());
+    server.pollEvents();
+    server.receive(rawFrame("server", Opcode.BINARY, new Uint8Array(10_000)));
+    assert.ok(heldBytes(server) >= 10_000, "held until answered");
+    server.reject({ status: 403 });
+    drainOutput(server);
+    assert.ok(heldBytes(server) < 10_000, `still holding ${heldBytes(server)} bytes`);
   });
 
   test("bytes piled up before accept() are bounded", () => {
@@ -774,6 +826,15 @@ describe("client: the opening handshake", () => {
     assert.equal(new TextDecoder().decode(failed.body), "nope!");
     assert.deepEqual(close, { type: "close", code: 1006, reason: "", wasClean: false, sent: null, received: null, initiator: null });
     assert.equal(client.closeExpected, true);
+  });
+
+  test("after a refused response, later bytes are not read as frames (RFC 6455 §4.1)", () => {
+    const { client } = clientAndKey();
+    client.receive(utf8("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"));
+    assert.deepEqual(client.pollEvents().map((e) => e.type), ["handshake_failed", "close"]);
+    client.receive(new Uint8Array([0x89, 0x02, 0x68, 0x69, 0x81, 0x02, 0x68, 0x69]));
+    assert.deepEqual(client.pollEvents(), [], "nothing after the close event");
+    assert.equal(drainOutput(client).length, 0, "no pong");
   });
 
   test("a wrong accept key fails the handshake", () => {
@@ -853,7 +914,7 @@ function flipExtension(async: boolean, log: string[] = []): Extension {
   };
 }
 
-function flipPair(async: boolean, log: string[] = [], serverOffers = true) {
+function flipPair(async: boolean, log: string[] = [], serverOffers = true, closeTimeout?: number) {
   const serverFactory: ServerExtensionFactory = {
     name: "x-flip",
     negotiate(offers: ExtensionParam[][]) {
@@ -872,7 +933,7 @@ function flipPair(async: boolean, log: string[] = [], serverOffers = true) {
     wakes.woken.add(connection);
   };
   const pair = createPair({
-    server: { extensions: serverOffers ? [serverFactory] : [], onWake },
+    server: { extensions: serverOffers ? [serverFactory] : [], onWake, closeTimeout },
     client: { extensions: [clientFactory], onWake },
   });
   return { pair, wakes };
@@ -958,6 +1019,18 @@ describe("extensions", () => {
     // The client encoded asynchronously and the server decoded so: each was woken, with itself.
     assert.ok(wakes.woken.size === 2 && wakes.woken.has(pair.client) && wakes.woken.has(pair.server), "onWake is given its connection");
     assert.ok(log.includes("dispose"));
+  });
+  test("a message still being decoded when the close timeout ends the connection is not delivered after the close event", async () => {
+    const { pair } = flipPair(true, [], true, 30);
+    pair.server.close(1000);
+    drainOutput(pair.server);
+    pair.server.receive(concatBytes(encodeFrame(Opcode.TEXT, flip(utf8("late")), true, RSV1, KEY)));
+    pair.server.receive(concatBytes(encodeFrame(Opcode.PING, utf8("p"), true, 0, KEY)));
+    pair.server.tick(30);
+    await delay(60);
+    assert.deepEqual(pair.server.pollEvents(), [
+      { type: "close", code: 1006, reason: "", wasClean: false, sent: { code: 1000, reason: "" }, received: null, initiator: "local" },
+    ]);
   });
 });
 

@@ -475,6 +475,35 @@ describe("HttpHeadParser limits", () => {
     assert.ok(parser.push(bytes.subarray(101))?.ok);
   });
 
+  /** The result of `bytes` pushed in pieces of `size` bytes (Infinity: whole). */
+  function inPieces(bytes: Uint8Array, size: number, limits?: Partial<HttpLimits>) {
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < bytes.length; at += Math.min(size, bytes.length)) chunks.push(bytes.subarray(at, at + size));
+    const { result } = feed(new HttpHeadParser("request", limits), chunks);
+    assert.ok(result && !result.ok, `expected an error, got ${JSON.stringify(result)}`);
+    return { status: result.status, reason: result.reason };
+  }
+
+  test("the limit reported is the one the bytes cross first, wherever the reads end", () => {
+    // A 206-byte request line over maxLineLength 200, with maxHeadSize 150 crossed first.
+    const limits = { maxLineLength: 200, maxHeadSize: 150 };
+    const line = latin1(`${requestLineOf(204)}\r\n\r\n`);
+    const expected = { status: 431, reason: "request head too large" };
+    for (const size of [Infinity, 1, 7, 150, 151, 205]) assert.deepEqual(inPieces(line, size, limits), expected, `pieces of ${size}`);
+    // Default limits: two 5,000-byte headers, then a 9,000-byte one crosses maxHeadSize first.
+    const head = latin1(
+      `${requestLineOf(20)}\r\nX-A: ${"a".repeat(4995)}\r\nX-B: ${"b".repeat(4995)}\r\nX-C: ${"c".repeat(8995)}\r\n\r\n`,
+    );
+    for (const size of [Infinity, 1, 100, 4096]) {
+      assert.deepEqual(inPieces(head, size), expected, `pieces of ${size}`);
+    }
+    // The line limit crossed first: its own status and reason, whole or in pieces.
+    const long = latin1(`${requestLineOf(120)}\r\n\r\n`);
+    for (const size of [Infinity, 1, 60]) {
+      assert.deepEqual(inPieces(long, size, { maxLineLength: 100, maxHeadSize: 150 }), { status: 414, reason: "request line too long" });
+    }
+  });
+
   function headerLineOf(length: number): string {
     return `X-Long: ${"v".repeat(length - "X-Long: ".length)}`;
   }

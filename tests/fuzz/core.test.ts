@@ -6,7 +6,6 @@
  * same verdict on the same bytes, or differ only as tests/fuzz/differences.ts records.
  */
 import { describe, test } from "node:test";
-import process from "node:process";
 import assert from "node:assert/strict";
 import { concatBytes } from "../../core/bytes.ts";
 import { FrameParser } from "../../core/frame.ts";
@@ -19,9 +18,6 @@ import { BREAKS, controlFrame, type FrameSpec, randomText, serialize } from "./s
 
 /** Cases run by `npm test`; ANYWS_FUZZ_ITERATIONS runs more (or fewer), from ANYWS_FUZZ_SEED on. */
 const DEFAULT_ITERATIONS = 1000;
-/** ANYWS_FUZZ_STRICT=1: no exemption for the pending core bugs (tests/fuzz/README.md). */
-const strict = process.env.ANYWS_FUZZ_STRICT === "1";
-let pendingAfterTimeout = 0;
 
 describe("core fuzzer", () => {
   test("random streams in every chunking, both roles, against ws's Receiver", () => {
@@ -67,34 +63,23 @@ describe("core fuzzer", () => {
       const where = `seed ${c.seed}, ${c.role}, options ${JSON.stringify(options)}, bytes ${hex(c.bytes)}`;
       let now = 0;
       let from = 0;
-      let closedByTick = false;
-      const step = (what: () => void, ticking = false) => {
+      const step = (what: () => void) => {
         try {
           what();
         } catch (error) {
           assert.fail(`${(error as Error).stack} (${where})`);
         }
-        for (const event of connection.pollEvents()) {
-          events.push(normalize(event));
-          if (event.type === "close" && ticking) closedByTick = true;
-        }
+        for (const event of connection.pollEvents()) events.push(normalize(event));
         for (const chunk of connection.pollOutput()) output.push(chunk.slice());
       };
       for (const to of [...cutsFor("random", c.bytes.length, random), c.bytes.length]) {
         now += random.int(20);
-        step(() => connection.tick(now), true);
+        step(() => connection.tick(now));
         if (to > from) step(() => connection.receive(c.bytes.slice(from, to)));
         from = to;
       }
-      step(() => connection.tick(now + 1e6), true);
+      step(() => connection.tick(now + 1e6));
       step(() => connection.receiveEof());
-      const close = events.findIndex((e) => e.type === "close");
-      if (!strict && closedByTick && close >= 0 && events[close].code === 1006 && close < events.length - 1) {
-        // Pending core bug (tests/fuzz/README.md): once the closing handshake timed out, frames
-        // read later are still delivered, after the close event.
-        pendingAfterTimeout++;
-        events.length = close + 1;
-      }
       assert.equal(orderProblem(events), null, where);
       // What it wrote parses as frames (masked by a client, RFC 6455 §5.3): no data frame (it
       // sent none), at most one close frame.
@@ -108,7 +93,6 @@ describe("core fuzzer", () => {
       assert.ok(frames.every((opcode) => opcode >= 0x8), `data frames written: ${frames} (${where})`);
       assert.ok(frames.filter((opcode) => opcode === 0x8).length <= 1, `more than one close frame: ${frames} (${where})`);
     }
-    if (iterations >= DEFAULT_ITERATIONS && !strict) assert.ok(pendingAfterTimeout > 0, "the pending bug after a close timeout exempted no case: delete its exemption");
   });
 
   for (const role of ["server", "client"] as const) {

@@ -33,15 +33,20 @@ export interface DeflateCase {
   bytes: Uint8Array;
 }
 
-/** Raw DEFLATE of `data` flushed with Z_SYNC_FLUSH, without the 00 00 ff ff tail (RFC 7692 §7.2.1); or ending in a BFINAL block. */
-function compress(data: Uint8Array, final = false): Uint8Array {
-  if (final) return new Uint8Array(deflateRawSync(data));
+/**
+ * Raw DEFLATE of `data` flushed with Z_SYNC_FLUSH, without the 00 00 ff ff tail (RFC 7692 §7.2.1);
+ * or ending in a BFINAL block; or ("at-tail") flushed, then the header of an empty BFINAL stored
+ * block whose LEN and NLEN are the tail the receiver appends: the stream ends exactly there.
+ */
+function compress(data: Uint8Array, final: boolean | "at-tail" = false): Uint8Array {
+  if (final === true) return new Uint8Array(deflateRawSync(data));
   const out = deflateRawSync(data, { finishFlush: constants.Z_SYNC_FLUSH });
+  if (final === "at-tail") return concatBytes([out, Uint8Array.of(0x01)]);
   return new Uint8Array(out.subarray(0, out.length - 4));
 }
 
 /** One message, compressed (RSV1 on its first frame, §6) or not, maybe in fragments with control frames between them. */
-function message(random: Random, masked: boolean, out: FrameSpec[], compressed: boolean, final = false): void {
+function message(random: Random, masked: boolean, out: FrameSpec[], compressed: boolean, final: boolean | "at-tail" = false): void {
   const text = random.chance(0.5);
   const size = random.chance(0.8) ? random.int(200) : random.range(200, 3000);
   const plain = text ? randomText(random, size) : random.chance(0.5) ? random.bytes(size) : new Uint8Array(size).fill(0x61);
@@ -92,7 +97,7 @@ export function makeDeflateCase(seed: number): DeflateCase {
       break;
     }
     case "final-block": // RFC 7692 §7.2.3.4: a message may end the DEFLATE stream (BFINAL); the next starts anew
-      message(random, masked, more, true, true);
+      message(random, masked, more, true, random.chance(0.5) || "at-tail");
       message(random, masked, more, true);
       break;
   }

@@ -4,6 +4,9 @@
  * covers, with the help of `firstBreak`, a walk over the frame headers that lists every rule the
  * first offending frame breaks. Any other difference fails the fuzzer.
  */
+import { constants, inflateRawSync } from "node:zlib";
+import { concatBytes } from "../../core/bytes.ts";
+import { hex } from "../support/bytes.ts";
 import type { CoreOutcome, Normalized, Role } from "./core-runner.ts";
 import type { WsOutcome } from "./ws-runner.ts";
 import type { Limits } from "./streams.ts";
@@ -138,6 +141,8 @@ function utf8Continues(decoder: TextDecoder, bytes: Uint8Array, start: number, l
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+/** RFC 7692 §7.2.2: appended to a compressed message before inflating. */
+const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
 const codeOf = (events: readonly Normalized[]): number | null => {
   const last = events[events.length - 1];
   return last?.type === "error" ? (last.code as number) : null;
@@ -223,6 +228,65 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     },
   },
   {
+    id: "a DEFLATE stream that ends exactly at the appended tail",
+    deflateOnly: true,
+    rfc: "RFC 7692 §7.2.3.4: a message may end with a BFINAL=1 block, which ends the DEFLATE stream; §7.2.2: the receiver appends 00 00 ff ff and inflates",
+    why: "After a message whose stream ends (BFINAL), both start the next message on a new stream when zlib leaves input unused; when the stream ends exactly at the end of the appended tail (an empty BFINAL stored block whose LEN and NLEN are the tail), ws's inflater takes none of the next message: ws delivers that message empty or fails with 1007, while anyws starts it on a new stream, as after any other end (a message that refers to the old window fails with 1007). The events before that message are the same; after it, ws's depend on the state its inflater was left in.",
+    matches: (c) => {
+      if (!c.deflate) return false;
+      const { ours, theirs } = c;
+      let i = 0;
+      while (i < ours.length && i < theirs.length && same(ours[i], theirs[i])) i++;
+      const lost = theirs[i];
+      // ws fails on the message's first frame; anyws may deliver control frames between its fragments first.
+      let j = i;
+      while (ours[j]?.type === "ping" || ours[j]?.type === "pong") j++;
+      const ourEvent = ours[j];
+      const tooBig = ourEvent?.type === "error" && ourEvent.code === 1009 && j === ours.length - 1;
+      if (ourEvent?.type !== "text" && ourEvent?.type !== "binary" && !tooBig) return false;
+      // 1007: zlib's error, or what ws's inflater made of the message is not UTF-8.
+      const failed = lost?.type === "error" && lost.code === 1007;
+      // What ws does after it lost that message depends on its inflater's state: not compared.
+      const other = (lost?.type === "text" || lost?.type === "binary") && (tooBig || ours[i]?.type === lost.type);
+      if (!failed && !other) return false;
+      // The compressed message before it ends its DEFLATE stream (inflating it with Z_FINISH
+      // finds the end), and what anyws delivered is this message inflated on a new stream.
+      const delivered = theirs.slice(0, i).filter((e) => e.type === "text" || e.type === "binary").length;
+      const messages = dataMessages(c.role, c.bytes);
+      const message = messages[delivered];
+      const previous = messages.slice(0, delivered).filter((m) => m.compressed).pop();
+      if (!message?.compressed || message.payload.length === 0 || previous === undefined) return false;
+      let inflated: Uint8Array;
+      try {
+        inflateRawSync(concatBytes([previous.payload, TAIL]));
+        inflated = inflateRawSync(concatBytes([message.payload, TAIL]), { finishFlush: constants.Z_SYNC_FLUSH });
+      } catch {
+        return false;
+      }
+      if (tooBig) return inflated.length > (c.limits.maxMessageSize ?? 64 * 1024 * 1024);
+      const data = ourEvent.type === "binary" ? hex(inflated) : new TextDecoder("utf-8", { ignoreBOM: true }).decode(inflated);
+      return inflated.length !== 0 && ourEvent.data === data;
+    },
+  },
+  {
+    id: "bytes after the end of a DEFLATE stream in the same message",
+    deflateOnly: true,
+    rfc: "RFC 7692 §7.2.2: the payload with 00 00 ff ff appended is inflated as DEFLATE data; bytes after the end of the stream are not part of it (RFC 6455 §7.4.1: 1007)",
+    why: "anyws fails the connection with 1007 when a message goes on after its DEFLATE stream ended (other than the appended tail); ws delivers what inflated when zlib stops at the end and drops the rest (it fails with 1007 only when the rest reaches zlib). The events before that message are the same; after it, ws's depend on the state its inflater was left in.",
+    matches: (c) => {
+      if (!c.deflate) return false;
+      const { ours, theirs } = c;
+      let i = 0;
+      while (i < ours.length && i < theirs.length && same(ours[i], theirs[i])) i++;
+      let j = i; // control frames between the message's fragments come first in anyws
+      while (ours[j]?.type === "ping" || ours[j]?.type === "pong") j++;
+      const error = c.core.events.find((e) => e.type === "error");
+      return ours[j]?.type === "error" && ours[j].code === 1007 && j === ours.length - 1 &&
+        typeof error?.reason === "string" && error.reason.endsWith("data after the end of the DEFLATE stream") &&
+        (theirs[i]?.type === "text" || theirs[i]?.type === "binary" || theirs[i] === undefined || (theirs[i]?.type === "error" && theirs[i].code === 1007));
+    },
+  },
+  {
     id: "invalid UTF-8 found before the end of the message",
     rfc: "RFC 6455 §8.1: an endpoint that finds the bytes are not valid UTF-8 MUST fail the connection; §5.4 lets control frames arrive between fragments",
     why: "anyws checks a text message as it arrives and fails on the first byte that cannot be UTF-8 (what Autobahn 6.4 calls failing fast); ws checks a message when its last frame is in, so it may first see control frames between the fragments, a close frame, or another frame's error, or still be waiting.",
@@ -235,6 +299,35 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     },
   },
 ];
+
+/** The data messages in `bytes` (well-formed frames towards `role`), unmasked, up to a close frame or a malformed frame. */
+function dataMessages(role: Role, bytes: Uint8Array): { compressed: boolean; payload: Uint8Array }[] {
+  const messages: { compressed: boolean; payload: Uint8Array }[] = [];
+  let current: { compressed: boolean; parts: number[] } | null = null;
+  let at = 0;
+  while (at + 2 <= bytes.length) {
+    const b0 = bytes[at];
+    const b1 = bytes[at + 1];
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    const short = b1 & 0x7f;
+    if (short === 127 || masked !== (role === "server")) break;
+    const headerLength = (short === 126 ? 4 : 2) + (masked ? 4 : 0);
+    const length = short === 126 ? (bytes[at + 2] << 8) | bytes[at + 3] : short;
+    if (at + headerLength + length > bytes.length || opcode === 0x8) break;
+    if (opcode < 3) {
+      if (opcode !== 0) current = { compressed: (b0 & 0x40) !== 0, parts: [] };
+      if (current === null) break;
+      for (let i = 0; i < length; i++) current.parts.push(bytes[at + headerLength + i] ^ (masked ? bytes[at + headerLength - 4 + (i & 3)] : 0));
+      if (b0 & 0x80) {
+        messages.push({ compressed: current.compressed, payload: Uint8Array.from(current.parts) });
+        current = null;
+      }
+    }
+    at += headerLength + length;
+  }
+  return messages;
+}
 
 /** Events up to and including the first error or close. */
 export function upToVerdict(events: readonly Normalized[]): Normalized[] {

@@ -116,43 +116,13 @@ function observed(o: CoreOutcome): Observed {
   return { events: o.events, endEvents: o.endEvents, output: String.fromCharCode(...(o.output.match(/../g) ?? []).map((h) => parseInt(h, 16))) };
 }
 
-const LIMIT_REASON = /header line too long|status line too long|request line too long|(request|response) head too large/g;
-
 /**
  * Core bugs this fuzzer found that are reported and not fixed yet. Each one erases exactly its
  * symptom from both runs being compared (`normalize`), so that the rest of the checks keep
  * running on those cases. ANYWS_FUZZ_STRICT=1 turns them off (the fix must make the fuzzer pass
  * with it set, and then delete the entry).
  */
-export const PENDING_BUGS: readonly { id: string; rfc: string; normalize(o: Observed, whole: CoreOutcome): Observed }[] = [
-  {
-    id: "frames read after a failed opening handshake",
-    rfc: "RFC 6455 §4.1 (the client fails the connection on an invalid response), §4.2.2 and §4.4 (a rejected request opens nothing): no frame is read on a connection that never opened",
-    // Bytes that arrive in a later read than the head are parsed as frames, after the `close` event.
-    normalize(o, whole) {
-      if (!whole.events.some((e) => e.type === "handshake_failed")) return o;
-      const close = o.events.findIndex((e) => e.type === "close");
-      return close < 0 ? o : { ...o, events: o.events.slice(0, close + 1) };
-    },
-  },
-  {
-    id: "which HTTP head limit is reported depends on the reads",
-    rfc: "RFC 6585 §5 (431) and RFC 7231 §6.5.12 (414): the status and the reason (event and response body) must not depend on where the reads end",
-    // The head size is checked as a partial line grows, the line length once its end is known:
-    // a long line crosses maxHeadSize first when it arrives in pieces, maxLineLength first when
-    // whole; for a request line (maxHeadSize under maxLineLength) that is 431 against 414.
-    normalize(o, whole) {
-      if (!whole.events.some((e) => e.type === "handshake_failed")) return o;
-      const text = (events: Normalized[]) =>
-        JSON.parse(JSON.stringify(events).replace(LIMIT_REASON, "<limit>").replace(/"status":(414|431)\b/g, '"status":"<414|431>"')) as Normalized[];
-      const output = o.output
-        .replace(/^HTTP\/1\.1 (414 URI Too Long|431 Request Header Fields Too Large)/, "<414|431>")
-        .replace(/Content-Length: \d+\r\n/, "")
-        .replace(LIMIT_REASON, "<limit>");
-      return { events: text(o.events), endEvents: text(o.endEvents), output };
-    },
-  },
-];
+export const PENDING_BUGS: readonly { id: string; rfc: string; normalize(o: Observed, whole: CoreOutcome): Observed }[] = [];
 
 const strict = process.env.ANYWS_FUZZ_STRICT === "1";
 

@@ -390,6 +390,51 @@ describe("zlib codec: the synchronous way", () => {
     d.close();
   });
 
+  const hex = (text: string) => Uint8Array.from(text.match(/../g)!, (h) => parseInt(h, 16));
+
+  test("a DEFLATE stream that ends exactly at the end of the tail: the next message starts a new stream, none is lost", async () => {
+    for (const limit of [Infinity, 0]) {
+      const codec = await loaded({ syncInflateLimit: limit });
+      const d = decompressor(codec);
+      // A fixed block of 53 "a", then a BFINAL stored block whose LEN and NLEN are the tail.
+      assert.equal(new TextDecoder().decode(await d.decompress([hex("4a4c24030002"), TAIL], Infinity)), "a".repeat(53));
+      assert.equal(new TextDecoder().decode(await d.decompress([hex("2acf2fca490100"), TAIL], Infinity)), "world", `limit ${limit}`);
+      assert.equal(new TextDecoder().decode(await d.decompress([hex("2acf2fca490100"), TAIL], Infinity)), "world", `limit ${limit}`);
+      d.close();
+      assert.equal(codec.stats.streams, 0);
+    }
+  });
+
+  test("after the end of a DEFLATE stream, a message that refers to the old window fails: never inflated wrong", async () => {
+    for (const limit of [Infinity, 0]) {
+      const codec = await loaded({ syncInflateLimit: limit });
+      const d = decompressor(codec);
+      const final = Uint8Array.from([0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]);
+      assert.equal(new TextDecoder().decode(await d.decompress([final, TAIL], Infinity)), "Hello");
+      const again = Uint8Array.from([0xf2, 0x00, 0x11, 0x00, 0x00]); // "Hello" from the previous window
+      await assert.rejects(async () => d.decompress([again, TAIL], Infinity), (e: Error) => !(e instanceof DecompressedSizeError), `limit ${limit}`);
+      d.close();
+    }
+  });
+
+  test("bytes after the end of the DEFLATE stream in the same message are invalid data (RFC 7692 §7.2.2)", async () => {
+    const hello = hex("cb48cdc9c90700"); // "hello", ending in a BFINAL=1 block
+    for (const limit of [Infinity, 0]) {
+      for (const chunks of [[hex("cb48cdc9c9070041"), TAIL], [hello, hex("41"), TAIL], [hello, hex("0000ffff"), TAIL]]) {
+        const codec = await loaded({ syncInflateLimit: limit });
+        const d = decompressor(codec);
+        await assert.rejects(async () => d.decompress(chunks, Infinity), (e: Error) => !(e instanceof DecompressedSizeError), `limit ${limit}`);
+        d.close();
+        assert.equal(codec.stats.streams, 0);
+      }
+      // The tail alone after the end is not such data.
+      const codec = await loaded({ syncInflateLimit: limit });
+      const d = decompressor(codec);
+      assert.equal(new TextDecoder().decode(await d.decompress([hello, TAIL], Infinity)), "hello");
+      d.close();
+    }
+  });
+
   test("limits of 0: every job asynchronous", async () => {
     const codec = await loaded({ syncCompressLimit: 0, syncInflateLimit: 0 });
     const c = compressor(codec);
