@@ -55,15 +55,7 @@ export function serialize(frames: readonly FrameSpec[], random: Random): Uint8Ar
     }
     parts.push(Uint8Array.from(header), payload);
   }
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function word(n: number): number[] {
