@@ -349,7 +349,11 @@ export abstract class Connection implements FrameHandler {
     return this.state;
   }
 
-  /** Events since the last call, oldest first. */
+  /**
+   * Events since the last call, oldest first. The owner polls events and output until neither
+   * brings anything: a failure or the peer's close frame read after events takes effect at the
+   * poll after those events were taken, so that what the owner sends in reaction comes first.
+   */
   pollEvents(): readonly ConnectionEvent[] {
     if (this.endingDue) this.releaseEnding();
     const events = this.events;
