@@ -287,7 +287,7 @@ export abstract class Connection implements FrameHandler {
    * The failure, or the answer to the peer's close frame, held while events received before it
    * wait to be polled: what the owner sends in reaction to them is written before our close frame
    * (RFC 6455 §5.5.1 allows data frames until then). `endingDue`: those events were polled, it
-   * takes effect at the next poll.
+   * takes effect at the next `pollEvents()` (an owner may poll output while handling them).
    */
   private ending: (() => void) | null = null;
   private endingDue = false;
@@ -352,7 +352,8 @@ export abstract class Connection implements FrameHandler {
   /**
    * Events since the last call, oldest first. The owner polls events and output until neither
    * brings anything: a failure or the peer's close frame read after events takes effect at the
-   * poll after those events were taken, so that what the owner sends in reaction comes first.
+   * next call after those events were taken, so that what the owner sends in reaction (and
+   * writes meanwhile) comes first.
    */
   pollEvents(): readonly ConnectionEvent[] {
     if (this.endingDue) this.releaseEnding();
@@ -365,7 +366,6 @@ export abstract class Connection implements FrameHandler {
 
   /** Bytes to write to the transport since the last call, in order. */
   pollOutput(): readonly Uint8Array[] {
-    if (this.endingDue) this.releaseEnding();
     if (this.stagedLength !== 0) this.unstage();
     else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
     if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;

@@ -68,7 +68,7 @@ test(`server on ${runtimeName}: send() and ping() after the peer's close was ans
       ws.send("being encoded"); // waits on the extension: the close reply will queue behind it
     },
     message(ws, data) {
-      results.push(ws.send(`re: ${data}`), ws.ping());
+      results.push(ws.send(`re: ${data}`), ws.ping("p"));
     },
     error: (_ws, error) => void errors.push(error.message),
     close: (_ws, code) => void closes.push(code),
@@ -88,7 +88,7 @@ test(`server on ${runtimeName}: send() and ping() after the peer's close was ans
     await until(() => results.length === 2, "the message handler");
     assert.ok(results[0] !== 0 && results[1] !== 0, `the answer to the message is sent, got ${results}`);
     // The close reply now waits behind the message being encoded: a send meanwhile lost the race.
-    results.push(socket!.send("late"), socket!.ping());
+    results.push(socket!.send("late"), socket!.ping("p"));
     assert.deepEqual(results.slice(2), [0, 0], "dropped");
     assert.deepEqual(errors, [], "no error reported");
     await until(() => (finishEncoding(extension), closes.length === 1), "the close handler");

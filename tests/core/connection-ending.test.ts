@@ -3,7 +3,8 @@
  * close frame are delivered, and what the owner sends in reaction to them is written before our
  * close frame (RFC 6455 §5.5.1 allows data frames until we send it; Autobahn 3.2, 4.1.3, 5.15
  * judge it strict). The owner here drives the connection as the adapters do: output polled first,
- * then events, until neither brings anything.
+ * then events, until neither brings anything. The error or close event comes with the close
+ * frame, in the poll after the events before it; what matters is the order on the wire.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -79,8 +80,8 @@ for (const role of ["server", "client"] as Role[]) {
         assert.deepEqual(log, [
           "event text Hello, world!",
           "out 1 Hello, world!",
-          `out 8 ${code}`,
           `event error ${code}`,
+          `out 8 ${code}`,
         ]);
         assert.equal(conn.readyState, ReadyState.CLOSING);
         assert.equal(conn.closeExpected, role === "server", "the server closes TCP (RFC 6455 §7.1.1)");
@@ -96,7 +97,7 @@ for (const role of ["server", "client"] as Role[]) {
         frame(role, Opcode.TEXT, "fragment4"),
       ]);
       const { log } = drive(role, conn, bytes, echo);
-      assert.deepEqual(log, ["event text fragment1fragment2", "out 1 fragment1fragment2", "out 8 1002", "event error 1002"]);
+      assert.deepEqual(log, ["event text fragment1fragment2", "out 1 fragment1fragment2", "event error 1002", "out 8 1002"]);
     });
 
     test("the owner closes in reaction to the message: its close frame is the one sent", () => {
@@ -116,7 +117,7 @@ for (const role of ["server", "client"] as Role[]) {
         states.push(c.readyState);
         echo(e, c);
       });
-      assert.deepEqual(log, ["event text last words", "out 1 last words", "out 8 1000", "event close 1000"]);
+      assert.deepEqual(log, ["event text last words", "out 1 last words", "event close 1000", "out 8 1000"]);
       assert.deepEqual(states, [ReadyState.OPEN, ReadyState.CLOSED]);
     });
 
@@ -129,8 +130,25 @@ for (const role of ["server", "client"] as Role[]) {
         if (e.type === "close") late.push(c.sendText("too late"), c.sendBinary(new Uint8Array(2)), c.ping());
       });
       assert.deepEqual(late, [true, false, false, false]);
-      assert.deepEqual(log, ["event text m", "out 1 echo", "out 8 1000", "event close 1000"]);
+      assert.deepEqual(log, ["event text m", "out 1 echo", "event close 1000", "out 8 1000"]);
       assert.deepEqual(conn.pollOutput(), []);
+    });
+
+    test("an owner that writes while handling the message (polls output) can still send twice before the close reply", () => {
+      const conn = open(role);
+      const early: Uint8Array[] = [];
+      const sent: boolean[] = [];
+      const bytes = concatBytes([frame(role, Opcode.TEXT, "m"), frame(role, Opcode.CLOSE, new Uint8Array([0x03, 0xe8]))]);
+      const { log } = drive(role, conn, bytes, (e, c) => {
+        if (e.type !== "text") return;
+        sent.push(c.sendText("one"));
+        early.push(...c.pollOutput()); // as a send path that writes at once does
+        sent.push(c.sendText("two"), c.ping("p"));
+      });
+      assert.deepEqual(sent, [true, true, true]);
+      const first = parseFrames(concatBytes(early), role === "client").map((f) => new TextDecoder().decode(f.payload));
+      assert.deepEqual(first, ["one"]);
+      assert.deepEqual(log, ["event text m", "out 1 two", "out 9 p", "event close 1000", "out 8 1000"]);
     });
 
     test("a close frame alone is answered at once", () => {
