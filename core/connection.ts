@@ -283,6 +283,14 @@ export abstract class Connection implements FrameHandler {
   private sendsDropped = false;
   /** Both close frames and who sent the first; created when the closing handshake starts. */
   private closing: { sent: CloseFrame | null; received: CloseFrame | null; initiator: "local" | "remote" } | null = null;
+  /**
+   * The failure, or the answer to the peer's close frame, held while events received before it
+   * wait to be polled: what the owner sends in reaction to them is written before our close frame
+   * (RFC 6455 §5.5.1 allows data frames until then). `endingDue`: those events were polled, it
+   * takes effect at the next `pollEvents()` (an owner may poll output while handling them).
+   */
+  private ending: (() => void) | null = null;
+  private endingDue = false;
   /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
   private pongCount = 0;
   private pongAt = -1;
@@ -341,11 +349,18 @@ export abstract class Connection implements FrameHandler {
     return this.state;
   }
 
-  /** Events since the last call, oldest first. */
+  /**
+   * Events since the last call, oldest first. The owner polls events and output until neither
+   * brings anything: a failure or the peer's close frame read after events takes effect at the
+   * next call after those events were taken, so that what the owner sends in reaction (and
+   * writes meanwhile) comes first.
+   */
   pollEvents(): readonly ConnectionEvent[] {
+    if (this.endingDue) this.releaseEnding();
     const events = this.events;
     if (events === null) return NO_EVENTS;
     this.events = null;
+    if (this.ending !== null) this.endingDue = true;
     return events;
   }
 
@@ -451,7 +466,10 @@ export abstract class Connection implements FrameHandler {
     if (this.state === ReadyState.CLOSED) return;
     if (!this.closeSent) this.sendsDropped = true;
     this.parser.stop();
-    this.runIncoming(() => this.finish(CloseCode.ABNORMAL, "", false));
+    this.runIncoming(() => {
+      this.releaseEnding();
+      this.finish(CloseCode.ABNORMAL, "", false);
+    });
   }
 
   protected receiveFrames(chunk: Uint8Array): void {
@@ -543,6 +561,7 @@ export abstract class Connection implements FrameHandler {
 
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
+    this.releaseEnding(); // its events are kept; its output is discarded below
     this.stage = null;
     this.stagedLength = 0;
     this.output = null;
@@ -761,7 +780,7 @@ export abstract class Connection implements FrameHandler {
     }
     // RFC 6455 §5.5.1: nothing after a close frame is processed.
     this.parser.stop();
-    this.runIncoming(() => {
+    this.runIncoming(() => this.endAfterEvents(() => {
       if (this.failed) return;
       (this.closing ??= { sent: null, received: null, initiator: "remote" }).received = { code, reason };
       if (!this.closeSent) {
@@ -774,7 +793,7 @@ export abstract class Connection implements FrameHandler {
         // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it (deadline).
         if (!this.isClient) this.transportDone = true;
       });
-    });
+    }));
     return false;
   }
 
@@ -1031,11 +1050,12 @@ export abstract class Connection implements FrameHandler {
   /**
    * Fails the WebSocket connection (RFC 6455 §7.1.7): stop reading, send a close frame with
    * `code` unless one was sent, and have the server close TCP. Messages received before the
-   * failure are still delivered first. Returns false, for the parser.
+   * failure are still delivered first, and the close frame waits for them to be polled
+   * (`endAfterEvents`). Returns false, for the parser.
    */
   protected fail(code: number, reason: string): boolean {
     this.parser.stop();
-    this.runIncoming(() => {
+    this.runIncoming(() => this.endAfterEvents(() => {
       if (this.failed || this.state === ReadyState.CLOSED) return;
       this.failed = true;
       this.emit({ type: "error", code, reason });
@@ -1046,8 +1066,36 @@ export abstract class Connection implements FrameHandler {
       this.state = ReadyState.CLOSING;
       this.closingAt = this.now;
       if (!this.isClient) this.runOutgoing(() => (this.transportDone = true));
-    });
+    }));
     return false;
+  }
+
+  /**
+   * Runs `step`, which ends the connection (a failure, the peer's close frame), once the events
+   * received before it have been polled, so that the owner's reaction to them precedes our close
+   * frame; at once when there are none.
+   */
+  private endAfterEvents(step: () => void): void {
+    const first = this.ending;
+    if (first !== null) {
+      this.ending = () => {
+        first();
+        step();
+      };
+    } else if (this.events === null) {
+      step();
+    } else {
+      this.ending = step;
+    }
+  }
+
+  /** The held ending takes effect now. */
+  private releaseEnding(): void {
+    const step = this.ending;
+    this.endingDue = false;
+    if (step === null) return;
+    this.ending = null;
+    step();
   }
 
   /** Enters CLOSED and reports it, once. */

@@ -1,5 +1,5 @@
 import { createServer } from "node:net";
-import { ReadyState, ServerConnection } from "anyws/core";
+import { ServerConnection } from "anyws/core";
 
 const server = createServer((socket) => {
   const ws = new ServerConnection({ now: Date.now() });
@@ -11,10 +11,8 @@ const server = createServer((socket) => {
       for (const event of events) {
         if (event.type === "upgrade") ws.accept(); // or ws.reject({ status: 403 })
         else if (event.type === "close") console.log(`closed ${event.code}`);
-        // A text read together with the client's close gets no reply: the connection is closing.
-        else if (event.type === "text" && ws.readyState === ReadyState.OPEN) {
-          ws.sendText(`echo: ${event.data}`);
-        }
+        // Also a text read together with the client's close: the echo goes out before the close reply.
+        else if (event.type === "text") ws.sendText(`echo: ${event.data}`); // false once closed: dropped
       }
     } while (events.length > 0);
     if (ws.closeExpected) socket.end();

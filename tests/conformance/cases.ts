@@ -224,7 +224,9 @@ function rsvCase(n: number, description: string, send: (ctx: CaseContext) => voi
 }
 
 rsvCase(1, "Send a small text message with RSV = 1.", (ctx) => void ctx.sendFrame({ opcode: OP.TEXT, payload: HELLO, rsv: 1 }), false);
-for (const [n, how, extra] of [[2, "", {}], [3, " Frames are written in frame-wise chops.", { sync: true }], [4, " Octets are written in octet-wise chops.", { chop: 1 }]] as const) {
+// Chops as Autobahn writes them, not waited for (`paced: false`): a peer that reads the message
+// and the violation together must still echo the message before it fails the connection.
+for (const [n, how, extra] of [[2, "", {}], [3, " Frames are written in frame-wise chops.", { sync: true, paced: false }], [4, " Octets are written in octet-wise chops.", { chop: 1, paced: false }]] as const) {
   rsvCase(
     n,
     `Send a small text message, then again with RSV = ${n}, then a ping.${how}`,
@@ -258,9 +260,11 @@ function opcodeCases(group: number, opcodes: number[]): void {
       expectation: `${alone ? "The" : "The message is echoed, then the"} connection is failed immediately (1002): reserved opcodes (RFC 6455 §5.2).${alone ? "" : " No pong."}`,
       run(ctx) {
         ctx.expect(alone ? { OK: [] } : { OK: [ev.text(HELLO)], "NON-STRICT": [] }, failWith(PROTOCOL_ERROR));
-        if (!alone) void ctx.sendFrame({ opcode: OP.TEXT, payload: HELLO, chop });
-        void ctx.sendFrame({ opcode, payload: n === 3 ? "" : payload, chop });
-        if (!alone) void ctx.sendFrame({ opcode: OP.PING, chop });
+        // Octet-wise chops as in 3.4: not waited for (`paced: false`).
+        const paced = chop === undefined;
+        if (!alone) void ctx.sendFrame({ opcode: OP.TEXT, payload: HELLO, chop, paced });
+        void ctx.sendFrame({ opcode, payload: n === 3 ? "" : payload, chop, paced });
+        if (!alone) void ctx.sendFrame({ opcode: OP.PING, chop, paced });
         ctx.killAfter(1000);
       },
     });

@@ -184,6 +184,11 @@ export interface SendFrame {
   chop?: number;
   /** Write the frame, then let it reach the peer before anything else is written. */
   sync?: boolean;
+  /**
+   * false: the pieces (`chop`, `sync`) are separate writes, but not waited for, as Autobahn writes
+   * them: the peer may read several at once, and must keep its order whatever it reads together.
+   */
+  paced?: boolean;
 }
 
 export interface MessageOptions {
@@ -387,7 +392,7 @@ export class Session implements CaseContext, TransportHandler {
   sendFrame(f: SendFrame): Promise<void> {
     const mask = f.mask !== undefined ? f.mask : this.role === "client" ? this.random.bytes(4) : null;
     const frame = frameBytes(f.opcode, bytes(f.payload ?? ""), f.fin ?? true, f.rsv ?? 0, mask);
-    return this.write(frame, f.chop, f.sync);
+    return this.write(frame, f.chop, f.sync, f.paced);
   }
 
   sendMessage(payload: ByteSource, options: MessageOptions = {}): Promise<void> {
@@ -666,7 +671,7 @@ export class Session implements CaseContext, TransportHandler {
 
   // ---- bytes out ----------------------------------------------------------------------------
 
-  private write(bytesOrPromise: Uint8Array | Promise<Uint8Array>, chop?: number, sync?: boolean): Promise<void> {
+  private write(bytesOrPromise: Uint8Array | Promise<Uint8Array>, chop?: number, sync?: boolean, paced = true): Promise<void> {
     this.writes = this.writes.then(async () => {
       const data = await bytesOrPromise;
       if (this.tcpClosed || this.tcpClosingByMe) return;
@@ -674,12 +679,12 @@ export class Session implements CaseContext, TransportHandler {
         for (let offset = 0; offset < data.length; offset += chop) {
           if (this.tcpClosed || this.tcpClosingByMe) return;
           await this.writeNow(data.subarray(offset, offset + chop));
-          await yieldToPeer();
+          if (paced) await yieldToPeer();
         }
         return;
       }
       await this.writeNow(data);
-      if (sync) await yieldToPeer();
+      if (sync && paced) await yieldToPeer();
     });
     return this.writes;
   }

@@ -229,7 +229,11 @@ function feed(role: Role, bytes: Uint8Array, cuts: number[], options?: Connectio
     if (to === from) continue;
     connection.receive(bytes.slice(from, to)); // a fresh copy: receive() may unmask in place
     // Normalize at once: events may hold views of the chunk just received.
-    for (const event of connection.pollEvents()) events.push(normalize(event));
+    // Polled until none are left, as an owner does: a failure or close frame that came after
+    // events takes effect once they were polled.
+    for (let polled = connection.pollEvents(); polled.length !== 0; polled = connection.pollEvents()) {
+      for (const event of polled) events.push(normalize(event));
+    }
     from = to;
   }
   const output = hex(concatBytes(connection.pollOutput()));

@@ -148,10 +148,11 @@ for (const role of ["server", "client"] as Role[]) {
     test("after the peer's close frame: sends return false and nothing is written after the close reply", () => {
       const side = open(role);
       side.conn.receive(concatBytes([side.frame(Opcode.TEXT, "bye soon"), side.frame(Opcode.CLOSE, new Uint8Array([0x03, 0xe8]))]));
-      // The application answers the message only now: the close was read in the same chunk.
-      const events = side.conn.pollEvents();
-      assert.deepEqual(events.map((e) => e.type), ["text", "close"]);
-      assert.equal(side.conn.sendText("reply"), false);
+      // The close takes effect once the message read before it was polled (RFC 6455 §5.5.1).
+      assert.deepEqual(side.conn.pollEvents().map((e) => e.type), ["text"]);
+      assert.equal(side.conn.sendText("reply"), true, "a reply to the message goes out before the close reply");
+      assert.deepEqual(side.conn.pollEvents().map((e) => e.type), ["close"]);
+      assert.equal(side.conn.sendText("late"), false);
       assert.equal(side.conn.sendText("x".repeat(2000)), false);
       assert.equal(side.conn.sendBinary(new Uint8Array(3)), false);
       assert.equal(side.conn.ping(), false);
@@ -160,7 +161,7 @@ for (const role of ["server", "client"] as Role[]) {
         // Prepared messages (pub/sub) race the same way.
         assert.equal(side.conn.sendPrepared({ chunks: [new Uint8Array([0x81, 0])], size: 0 }), false);
       }
-      assert.deepEqual(side.written().map((f) => f.opcode), [Opcode.CLOSE]);
+      assert.deepEqual(side.written().map((f) => f.opcode), [Opcode.TEXT, Opcode.CLOSE]);
     });
 
     test("after the end of the stream (no close frame): sends return false", () => {

@@ -48,7 +48,8 @@ function open(role: Role, pair: Pair = createPair()) {
       conn.receive(bytes);
     },
     events(): ConnectionEvent[] {
-      events.push(...conn.pollEvents());
+      // Until none are left, as an owner polls: an ending held behind events comes next.
+      for (let polled = conn.pollEvents(); polled.length !== 0; polled = conn.pollEvents()) events.push(...polled);
       const out = events.slice();
       events.length = 0;
       return out;

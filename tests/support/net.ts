@@ -65,9 +65,14 @@ export class RawClient {
 
   /** Writes the connection's output and collects its events. */
   pump(): void {
-    const output = this.connection.pollOutput();
-    if (output.length && !this.closed) this.transport.write(output);
-    this.events.push(...this.connection.pollEvents());
+    // Until no events come: a close frame read after events is answered at the poll after them.
+    let events: readonly ConnectionEvent[];
+    do {
+      const output = this.connection.pollOutput();
+      if (output.length && !this.closed) this.transport.write(output);
+      events = this.connection.pollEvents();
+      this.events.push(...events);
+    } while (events.length !== 0);
   }
 
   async opened(): Promise<void> {
