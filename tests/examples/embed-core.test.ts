@@ -101,4 +101,17 @@ describe(`the core embedded in a node:net server, on ${runtimeName}`, () => {
     await delay(100);
     await echoes("after the reset");
   });
+
+  test("a client that connects and sends nothing is answered 408 and disconnected at the handshake deadline", async () => {
+    const socket = connect(port, "127.0.0.1");
+    let received = "";
+    let closed = false;
+    socket.on("data", (bytes: Buffer) => (received += bytes.toString("latin1")));
+    socket.on("close", () => (closed = true));
+    socket.on("error", () => {});
+    await new Promise((resolve) => socket.once("connect", resolve));
+    await until(() => closed, "the server to close the silent connection at its 5 s handshake deadline", 15_000);
+    assert.match(received, /^HTTP\/1\.1 408 /);
+    await echoes("after the silent client");
+  });
 });
