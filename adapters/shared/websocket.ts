@@ -35,7 +35,16 @@ export interface WebSocketOptions extends Omit<ConnectionOptions, "now" | "onWak
   extensions?: ClientExtensionFactory[];
   /** permessage-deflate (RFC 7692) on node:zlib: true, or its options. Default true (as in ws). */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Bytes waiting in the send buffer (`bufferedAmount`, automatic pongs and close replies
+   * included) above which the client reads nothing more from the server until it drains, so a
+   * server that floods pings and never reads cannot make it grow. `send()` is never dropped for it.
+   * Default 16 MiB.
+   */
+  readLimit?: number;
 }
+
+const DEFAULT_READ_LIMIT = 16 * 1024 * 1024;
 
 /** The close event (not a global in every runtime). */
 export class CloseEvent extends Event {
@@ -318,6 +327,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
       onWake: wakeSession,
     });
     const session = new Session(connection, this);
+    session.readLimit = options.readLimit ?? DEFAULT_READ_LIMIT;
     this.session = session;
     void this.dial(runtime, url, session, timeout, options);
   }

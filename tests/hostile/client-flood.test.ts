@@ -1,0 +1,40 @@
+/**
+ * A hostile server against the WHATWG client: it floods pings and never reads the pongs (a
+ * Python script, so that the peer really leaves them unread on every runtime). The client must
+ * stop reading once its unsent pongs pass `readLimit`, so that TCP pushes back on the server
+ * instead of the client's memory growing with every ping.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { runtimeName, WebSocket } from "../../adapters/auto.ts";
+import { Child, sourcePath } from "../support/child.ts";
+import { python } from "../support/python.ts";
+import { until } from "../support/net.ts";
+
+const MB = 1024 * 1024;
+const SCRIPT = sourcePath("./ping_flood_server.py", import.meta.url);
+
+describe(`the client against a server that floods pings and never reads, on ${runtimeName}`, () => {
+  test("the client stops reading at its readLimit: TCP pushes back on the server", async () => {
+    assert.ok(python, "no python3 (Debian: python3-websockets)");
+    const budget = 128 * MB;
+    const server = new Child(python.command, [SCRIPT, String(budget)]);
+    try {
+      await until(() => server.lines.length >= 1 || server.exit !== null, "the server's port", 10_000);
+      const port = Number(server.lines[0]);
+      assert.ok(port > 0, server.describe());
+      const client = new WebSocket(`ws://127.0.0.1:${port}`, [], { readLimit: MB });
+      try {
+        await until(() => server.lines.length >= 2 || server.exit !== null, "the flood to end", 60_000);
+        const flood = JSON.parse(server.lines[1]) as { written: number; stalled: boolean };
+        console.log(`ping flood against the client on ${runtimeName}: ${(flood.written / MB).toFixed(1)} MiB written before TCP pushed back`);
+        assert.ok(flood.stalled, `the server wrote all ${budget / MB} MiB of pings: the client kept reading`);
+        assert.equal(client.readyState, WebSocket.OPEN, "the client is still open, only paused");
+      } finally {
+        client.close();
+      }
+    } finally {
+      await server.kill();
+    }
+  });
+});
