@@ -247,16 +247,20 @@ describe(`hostile clients against an echo server on ${runtimeName}`, () => {
         return concatBytes(frames);
       };
     };
+    /** The client stops reading and floods 256 MiB of messages; the server's RSS before and after. */
+    const floodUnread = async (server: Server, client: RawClient) => {
+      client.transport.pause();
+      const before = await server.stats();
+      const result = await flood(client, messages(), 256 * MB);
+      const after = await server.stats();
+      return { before, after, growth: after.rss - before.rss, result };
+    };
     const indexOf = (data: string | Uint8Array) =>
       typeof data === "string" ? Number(data.slice(0, 10)) : new DataView(data.buffer, data.byteOffset).getUint32(0);
 
     test(`a client that sends ${kind} messages and does not read: the server stops reading it, loses nothing it accepted, and goes on once it reads`, async () => {
       await withServer({ backpressureLimit: MB }, async (server, client) => {
-        client.transport.pause();
-        const before = await server.stats();
-        const result = await flood(client, messages(), 256 * MB);
-        const after = await server.stats();
-        const growth = after.rss - before.rss;
+        const { before, after, growth, result } = await floodUnread(server, client);
         console.log(
           `${kind} echo to a client that does not read, on ${runtimeName}: ${mb(result.written)} written before the server stopped reading, ` +
             `server RSS ${mb(before.rss)} -> ${mb(after.rss)}, ${after.received} messages read`,
@@ -279,11 +283,7 @@ describe(`hostile clients against an echo server on ${runtimeName}`, () => {
 
     test(`a client that sends ${kind} messages and does not read, with closeOnBackpressureLimit: closed with 1008, bounded memory`, async () => {
       await withServer({ backpressureLimit: MB, closeOnBackpressureLimit: true }, async (server, client) => {
-        client.transport.pause();
-        const before = await server.stats();
-        const result = await flood(client, messages(), 256 * MB);
-        const after = await server.stats();
-        const growth = after.rss - before.rss;
+        const { before, after, growth, result } = await floodUnread(server, client);
         console.log(
           `${kind} echo with closeOnBackpressureLimit on ${runtimeName}: ${mb(result.written)} written, server RSS ${mb(before.rss)} -> ${mb(after.rss)}`,
         );
