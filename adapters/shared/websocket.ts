@@ -410,14 +410,24 @@ export class WebSocket extends EventTarget implements SessionOwner {
     return (this.handlers.get(type)?.handler ?? null) as WebSocketEventHandler<K>;
   }
 
+  /** HTML §8.1.8.1: a replaced handler keeps its listener's place; one set after null goes last. */
   private setHandler<K extends keyof WebSocketEventMap>(type: K, handler: WebSocketEventHandler<K>): void {
     const previous = this.handlers.get(type);
-    if (previous) this.removeEventListener(type, previous.listener);
-    this.handlers.delete(type);
-    if (typeof handler !== "function") return;
-    const listener: EventListener = (event) => handler.call(this, event as never);
-    this.handlers.set(type, { handler: handler as AnyHandler, listener });
-    this.addEventListener(type, listener);
+    if (typeof handler !== "function") {
+      if (previous) this.removeEventListener(type, previous.listener);
+      this.handlers.delete(type);
+      return;
+    }
+    if (previous) {
+      previous.handler = handler as AnyHandler;
+      return;
+    }
+    const entry = {
+      handler: handler as AnyHandler,
+      listener: ((event) => (entry.handler as NonNullable<WebSocketEventHandler<K>>).call(this, event as never)) as EventListener,
+    };
+    this.handlers.set(type, entry);
+    this.addEventListener(type, entry.listener);
   }
 }
 

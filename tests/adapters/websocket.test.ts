@@ -175,6 +175,26 @@ describe(`WebSocket client on ${runtimeName}`, () => {
     await server.close();
   });
 
+  test("an on* handler keeps its place among the listeners when replaced, and goes last when set again after null (HTML §8.1.8.1)", async () => {
+    const server = await serve({ port: 0 }, { open: (ws) => ws.send("one"), message: (ws) => ws.send("two") });
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}`);
+    const calls: string[] = [];
+    ws.addEventListener("message", (event) => calls.push(`A ${event.data}`));
+    ws.onmessage = (event) => calls.push(`first handler ${event.data}`);
+    ws.addEventListener("message", (event) => calls.push(`B ${event.data}`));
+    ws.onmessage = (event) => calls.push(`second handler ${event.data}`);
+    const events = record(ws);
+    await until(() => calls.length === 3, "the first message through every listener");
+    ws.onmessage = null;
+    ws.onmessage = (event) => calls.push(`third handler ${event.data}`);
+    ws.send("next");
+    await until(() => calls.length === 6, "the second message through every listener");
+    assert.deepEqual(calls, ["A one", "second handler one", "B one", "A two", "B two", "third handler two"]);
+    ws.close();
+    await events.closed();
+    await server.close();
+  });
+
   test("an unreachable server: error, then close with 1006", async () => {
     const listener = await runtime.listen({ port: 0, hostname: "127.0.0.1" }, (t) => {
       t.destroy();
