@@ -9,7 +9,9 @@
  */
 import type { BackplaneDriver, BackplaneSink, BackplaneStage } from "../shared/backplane.ts";
 
-type Listener = (...args: never[]) => void;
+// Loose on purpose: the libraries' own signatures are generic and overloaded.
+// deno-lint-ignore no-explicit-any
+type Listener = (...args: any[]) => void;
 
 /** What the driver uses of a node-redis 4/5 client (`createClient()` from "redis"). */
 export interface NodeRedisClient {
@@ -18,7 +20,7 @@ export interface NodeRedisClient {
   connect(): Promise<unknown>;
   duplicate(): NodeRedisClient;
   publish(channel: string, message: never): Promise<unknown>;
-  subscribe(channels: string | string[], listener: (message: Uint8Array, channel: never) => void, bufferMode: true): Promise<unknown>;
+  subscribe(channels: string | string[], listener: Listener, bufferMode: true): Promise<unknown>;
   unsubscribe(channels?: string | string[]): Promise<unknown>;
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;

@@ -16,10 +16,10 @@ const print = (value: unknown) => console.log(JSON.stringify(value));
 let client: RedisClient;
 if (library === "ioredis") {
   const { Redis } = await import("ioredis");
-  client = new Redis(url, { retryStrategy: () => 100 }) as unknown as RedisClient;
+  client = new Redis(url, { retryStrategy: () => 100 });
 } else {
   const { createClient } = await import("redis");
-  client = createClient({ url, socket: { reconnectStrategy: () => 100 } }) as unknown as RedisClient;
+  client = createClient({ url, socket: { reconnectStrategy: () => 100 } });
 }
 
 const server = await serve({

@@ -219,6 +219,91 @@ describe("Redis backplane across processes and runtimes", { skip: available ? fa
     }
   });
 
+  /**
+   * Checks what `receiver` got from `publisher` (which sent 1..sent) against the gaps its process
+   * reported: every number once, in order, and the missing ones exactly the reported ranges (the
+   * publisher's process published nothing else, so its envelope numbers are the client's).
+   */
+  function assertGapsReported(receiver: Client, receiverPeer: Peer, publisher: Client, publisherPeer: Peer): number[] {
+    const got = receiver.from(publisher.id);
+    for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, `client ${receiver.id}: in order, once each: ${got.slice(i - 1, i + 1)}`);
+    const missing = range(1, publisher.sent).filter((n) => !got.includes(n));
+    const reported = receiverPeer.events("gap").filter((e) => e.origin === publisherPeer.origin).flatMap((e) => range(e.from!, e.to!));
+    assert.deepEqual(missing, reported, `${receiverPeer.name}: the gaps it reported are what its clients missed`);
+    return missing;
+  }
+
+  test("redis-server killed mid-stream and restarted: local delivery goes on, the drivers resubscribe, the gap is reported, delivery resumes", { timeout: 120_000 }, async () => {
+    try {
+      const [[publisher, local], [remote, remotePublisher]] = await startPeers([["node", "node-redis"], ["bun", "ioredis"]]);
+      const [a, b] = peers as [Peer, Peer];
+      let stop = false;
+      const stream = (async () => {
+        while (!stop) {
+          await publisher!.send(32, publisher!.sent % 2 === 1);
+          await delay(2);
+        }
+      })();
+      await until(() => remote!.from(publisher!.id).length >= 100, "the stream to reach the other process");
+      await redis.kill();
+      const killedAt = publisher!.sent;
+      await until(() => a.events("down").length === 1 && b.events("down").length === 1, "both drivers to report down", 20_000);
+      // Local delivery does not wait for the broker.
+      await until(() => local!.from(publisher!.id).length >= killedAt + 50, "local delivery while Redis is down");
+      await redis.restart();
+      await until(() => a.events("up").length === 2 && b.events("up").length === 2, "both drivers to be up again", 30_000);
+      const upAt = publisher!.sent;
+      await until(() => remote!.from(publisher!.id).some((n) => n > upAt + 20), "delivery across processes to resume", 20_000);
+      stop = true;
+      await stream;
+      await until(() => remote!.from(publisher!.id).at(-1) === publisher!.sent, "the last message");
+      for (let i = 0; i < 10; i++) await remotePublisher!.send(20, false);
+      await until(() => local!.from(remotePublisher!.id).length === 10, "the other way too");
+      for (const peer of peers) peer.alive();
+      assert.deepEqual(local!.from(publisher!.id), range(1, publisher!.sent), "local delivery never stopped");
+      assert.deepEqual(local!.from(remotePublisher!.id), range(1, 10));
+      const missing = assertGapsReported(remote!, b, publisher!, a);
+      assertGapsReported(remotePublisher!, b, publisher!, a);
+      assert.deepEqual(remote!.from(publisher!.id).length + missing.length, publisher!.sent);
+      for (const peer of peers) {
+        const stages = new Set(peer.events("error").map((e) => e.stage));
+        assert.ok(stages.has("receive") || stages.has("publish"), `${peer.name} reported the lost connection: ${[...stages]}`);
+      }
+    } finally {
+      await stopAll();
+    }
+  });
+
+  test("a subscriber Redis cuts off for its output buffer is reported (down, error), resubscribes, and the missed message is a gap", { timeout: 120_000 }, async () => {
+    const { createClient } = await import("redis");
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      const [[publisher, local], [remote]] = await startPeers([["deno", "node-redis"], ["node", "ioredis"]]);
+      const [a, b] = peers as [Peer, Peer];
+      await publisher!.send(100, false);
+      await until(() => remote!.received.length === 1, "a first message");
+      await admin.configSet("client-output-buffer-limit", "pubsub 65536 32768 60");
+      await publisher!.send(1024 * 1024, true);
+      await until(() => b.events("up").length === 2 && a.events("up").length === 2, "both subscribers to be cut off and to resubscribe", 30_000);
+      await admin.configSet("client-output-buffer-limit", "pubsub 33554432 8388608 60");
+      await publisher!.send(100, false);
+      await until(() => remote!.from(publisher!.id).includes(3), "delivery after the resubscription");
+      assert.deepEqual(remote!.from(publisher!.id), [1, 3]);
+      assert.deepEqual(local!.from(publisher!.id), [1, 2, 3], "local delivery is not the broker's business");
+      assertGapsReported(remote!, b, publisher!, a);
+      for (const peer of [a, b]) {
+        peer.alive();
+        assert.equal(peer.events("down").length, 1, `${peer.name} reported down`);
+        assert.ok(peer.events("error").some((e) => e.stage === "receive"), `${peer.name} reported the subscriber's connection lost`);
+      }
+    } finally {
+      await admin.configSet("client-output-buffer-limit", "pubsub 33554432 8388608 60").catch(() => {});
+      await admin.close();
+      await stopAll();
+    }
+  });
+
   test("three processes: Node + ioredis, Deno + node-redis, Bun + ioredis", { timeout: 120_000 }, async () => {
     try {
       await exchange(await startPeers([["node", "ioredis"], ["deno", "node-redis"], ["bun", "ioredis"]]), 300);
