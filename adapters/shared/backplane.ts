@@ -163,7 +163,7 @@ export interface BackplaneStats {
   up: boolean;
   /** Envelopes the broker accepted. */
   relayed: number;
-  /** Envelopes from other processes delivered to local subscribers. */
+  /** Envelopes received from other processes (and handed to whichever local sockets hold their topic). */
   received: number;
   /** Publishes not relayed: relay queue full, broker refused, or closed with them queued. */
   dropped: number;
@@ -196,9 +196,9 @@ export class Backplane {
   private readonly prefix: string;
   private readonly perTopic: boolean;
   private readonly maxQueuedBytes: number;
-  /** Next sequence number per channel. */
+  /** Next sequence number per channel (one entry per topic ever published, in "topic" mode). */
   private readonly sequences = new Map<string, number>();
-  /** Last sequence number seen per channel and origin. */
+  /** Last sequence number seen per channel and origin (an origin is a server's lifetime: a restarted process is a new one). */
   private readonly seen = new Map<string, Map<string, number>>();
   private queue: Pending[] = [];
   private queueHead = 0;
