@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { runtimeName, serve, type WebSocketServer, WebSocket } from "../../adapters/auto.ts";
-import { MemoryHub } from "../../adapters/backplane/mod.ts";
+import { encodeEnvelope, MemoryHub } from "../../adapters/backplane/mod.ts";
 import type { BackplaneDriver, BackplaneOptions } from "../../adapters/shared/backplane.ts";
 import { until } from "../support/net.ts";
 
@@ -128,6 +128,31 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
       assert.equal(b.backplane!.stats().gaps, 1);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test("what is not an envelope, or not valid text, is reported and skipped; delivery goes on", async () => {
+    const hub = new MemoryHub();
+    const errors: [string, string][] = [];
+    const server = await start({ driver: hub.driver(), error: (stage, error) => errors.push([stage, (error as Error).message]) });
+    const foreign = hub.driver();
+    await foreign.start({ message() {}, error() {}, up() {}, down() {} });
+    try {
+      await server.backplane!.ready;
+      const c = await client(server, "room");
+      const origin = new Uint8Array(16).fill(7);
+      await foreign.publish("anyws", new TextEncoder().encode("not an envelope, though longer than one"));
+      await foreign.publish("anyws", encodeEnvelope(origin, 1, "room", new Uint8Array([0xc3, 0x28]), false));
+      await foreign.publish("anyws", encodeEnvelope(origin, 2, "room", "fine"));
+      await until(() => c.messages.length === 1, "the valid message");
+      assert.deepEqual(c.messages, ["fine"]);
+      assert.deepEqual(errors.map(([stage]) => stage), ["decode", "receive"]);
+      assert.match(errors[0]![1], /unknown envelope version/);
+      assert.match(errors[1]![1], /not valid UTF-8/);
+      assert.equal(server.backplane!.stats().lastError?.stage, "receive");
+    } finally {
+      await foreign.close();
+      await server.close();
     }
   });
 
