@@ -124,13 +124,13 @@ export class WebSocketServer<T = undefined> {
 
   constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
     this.options = options;
-    this.handlers = handlers;
-    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
     this.backplane = options.backplane
       ? new Backplane(options.backplane, (topic, payload, binary) => {
         if (this.topics.has(topic)) this.deliver(topic, prepareMessage(payload, binary));
       })
       : null;
+    this.handlers = handlers;
+    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
   }
 
   get port(): number {
