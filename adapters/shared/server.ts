@@ -16,13 +16,13 @@ import {
   type UpgradeRequest,
 } from "../../core/mod.ts";
 import { engineTuning } from "./engine.ts";
+import { Backplane, type BackplaneOptions } from "./backplane.ts";
 import { ConnectionError } from "./errors.ts";
 import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
-import { Backplane, type BackplaneOptions } from "./backplane.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
