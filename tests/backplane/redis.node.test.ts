@@ -278,7 +278,7 @@ describe("Redis backplane across processes and runtimes", () => {
     const admin = createClient({ url: redis.url });
     await admin.connect();
     try {
-      const [[publisher, local], [remote]] = await startPeers([["deno", "node-redis"], ["node", "ioredis"]]);
+      const [[publisher, local], [remote]] = await startPeers([["node", "ioredis"], ["deno", "node-redis"]]);
       const [a, b] = peers as [Peer, Peer];
       await publisher!.send(100, false);
       await until(() => remote!.received.length === 1, "a first message");
