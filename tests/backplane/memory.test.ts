@@ -159,8 +159,9 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
   test('channels: "topic" subscribes a channel while a local socket holds the topic', async () => {
     const hub = new MemoryHub();
     const log: string[] = [];
-    const a = await start({ driver: recorded(hub.driver(), log), channels: "topic", prefix: "app" });
-    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app" });
+    const gaps: unknown[][] = [];
+    const a = await start({ driver: recorded(hub.driver(), log), channels: "topic", prefix: "app", gap: (...args) => gaps.push(args) });
+    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app", maxQueuedBytes: 100, error: () => {} });
     try {
       await Promise.all([a.backplane!.ready, b.backplane!.ready]);
       assert.deepEqual(log, []);
@@ -184,6 +185,14 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
       // Sequence numbers are per channel: what went to channels nobody here holds is no gap.
       assert.equal(a.backplane!.stats().gaps, 0);
       assert.equal(a.backplane!.stats().received, 3);
+      // A gap names its topic: blue's 3rd fits in the queue, its 4th and 5th do not.
+      hub.down();
+      for (const n of [3, 4, 5]) b.publish("blue", `b${n} ${"x".repeat(20)}`);
+      hub.up();
+      b.publish("blue", "b6");
+      await until(() => second.messages.length === 6, "blue after the outage");
+      assert.deepEqual(second.messages.slice(4), [`b3 ${"x".repeat(20)}`, "b6"]);
+      assert.deepEqual(gaps, [[b.backplane!.origin, 4, 5, "blue"]]);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
