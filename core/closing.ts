@@ -7,7 +7,7 @@ import { EMPTY_BYTES, textEncoder } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
 import { MAX_CONTROL_PAYLOAD } from "./frame.ts";
-import { type TraceHook, stateRecord } from "./trace.ts";
+import { type TraceSink, stateRecord } from "./trace.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
@@ -38,9 +38,9 @@ export class ClosingHandshake {
   closedAt = 0;
   /** RFC 6455 §7.1.1: the server ends the TCP connection first; a client waits for it. */
   readonly endsTcpFirst: boolean;
-  private readonly trace: TraceHook | null;
+  private readonly trace: TraceSink | null;
 
-  constructor(isClient: boolean, trace: TraceHook | null) {
+  constructor(isClient: boolean, trace: TraceSink | null) {
     this.endsTcpFirst = !isClient;
     this.trace = trace;
   }

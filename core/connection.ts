@@ -25,7 +25,7 @@ import { type MessageSink, MessageAssembler } from "./message.ts";
 import { type ConnectionOptions, type ResolvedOptions, type SendOptions, resolveOptions } from "./options.ts";
 import { Sender } from "./sender.ts";
 import { Due, Timers } from "./timers.ts";
-import { FrameTracer } from "./trace.ts";
+import { FrameTracer, type TraceRecord } from "./trace.ts";
 import { PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
 import { decodeUtf8, truncateUtf8 } from "./utf8.ts";
 import { FrameWriter, type PreparedMessage } from "./writer.ts";
@@ -68,13 +68,16 @@ export abstract class Connection implements MessageSink {
     this.httpLimits = options.httpLimits;
     const onWake = options.onWake ?? NO_WAKE;
     this.pipeline = new ExtensionPipeline(() => onWake(this), (error) => this.crash(error));
-    const trace = options.trace ?? null;
+    const hook = options.trace;
+    const tracer = hook === undefined ? null : new FrameTracer((record: TraceRecord) => hook(record, this));
+    const trace = tracer === null ? null : tracer.record;
     this.timers = new Timers(options.now ?? 0, o);
     this.closing = new ClosingHandshake(isClient, trace);
     this.writer = new FrameWriter(isClient, o.random, tuning.allocator, tuning.maskWordSize, o.fragmentSize, trace);
     this.sender = new Sender(this.writer, this.closing, this.pipeline, this.timers, o.fragmentSize, tuning.allocator, (code, reason) => this.fail(code, reason));
     this.assembler = new MessageAssembler(this, o, tuning.asciiDecoder, tuning.lenientDecodeLimit);
-    const handler = trace === null ? this.assembler : new FrameTracer(this.assembler, trace);
+    if (tracer !== null) tracer.inner = this.assembler;
+    const handler = tracer ?? this.assembler;
     this.parser = new FrameParser(handler, !isClient, tuning); // RFC 6455 §5.1: only clients mask
   }
 

@@ -3,6 +3,7 @@
  * written and each ready-state change, so that protocol problems can be seen in production. The
  * core only builds the records; what to do with them (print, count, sample) is the owner's.
  */
+import type { Connection } from "./connection.ts";
 import { CloseCode } from "./errors.ts";
 import { type ReadyState } from "./events.ts";
 import { type FrameHandler, MAX_CONTROL_PAYLOAD, Opcode, RSV1, RSV2, RSV3, isControlOpcode } from "./frame.ts";
@@ -24,14 +25,18 @@ export type TraceRecord =
     rsv: number;
     /** Payload length, in bytes. */
     length: number;
-    /** The payload's first bytes: text (JSON-quoted) for text frames, hex otherwise; "…" when cut. */
+    /** The payload's first bytes: text (JSON-quoted) for the frames of a text message, hex otherwise; "…" when cut. */
     preview: string;
     /** A close frame's code (1005: none), its name (RFC 6455 §7.4.1) and reason. */
     close?: { code: number; name: string; reason: string };
   }
   | { type: "state"; from: ReadyState; to: ReadyState; name: "CONNECTING" | "OPEN" | "CLOSING" | "CLOSED" };
 
-export type TraceHook = (record: TraceRecord) => void;
+/** Called with each record and the connection it is about (one hook may serve many connections). */
+export type TraceHook = (record: TraceRecord, connection: Connection) => void;
+
+/** What the parts of a connection call: the hook with the connection bound. */
+export type TraceSink = (record: TraceRecord) => void;
 
 const OPCODE_NAMES: Record<number, string> = {
   [Opcode.CONTINUATION]: "continuation",
@@ -66,6 +71,7 @@ export function frameRecord(
   rsv: number,
   length: number,
   payload: Uint8Array,
+  text = opcode === Opcode.TEXT,
 ): TraceRecord {
   const shown = payload.subarray(0, Math.min(payload.length, TRACE_PREVIEW_BYTES));
   const cut = length > shown.length ? "…" : "";
@@ -77,7 +83,7 @@ export function frameRecord(
     fin,
     rsv,
     length,
-    preview: opcode === Opcode.TEXT ? JSON.stringify(lenientDecoder.decode(shown)) + cut : hex(shown) + cut,
+    preview: shown.length === 0 ? cut : text ? JSON.stringify(lenientDecoder.decode(shown)) + cut : hex(shown) + cut,
   };
   // RFC 6455 §5.5.1: a 2-byte code, then a UTF-8 reason; the whole payload is at most 125 bytes.
   if (opcode === Opcode.CLOSE) {
@@ -105,25 +111,37 @@ export function formatTraceRecord(record: TraceRecord): string {
 
 /**
  * Stands between the frame parser and the message assembler while a trace hook is set: records
- * each frame read, with the first bytes of its payload, before the assembler acts on it. It
- * offers no `takeWholePayload`, so every payload takes the general path, which gives the same
- * events.
+ * each frame read, with the first bytes of its payload, before what it causes. A frame's record
+ * waits for its payload, unless another record comes first (our close frame after a frame refused
+ * on its header, a frame sent between two reads of its payload): it then goes out at once, with
+ * the part of the preview read so far. It offers no `takeWholePayload`, so every payload takes
+ * the general path, which gives the same events.
  */
 export class FrameTracer implements FrameHandler {
-  private readonly inner: FrameHandler;
-  private readonly trace: TraceHook;
+  /** The message assembler; set once it is made. */
+  inner: FrameHandler | null = null;
+  private readonly sink: TraceSink;
   private opcode = 0;
   private fin = false;
   private rsv = 0;
   private length = 0;
+  /** The current message is text: its continuation frames are shown as text. */
+  private text = false;
+  /** The current frame's record is still to be made. */
+  private pending = false;
   /** The first payload bytes of the frame being read, copied (a piece may be a view of a reused chunk). */
   preview: Uint8Array = new Uint8Array(MAX_CONTROL_PAYLOAD);
   private previewLength = 0;
 
-  constructor(inner: FrameHandler, trace: TraceHook) {
-    this.inner = inner;
-    this.trace = trace;
+  constructor(sink: TraceSink) {
+    this.sink = sink;
   }
+
+  /** What every part of the connection records through: a frame read is recorded before what follows it. */
+  readonly record: TraceSink = (record) => {
+    if (this.pending) this.flush();
+    this.sink(record);
+  };
 
   onFrameStart(opcode: number, fin: boolean, rsv: number, length: number): boolean {
     this.opcode = opcode;
@@ -131,29 +149,31 @@ export class FrameTracer implements FrameHandler {
     this.rsv = rsv;
     this.length = length;
     this.previewLength = 0;
-    if (this.inner.onFrameStart(opcode, fin, rsv, length)) return true;
-    this.record(); // refused on its header: its payload is never read
-    return false;
+    this.pending = true;
+    if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) this.text = opcode === Opcode.TEXT;
+    return this.inner!.onFrameStart(opcode, fin, rsv, length);
   }
 
   onFramePayload(data: Uint8Array, frameEnd: boolean): boolean {
     // A control frame's whole payload (at most 125 bytes), for the close code and reason.
     const room = (isControlOpcode(this.opcode) ? MAX_CONTROL_PAYLOAD : TRACE_PREVIEW_BYTES) - this.previewLength;
-    if (room > 0 && data.length !== 0) {
+    if (this.pending && room > 0 && data.length !== 0) {
       const part = data.subarray(0, room);
       this.preview.set(part, this.previewLength);
       this.previewLength += part.length;
     }
-    if (frameEnd) this.record();
-    return this.inner.onFramePayload(data, frameEnd);
+    if (frameEnd && this.pending) this.flush();
+    return this.inner!.onFramePayload(data, frameEnd);
   }
 
   onFrameError(closeCode: number, reason: string): void {
-    this.inner.onFrameError(closeCode, reason);
+    this.inner!.onFrameError(closeCode, reason);
   }
 
-  private record(): void {
-    this.trace(frameRecord("in", this.opcode, this.fin, this.rsv, this.length, this.preview.subarray(0, this.previewLength)));
+  private flush(): void {
+    this.pending = false;
+    const text = this.opcode === Opcode.TEXT || (this.opcode === Opcode.CONTINUATION && this.text);
+    this.sink(frameRecord("in", this.opcode, this.fin, this.rsv, this.length, this.preview.subarray(0, this.previewLength), text));
   }
 }
 

@@ -7,7 +7,7 @@
 import { allocateBytes, copyPrefix, textEncoder, unpooled } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { MERGE_PAYLOAD_MAX, Opcode, encodeFrame, frameHeaderSize, writeAsciiTextFrame, writeSmallFrame } from "./frame.ts";
-import { type TraceHook, TRACE_PREVIEW_BYTES, frameRecord } from "./trace.ts";
+import { type TraceSink, TRACE_PREVIEW_BYTES, frameRecord } from "./trace.ts";
 import type { ByteAllocator } from "./tuning.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
@@ -81,7 +81,9 @@ export class FrameWriter {
   private readonly allocator: ByteAllocator | null;
   private readonly maskWordSize: 4 | 8;
   private readonly fragmentSize: number;
-  private readonly trace: TraceHook | null;
+  private readonly trace: TraceSink | null;
+  /** For the trace: the message being written is text, so its continuation frames are shown as text. */
+  private tracingText = false;
 
   constructor(
     masks: boolean,
@@ -89,7 +91,7 @@ export class FrameWriter {
     allocator: ByteAllocator | null,
     maskWordSize: 4 | 8,
     fragmentSize: number,
-    trace: TraceHook | null,
+    trace: TraceSink | null,
   ) {
     this.masks = masks; // RFC 6455 §5.3: a client masks every frame, a server none
     this.random = random;
@@ -170,7 +172,7 @@ export class FrameWriter {
 
   frame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
     const key = this.masks ? this.maskKey() : null;
-    if (this.trace !== null) this.trace(frameRecord("out", opcode, fin, rsv, payload.length, payload));
+    if (this.trace !== null) this.traceFrame(opcode, fin, rsv, payload);
     if (payload.length <= MERGE_PAYLOAD_MAX && this.waits()) {
       const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
       this.stagedLength = writeSmallFrame(this.stage!, at, opcode, payload, fin, rsv, key);
@@ -254,6 +256,12 @@ export class FrameWriter {
     key[3] = pool[at + 3];
     this.randomOffset = at + 4;
     return key;
+  }
+
+  private traceFrame(opcode: number, fin: boolean, rsv: number, payload: Uint8Array): void {
+    if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) this.tracingText = opcode === Opcode.TEXT;
+    const text = opcode === Opcode.TEXT || (opcode === Opcode.CONTINUATION && this.tracingText);
+    this.trace!(frameRecord("out", opcode, fin, rsv, payload.length, payload, text));
   }
 
   private tracePrepared(message: PreparedMessage): void {

@@ -36,4 +36,5 @@ export type {
   TransportHandler,
 } from "./transport.ts";
 export { CloseCode, type CloseFrame, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
+export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "../../core/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
