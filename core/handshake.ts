@@ -17,9 +17,8 @@ import { base64Decode, base64Encode } from "./base64.ts";
 import { EMPTY_BYTES, encodeUtf8 } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { type ExtensionOffer, parseExtensions } from "./extension-header.ts";
+import { BodyReader, type BodyReadStatus, responseBodyFraming } from "./http-body.ts";
 import {
-  BodyReader,
-  type BodyReadStatus,
   headerEntries,
   type HeaderList,
   type HeadersInit,
@@ -31,7 +30,6 @@ import {
   isToken,
   listHasToken,
   resolveLimits,
-  responseBodyFraming,
   serializeHead,
   tokenList,
 } from "./http.ts";
