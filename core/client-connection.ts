@@ -9,7 +9,8 @@ import { acceptExtensions } from "./extension-pipeline.ts";
 import { Connection } from "./connection.ts";
 import { type ConnectionEvent, ReadyState } from "./events.ts";
 import type { ConnectionOptions } from "./options.ts";
-import { type ClientHandshakeResult, ClientHandshakeParser, buildClientRequest, generateKey } from "./handshake.ts";
+import { generateKey } from "./handshake.ts";
+import { type ClientHandshakeResult, ClientHandshakeParser, buildClientRequest } from "./handshake-client.ts";
 import type { HeadersInit } from "./http.ts";
 
 export interface ClientConnectionOptions extends ConnectionOptions {
