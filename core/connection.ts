@@ -37,7 +37,7 @@ export { MAX_PENDING_PONGS, type PreparedMessage, prepareMessage } from "./write
 
 const NO_WAKE = (): void => {};
 
-export abstract class Connection implements MessageSink {
+export abstract class Connection {
   protected readonly options: ResolvedOptions;
   /** The speed choices this connection was created with (`ConnectionOptions.tuning`). */
   readonly tuning: Tuning;
@@ -75,7 +75,13 @@ export abstract class Connection implements MessageSink {
     this.closing = new ClosingHandshake(isClient, trace);
     this.writer = new FrameWriter(isClient, o.random, tuning.allocator, tuning.maskWordSize, o.fragmentSize, trace);
     this.sender = new Sender(this.writer, this.closing, this.pipeline, this.timers, o.fragmentSize, tuning.allocator, (code, reason) => this.fail(code, reason));
-    this.assembler = new MessageAssembler(this, o, tuning.asciiDecoder, tuning.lenientDecodeLimit);
+    const sink: MessageSink = {
+      deliver: (event) => this.deliver(event),
+      fail: (code, reason) => this.fail(code, reason),
+      receiveControl: (opcode, payload) => this.receiveControl(opcode, payload),
+      receiveTransformed: (binary, rsv, payload) => this.receiveTransformed(binary, rsv, payload),
+    };
+    this.assembler = new MessageAssembler(sink, o, tuning.asciiDecoder, tuning.lenientDecodeLimit);
     if (tracer !== null) tracer.inner = this.assembler;
     const handler = tracer ?? this.assembler;
     this.parser = new FrameParser(handler, !isClient, tuning); // RFC 6455 §5.1: only clients mask
@@ -265,8 +271,8 @@ export abstract class Connection implements MessageSink {
 
   // ---- From the message assembler (MessageSink) ---------------------------------------------
 
-  /** @internal Delivers an event after any received message still being decoded, unless the connection failed first. */
-  deliver(event: ConnectionEvent): void {
+  /** Delivers an event after any received message still being decoded, unless the connection failed first. */
+  private deliver(event: ConnectionEvent): void {
     const c = this.closing;
     if (this.pipeline.incomingImmediate) {
       if (!c.failed && c.state !== ReadyState.CLOSED) this.emit(event);
@@ -276,8 +282,8 @@ export abstract class Connection implements MessageSink {
     }
   }
 
-  /** @internal A whole message an extension transformed (RFC 6455 §9): decoded by the pipeline, in order. */
-  receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void {
+  /** A whole message an extension transformed (RFC 6455 §9): decoded by the pipeline, in order. */
+  private receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void {
     const max = this.options.maxMessageSize;
     this.pipeline.decode(
       payload,
@@ -301,8 +307,8 @@ export abstract class Connection implements MessageSink {
     );
   }
 
-  /** @internal A whole control frame (RFC 6455 §5.5). */
-  receiveControl(opcode: number, payload: Uint8Array): boolean {
+  /** A whole control frame (RFC 6455 §5.5). */
+  private receiveControl(opcode: number, payload: Uint8Array): boolean {
     const c = this.closing;
     if (opcode === Opcode.PING) {
       this.pipeline.runIncoming(() => {
@@ -340,12 +346,12 @@ export abstract class Connection implements MessageSink {
   }
 
   /**
-   * @internal Fails the WebSocket connection (RFC 6455 §7.1.7): stop reading, send a close frame
+   * Fails the WebSocket connection (RFC 6455 §7.1.7): stop reading, send a close frame
    * with `code` unless one was sent, and have the server close TCP. Messages received before the
    * failure are still delivered first, and the close frame waits for them to be polled
    * (`endAfterEvents`). Returns false, for the parser.
    */
-  fail(code: number, reason: string): boolean {
+  protected fail(code: number, reason: string): boolean {
     this.parser.stop();
     const c = this.closing;
     this.pipeline.runIncoming(() => this.events.endAfterEvents(() => {
