@@ -18,7 +18,7 @@ import { EMPTY_BYTES } from "./bytes.ts";
 import { ClosingHandshake, MAX_CLOSE_REASON, closePayload, parseClosePayload } from "./closing.ts";
 import { CloseCode, WebSocketError } from "./errors.ts";
 import { type ConnectionEvent, EventQueue, ReadyState } from "./events.ts";
-import { ExtensionPipeline, extensionFailure, rsvBitsOf } from "./extension-pipeline.ts";
+import { ExtensionPipeline, rsvBitsOf } from "./extension-pipeline.ts";
 import { FrameParser, Opcode } from "./frame.ts";
 import type { HeaderList, HttpLimits } from "./http.ts";
 import { type MessageSink, MessageAssembler } from "./message.ts";
@@ -27,7 +27,7 @@ import { Sender } from "./sender.ts";
 import { Due, Timers } from "./timers.ts";
 import { FrameTracer, type TraceRecord } from "./trace.ts";
 import { PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
-import { decodeUtf8, truncateUtf8 } from "./utf8.ts";
+import { truncateUtf8 } from "./utf8.ts";
 import { FrameWriter, type PreparedMessage } from "./writer.ts";
 
 export { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
@@ -79,7 +79,8 @@ export abstract class Connection {
       deliver: (event) => this.deliver(event),
       fail: (code, reason) => this.fail(code, reason),
       receiveControl: (opcode, payload) => this.receiveControl(opcode, payload),
-      receiveTransformed: (binary, rsv, payload) => this.receiveTransformed(binary, rsv, payload),
+      receiveTransformed: (binary, rsv, payload) =>
+        this.pipeline.receive(binary, rsv, payload, o.maxMessageSize, (event) => this.deliver(event), (code, reason) => this.fail(code, reason)),
     };
     this.assembler = new MessageAssembler(sink, o, tuning.asciiDecoder, tuning.lenientDecodeLimit);
     if (tracer !== null) tracer.inner = this.assembler;
@@ -280,31 +281,6 @@ export abstract class Connection {
       // A message still being decoded when the close timeout ends the connection is dropped.
       this.pipeline.runIncoming(() => c.failed || c.state === ReadyState.CLOSED || this.emit(event));
     }
-  }
-
-  /** A whole message an extension transformed (RFC 6455 §9): decoded by the pipeline, in order. */
-  private receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void {
-    const max = this.options.maxMessageSize;
-    this.pipeline.decode(
-      payload,
-      rsv,
-      max,
-      (decoded) => {
-        if (decoded.length > max) {
-          this.fail(CloseCode.MESSAGE_TOO_BIG, `message over ${max} bytes`);
-        } else if (binary) {
-          this.deliver({ type: "binary", data: decoded });
-        } else {
-          const text = decodeUtf8(decoded);
-          if (text === null) this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
-          else this.deliver({ type: "text", data: text });
-        }
-      },
-      (error) => {
-        const { code, reason } = extensionFailure(error);
-        this.fail(code, reason);
-      },
-    );
   }
 
   /** A whole control frame (RFC 6455 §5.5). */

@@ -8,6 +8,8 @@ import { SerialQueue } from "./bytes.ts";
 import { CloseCode } from "./errors.ts";
 import { type ClientExtensionFactory, type EncodedPayload, type Extension, ExtensionError, type ServerExtensionFactory } from "./extension.ts";
 import type { ExtensionOffer } from "./extension-header.ts";
+import type { ConnectionEvent } from "./events.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** What most connections negotiate: one shared empty list. */
 export const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
@@ -78,6 +80,41 @@ export class ExtensionPipeline {
       return;
     }
     (this.inQueue ??= this.queue()).await(result, then, failed);
+  }
+
+  /**
+   * A whole received message whose first frame has RSV bits `rsv`: decoded, then checked against
+   * `maxSize` and, if text, for UTF-8 (RFC 6455 §8.1), and reported in order: the message event,
+   * or the close code and reason to fail with.
+   */
+  receive(
+    binary: boolean,
+    rsv: number,
+    payload: Uint8Array,
+    maxSize: number,
+    deliver: (event: ConnectionEvent) => void,
+    fail: (code: number, reason: string) => void,
+  ): void {
+    this.decode(
+      payload,
+      rsv,
+      maxSize,
+      (decoded) => {
+        if (decoded.length > maxSize) {
+          fail(CloseCode.MESSAGE_TOO_BIG, `message over ${maxSize} bytes`);
+        } else if (binary) {
+          deliver({ type: "binary", data: decoded });
+        } else {
+          const text = decodeUtf8(decoded);
+          if (text === null) fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+          else deliver({ type: "text", data: text });
+        }
+      },
+      (error) => {
+        const { code, reason } = extensionFailure(error);
+        fail(code, reason);
+      },
+    );
   }
 
   /** Encodes a whole message to send (`encodeMessage`) and passes the result on in order. */
