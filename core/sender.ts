@@ -67,10 +67,14 @@ export class Sender {
   prepared(message: PreparedMessage): void {
     if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
     this.timers.lastSent = this.timers.now;
-    this.pipeline.queueOutgoing(message.size, () => {
-      if (this.closing.closeWritten || this.closing.state === ReadyState.CLOSED) return;
-      this.writer.prepared(message);
-    });
+    // Nothing to wait for: written at once, without a step to queue (pub/sub sends this to many).
+    if (this.pipeline.outgoingImmediate) this.writePrepared(message);
+    else this.pipeline.queueOutgoing(message.size, () => this.writePrepared(message));
+  }
+
+  private writePrepared(message: PreparedMessage): void {
+    if (this.closing.closeWritten || this.closing.state === ReadyState.CLOSED) return;
+    this.writer.prepared(message);
   }
 
   /** A ping or pong (RFC 6455 §5.5.2, §5.5.3): at most 125 bytes, between the frames of messages. */

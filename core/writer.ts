@@ -132,7 +132,8 @@ export class FrameWriter {
   /** A message framed once by `prepareMessage()`. */
   prepared(message: PreparedMessage): void {
     if (this.trace !== null) this.tracePrepared(message);
-    for (const chunk of message.chunks) this.push(chunk);
+    const chunks = message.chunks;
+    for (let i = 0; i < chunks.length; i++) this.push(chunks[i]);
   }
 
   /**

@@ -24,6 +24,7 @@ export {
   type WebSocketOptions,
 } from "./websocket.ts";
 export { ConnectionError } from "./errors.ts";
+export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "../../core/mod.ts";
 export type { SendData } from "./data.ts";
 export type {
   Dial,
@@ -36,5 +37,4 @@ export type {
   TransportHandler,
 } from "./transport.ts";
 export { CloseCode, type CloseFrame, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
-export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "../../core/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
