@@ -13,7 +13,7 @@ import process from "node:process";
 import { readFileSync } from "node:fs";
 import { createInterface, type Interface } from "node:readline";
 import { clearLine, cursorTo } from "node:readline";
-import { runtimeName, serve, WebSocket, type WebSocketOptions } from "../adapters/auto.ts";
+import { formatTraceRecord, runtimeName, serve, type TraceHook, WebSocket, type WebSocketOptions } from "../adapters/auto.ts";
 
 const VERSION = readVersion();
 
@@ -40,6 +40,8 @@ connect options:
                                closing (default 1 if the input is not a terminal, else 0)
   -t, --timeout <ms>           time to connect and finish the handshake (default 10000)
       --max-message <bytes>    largest message accepted (default 64 MiB)
+      --trace                  print every frame sent and received, and every state
+                               change, to stderr ("<" in, ">" out)
 
   Lines starting with / are commands:  /binary <hex>   /close [code [reason]]   /help
   Start a line with // to send a text that starts with /.
@@ -53,6 +55,8 @@ echo options:
       --cert <file> --key <file>   serve wss:// with this certificate and key (PEM)
       --max-message <bytes>    largest message accepted (default 64 MiB; 1009 beyond)
   -v, --verbose                print request headers and every message
+      --trace                  print every frame and state change of every connection to
+                               stderr, numbered by connection ("<" in, ">" out)
 
 exit status: 0 normal closure (1000, 1001, none, or a close you asked for), 1 connection
 failed or closed abnormally or with an error code, 2 usage error.`;
@@ -77,6 +81,7 @@ const CONNECT_OPTIONS: OptionSpec[] = [
   { name: "wait", short: "w", value: true },
   { name: "timeout", short: "t", value: true },
   { name: "max-message", value: true },
+  { name: "trace" },
 ];
 
 const ECHO_OPTIONS: OptionSpec[] = [
@@ -88,6 +93,7 @@ const ECHO_OPTIONS: OptionSpec[] = [
   { name: "key", value: true },
   { name: "max-message", value: true },
   { name: "verbose", short: "v" },
+  { name: "trace" },
 ];
 
 interface Parsed {
@@ -178,6 +184,17 @@ const CLOSE_CODES: Record<number, string> = {
   1015: "TLS handshake failure",
 };
 
+/** A trace hook that prints each record on stderr; `numbered`: prefixed with the connection's number. */
+function traceToStderr(numbered: boolean): TraceHook {
+  const ids = new WeakMap<object, number>();
+  let next = 1;
+  return (record, connection) => {
+    let id = ids.get(connection);
+    if (id === undefined) ids.set(connection, (id = next++));
+    process.stderr.write(paint("2", `trace ${numbered ? `#${id} ` : ""}${formatTraceRecord(record)}`) + "\n");
+  };
+}
+
 function describeClose(code: number, reason: string): string {
   const name = CLOSE_CODES[code] ?? (code >= 4000 ? "application code" : code >= 3000 ? "registered code" : "");
   return `${code}${name ? ` (${name})` : ""}${reason ? ` ${JSON.stringify(reason)}` : ""}`;
@@ -252,6 +269,7 @@ async function connect(argv: readonly string[]): Promise<number> {
   const interactive = execute.length === 0 && Boolean(process.stdin.isTTY);
   const wait = (numberOption(p, "wait", 0, 86_400) ?? (interactive ? 0 : 1)) * 1000;
   const options: WebSocketOptions = { headers, connectTimeout: timeout, maxMessageSize };
+  if (p.options.has("trace")) options.trace = traceToStderr(false);
   const origin = last(p, "origin");
   if (origin !== undefined) options.origin = origin;
   if (url.protocol === "wss:") {
@@ -443,6 +461,7 @@ async function echo(argv: readonly string[]): Promise<number> {
       hostname,
       path,
       maxMessageSize,
+      trace: p.options.has("trace") ? traceToStderr(true) : undefined,
       tls: cert !== undefined && key !== undefined ? { cert, key } : undefined,
     }, {
       upgrade(request) {

@@ -12,9 +12,9 @@ export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 /**
  * Small buffers a connection creates (frames) can be cut from slabs, as Node's
  * `Buffer.allocUnsafe` does from its pool: on V8 every `new Uint8Array(n)` above 64 bytes (all of
- * them on Deno) allocates its own backing store, where a view of a slab costs a few dozen
- * nanoseconds. JavaScriptCore allocates small arrays faster than it creates views. So pooling is
- * an allocator in a connection's tuning (core/tuning.ts), which the adapters for V8 runtimes pass.
+ * them on Deno) allocates its own backing store, where a view of a slab is cheap; JavaScriptCore
+ * allocates small arrays faster than it creates views (bench/NOTES.md). So pooling is an
+ * allocator in a connection's tuning (core/tuning.ts), which the adapters for V8 runtimes pass.
  */
 const SLAB_SIZE = 16384;
 /** Larger buffers are allocated on their own (and the tail a slab wastes stays under this). */

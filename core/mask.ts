@@ -9,7 +9,7 @@ const keyWord = new Int32Array(keyBytes.buffer);
 /**
  * Ranges shorter than this are masked byte by byte (4 at a time, key bytes in locals): creating
  * the word view costs more than it saves below it. Longer ones go a 32-bit word at a time, 8
- * words per iteration (10-25% faster than 4 on V8 and JSC).
+ * words per iteration, which measured faster than 4 on V8 and JavaScriptCore (bench/NOTES.md).
  */
 const WORD_MASK_MIN = 128;
 /** Ranges at least this long go 8 bytes at a time when the word size is 8 (`Tuning.maskWordSize`). */

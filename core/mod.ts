@@ -2,22 +2,14 @@
  * anyws core: the WebSocket protocol (RFC 6455) as a pure state machine — bytes in, events out.
  * Runs on any JavaScript runtime and any byte transport.
  */
-export {
-  ClientConnection,
-  type ClientConnectionOptions,
-  type CloseFrame,
-  closePayload,
-  Connection,
-  type ConnectionEvent,
-  type ConnectionOptions,
-  ReadyState,
-  type PreparedMessage,
-  prepareMessage,
-  type SendOptions,
-  type ServerAcceptOptions,
-  ServerConnection,
-  type ServerConnectionOptions,
-} from "./connection.ts";
+export { Connection } from "./connection.ts";
+export { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
+export { type ServerAcceptOptions, ServerConnection, type ServerConnectionOptions } from "./server-connection.ts";
+export { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
+export type { ConnectionOptions, SendOptions } from "./options.ts";
+export { closePayload } from "./closing.ts";
+export { type PreparedMessage, prepareMessage } from "./writer.ts";
+export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "./trace.ts";
 export { type AsciiDecoder, type ByteAllocator, createTuning, PORTABLE_TUNING, type Tuning } from "./tuning.ts";
 export { CloseCode, type ErrorCode, isValidCloseCode, WebSocketError } from "./errors.ts";
 export {

@@ -117,8 +117,7 @@ export class DecompressedSizeError extends Error {
  * |                          |                                                   | the client's window unlimited, as python-websockets)|
  *
  * Memory per connection is mostly its two zlib streams (a compressor and a decompressor, each
- * made on first use): about 250–280 KiB at windowBits 15/memLevel 8; at 10/4 about 110 KiB on
- * Node, 180–200 KiB on Bun and Deno (bench/deflate.ts measures it).
+ * made on first use); smaller windowBits and memLevel shrink them (figures in bench/NOTES.md).
  */
 export interface PerMessageDeflateOptions {
   serverNoContextTakeover?: boolean;

@@ -4,7 +4,10 @@
  * rejected as soon as its bad byte arrives, even when a character is split across chunks or
  * fragments: overlongs, surrogates (U+D800–U+DFFF) and code points above U+10FFFF are caught
  * by narrowing the range of the byte after the lead byte, as the WHATWG UTF-8 decoder does.
+ * Also the decoders a connection turns received text into strings with.
  */
+import { textEncoder } from "./bytes.ts";
+
 export class Utf8Validator {
   private needed = 0; // continuation bytes still expected
   private lower = 0x80; // allowed range of the next continuation byte
@@ -69,4 +72,46 @@ export class Utf8Validator {
 export function isValidUtf8(bytes: Uint8Array): boolean {
   const validator = new Utf8Validator();
   return validator.push(bytes) && validator.complete;
+}
+
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Replaces bytes that are not UTF-8 with U+FFFD instead of throwing: for bytes already validated,
+ * and for short messages checked afterwards (`decodeText`), where it is cheaper than the fatal
+ * decoder on some engines (`Tuning.lenientDecodeLimit`).
+ */
+export const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** `bytes` decoded, or null if they are not UTF-8 (RFC 6455 §8.1). */
+export function decodeUtf8(bytes: Uint8Array): string | null {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `bytes` decoded, or null if they are not UTF-8. A short message is decoded leniently first:
+ * without a U+FFFD in the result every byte was valid UTF-8 (the lenient decoder marks invalid
+ * ones so); with one, the fatal decoder tells a real U+FFFD from a replaced byte.
+ */
+export function decodeText(bytes: Uint8Array, lenientDecodeLimit: number): string | null {
+  if (bytes.length <= lenientDecodeLimit) {
+    const text = lenientDecoder.decode(bytes);
+    if (text.indexOf("\ufffd") === -1) return text;
+  }
+  return decodeUtf8(bytes);
+}
+
+/** Cuts `text` to at most `max` bytes of UTF-8 without splitting a character. */
+export function truncateUtf8(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  let bytes = textEncoder.encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  bytes = bytes.subarray(0, end);
+  return new TextDecoder().decode(bytes);
 }

@@ -3,7 +3,7 @@
 // command line; scripts/test.mjs and tests/purity.test.ts import it. Plain JS so Node 20 runs
 // it without a build; tsc type-checks it through the JSDoc annotations (checkJs).
 //
-// core/ is a pure sans-IO state machine (see DESIGN.md): bytes in, events out. So every
+// core/ is a pure sans-IO state machine (README, "Architecture"): bytes in, events out. So every
 // core/**/*.ts file may only import relative `.ts` paths that stay inside core/, and may not
 // touch a runtime, a clock, a timer or I/O. Comments and string contents are ignored.
 

@@ -1,7 +1,8 @@
-// The only host globals core/ may use, declared by hand so tsconfig.core.json can type-check
-// core/ with no DOM, Node, Deno or Bun types at all (DESIGN.md: "Globals allowed: TextEncoder,
-// TextDecoder, typed arrays"; randomness defaults to crypto.getRandomValues). Every runtime
-// anyws supports provides these. Used by tsconfig.core.json only.
+// The only host globals core/ may use (TextEncoder, TextDecoder, typed arrays, and
+// crypto.getRandomValues as the default source of randomness), declared by hand so
+// tsconfig.core.json can type-check core/ with no DOM, Node, Deno or Bun types at all, which keeps
+// core/ runnable on any of them (README, "Architecture"). Every runtime anyws supports provides
+// these. Used by tsconfig.core.json only.
 
 interface TextEncoderEncodeIntoResult {
   read: number;

@@ -24,6 +24,7 @@ export {
   type WebSocketOptions,
 } from "./websocket.ts";
 export { ConnectionError } from "./errors.ts";
+export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "../../core/mod.ts";
 export type { SendData } from "./data.ts";
 export type {
   Dial,

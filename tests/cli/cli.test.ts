@@ -134,6 +134,48 @@ describe(`the anyws command on ${runtimeName}`, () => {
     }
   });
 
+  test("--trace prints each frame and state change on stderr, in order, for connect and echo", async () => {
+    const echo = await echoServer(["--max-message", "16", "--trace"]);
+    try {
+      const long = "this message is too long for the server";
+      const r = await finish(anyws(["connect", echo.url, "--trace", "-x", "hi", "-x", long, "-w", "3"]));
+      assert.equal(r.code, 1, r.err);
+      assert.deepEqual(r.err.split("\n").filter((line) => line.startsWith("trace ")), [
+        "trace state OPEN",
+        'trace > text fin len=2 "hi"',
+        `trace > text fin len=39 "${long.slice(0, 32)}"…`,
+        'trace < text fin len=2 "hi"',
+        'trace < close fin len=23 1009 MESSAGE_TOO_BIG "message over 16 bytes"',
+        "trace > close fin len=2 1009 MESSAGE_TOO_BIG",
+        "trace state CLOSED",
+      ]);
+      assert.deepEqual(r.out.split("\n").filter(Boolean), ["< hi"], "the trace goes to stderr only");
+      await until(() => /trace #1 state CLOSED/.test(echo.child.stderr), "the echo server to trace the end", 10_000);
+      const server = echo.child.stderr.split("\n").filter((line) => line.startsWith("trace "));
+      // The long message is refused on its header (RFC 6455 §7.4.1: 1009): its record has no preview.
+      for (const line of [
+        "trace #1 state OPEN",
+        'trace #1 < text fin len=2 "hi"',
+        'trace #1 > text fin len=2 "hi"',
+        'trace #1 > close fin len=23 1009 MESSAGE_TOO_BIG "message over 16 bytes"',
+        "trace #1 state CLOSING",
+        // RFC 6455 §7.1.7: having failed the connection, the server closes TCP without waiting for the answer.
+        "trace #1 state CLOSED",
+      ]) {
+        assert.ok(server.includes(line), `${line}\n${echo.child.describe()}`);
+      }
+      const before = (first: string, second: string) => {
+        const [i, j] = [server.indexOf(first), server.indexOf(second)];
+        assert.ok(i >= 0 && j > i, `${first} before ${second}\n${echo.child.describe()}`);
+      };
+      before("trace #1 < text fin len=39 …", 'trace #1 > close fin len=23 1009 MESSAGE_TOO_BIG "message over 16 bytes"');
+      before('trace #1 < text fin len=2 "hi"', 'trace #1 > text fin len=2 "hi"');
+      before('trace #1 > text fin len=2 "hi"', "trace #1 state CLOSING");
+    } finally {
+      await echo.child.kill();
+    }
+  });
+
   test("a refused handshake shows the HTTP status", async () => {
     const echo = await echoServer(["--path", "/echo"]);
     try {

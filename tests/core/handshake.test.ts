@@ -5,17 +5,19 @@ import { type ErrorCode, WebSocketError } from "../../core/errors.ts";
 import {
   acceptKey,
   buildAcceptResponse,
-  buildClientRequest,
   buildRejectResponse,
-  ClientHandshakeParser,
-  type ClientHandshakeResult,
-  type ClientRequestOptions,
   generateKey,
   ServerHandshakeParser,
   type ServerHandshakeResult,
   type UpgradeRequest,
   WS_GUID,
 } from "../../core/handshake.ts";
+import {
+  buildClientRequest,
+  ClientHandshakeParser,
+  type ClientHandshakeResult,
+  type ClientRequestOptions,
+} from "../../core/handshake-client.ts";
 import { decodeLatin1, encodeLatin1 as latin1, HeaderList, type HttpLimits } from "../../core/http.ts";
 
 // ---------------------------------------------------------------------------

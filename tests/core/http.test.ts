@@ -2,9 +2,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { concatBytes } from "../../core/bytes.ts";
 import { WebSocketError } from "../../core/errors.ts";
+import { BodyReader, type BodyReadStatus, parseContentLength, responseBodyFraming } from "../../core/http-body.ts";
 import {
-  BodyReader,
-  type BodyReadStatus,
   DEFAULT_HTTP_LIMITS,
   encodeLatin1 as latin1, // one byte per character (the test strings are ASCII or Latin-1)
   HeaderList,
@@ -13,8 +12,6 @@ import {
   type HttpLimits,
   type HttpParseResult,
   isToken,
-  parseContentLength,
-  responseBodyFraming,
   tokenList,
   validateHeader,
 } from "../../core/http.ts";

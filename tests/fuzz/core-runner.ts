@@ -216,7 +216,9 @@ function poll(connection: Connection, into: Normalized[], onEvent?: (event: Conn
 /**
  * Bytes reachable from `root` through its own properties, arrays, maps and sets: the byte length
  * of every distinct ArrayBuffer a view or buffer found there keeps alive. Closures are not
- * followed, nor are `#private` fields; the core has neither on a connection's receive path.
+ * followed, nor are `#private` fields: the core keeps the bytes it holds in ordinary fields of
+ * the connection's parts (message.ts, writer.ts, events.ts); a closure holds at most a control
+ * frame's payload (125 bytes of a read) until the next poll.
  */
 export function heldBytes(root: object): number {
   const seen = new Set<object>();

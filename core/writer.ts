@@ -1,0 +1,305 @@
+/**
+ * The frame writer and the output (RFC 6455 §5): frames of outgoing messages, split by
+ * `fragmentSize` (§5.4), masked with a fresh key each on the client (§5.3), small ones coalesced
+ * into one staging buffer while output waits; automatic pongs; the plan that routes each message
+ * and the one fast path it allows.
+ */
+import { allocateBytes, copyPrefix, textEncoder, unpooled } from "./bytes.ts";
+import { WebSocketError } from "./errors.ts";
+import { MERGE_PAYLOAD_MAX, Opcode, encodeFrame, frameHeaderSize, writeAsciiTextFrame, writeSmallFrame } from "./frame.ts";
+import { type TraceSink, TRACE_PREVIEW_BYTES, frameRecord } from "./trace.ts";
+import type { ByteAllocator } from "./tuning.ts";
+import { decodeUtf8 } from "./utf8.ts";
+
+/**
+ * Automatic pongs that may wait in the output, not yet polled, each answering its own ping; more
+ * pings replace the last of them (`autoPong`). Enough for a burst of pings sent together to be
+ * answered one by one, as peers expect (Autobahn case 2.10 sends 10).
+ */
+export const MAX_PENDING_PONGS = 16;
+
+const RANDOM_POOL_SIZE = 4096;
+const NO_OUTPUT: readonly Uint8Array[] = Object.freeze([]);
+
+/**
+ * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
+ * is written into the connection's staging buffer, behind the frames staged before it. They leave
+ * it together, copied into one chunk: when the output is polled, or before anything else is added
+ * to it. So a read of 16 small messages is answered with two chunks (the first frame, then the
+ * other 15) rather than 16 arrays for the transport to merge. A frame sent alone gets a buffer of
+ * its own and is never copied. A staging buffer that fills up is replaced by one twice its size,
+ * up to STAGE_MAX; the connection keeps one of STAGE_MIN bytes between polls while it stages,
+ * and lets it go at a poll with nothing staged since the last (an idle connection holds none).
+ */
+const STAGE_MIN = 1024;
+const STAGE_MAX = 16384;
+
+/**
+ * How a message is sent, decided once by `planSend` for the general path and the fast path
+ * alike: the fast path (`FrameWriter.asciiText`) is taken only where the plan says SEND_SMALL.
+ */
+export const Send = {
+  /** A whole message through the extensions (which may answer later). */
+  TRANSFORMED: 0,
+  /** Behind messages still being transformed: written in its turn. */
+  QUEUED: 1,
+  /** Split into frames of `fragmentSize` (RFC 6455 §5.4), written now. */
+  FRAGMENTS: 2,
+  /** One frame, written now: a part of a fragmented message, or a large whole one. */
+  FRAME: 3,
+  /** One frame holding a whole message of at most MERGE_PAYLOAD_MAX bytes, written now. */
+  SMALL: 4,
+} as const;
+
+/**
+ * The route of a message part of `length` payload bytes: `whole` (fin, not continuing a
+ * fragmented message), `transform` (extensions negotiated and not refused for it), `immediate`
+ * (nothing queued before it).
+ */
+export function planSend(length: number, whole: boolean, transform: boolean, immediate: boolean, fragmentSize: number): number {
+  if (whole && transform) return Send.TRANSFORMED;
+  if (!immediate) return Send.QUEUED;
+  if (length > fragmentSize) return Send.FRAGMENTS;
+  return whole && length <= MERGE_PAYLOAD_MAX ? Send.SMALL : Send.FRAME;
+}
+
+export class FrameWriter {
+  // Created by the first output after a poll: an idle connection holds none.
+  output: Uint8Array[] | null = null;
+  // Small frames written while output waits, behind each other (see STAGE_MIN).
+  stage: Uint8Array | null = null;
+  stagedLength = 0;
+  /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
+  private pongCount = 0;
+  private pongAt = -1;
+  /** Masking keys, drawn in bulk; allocated on the first masked frame (a server never masks). */
+  private randomPool: Uint8Array | null = null;
+  private randomOffset = RANDOM_POOL_SIZE;
+  private keyBytes: Uint8Array | null = null; // the current masking key, copied into each frame at once
+  private readonly masks: boolean;
+  private readonly random: (target: Uint8Array) => void;
+  private readonly allocator: ByteAllocator | null;
+  private readonly maskWordSize: 4 | 8;
+  private readonly fragmentSize: number;
+  private readonly trace: TraceSink | null;
+  /** For the trace: the message being written is text, so its continuation frames are shown as text. */
+  private tracingText = false;
+
+  constructor(
+    masks: boolean,
+    random: (target: Uint8Array) => void,
+    allocator: ByteAllocator | null,
+    maskWordSize: 4 | 8,
+    fragmentSize: number,
+    trace: TraceSink | null,
+  ) {
+    this.masks = masks; // RFC 6455 §5.3: a client masks every frame, a server none
+    this.random = random;
+    this.allocator = allocator;
+    this.maskWordSize = maskWordSize;
+    this.fragmentSize = fragmentSize;
+    this.trace = trace;
+  }
+
+  /** Bytes to write to the transport since the last call, in order. */
+  poll(): readonly Uint8Array[] {
+    if (this.stagedLength !== 0) this.unstage();
+    else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
+    if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;
+    const output = this.output;
+    if (output === null) return NO_OUTPUT;
+    this.output = null;
+    this.pongCount = 0;
+    this.pongAt = -1;
+    return output;
+  }
+
+  /** Drops everything not yet polled (the connection is aborted). */
+  discard(): void {
+    this.stage = null;
+    this.stagedLength = 0;
+    this.output = null;
+    this.pongCount = 0;
+    this.pongAt = -1;
+  }
+
+  /** Bytes that are not frames (the handshake's HTTP head), or frames made elsewhere. */
+  push(bytes: Uint8Array): void {
+    if (this.stagedLength !== 0) this.unstage();
+    (this.output ??= []).push(bytes);
+  }
+
+  /** A message framed once by `prepareMessage()`. */
+  prepared(message: PreparedMessage): void {
+    if (this.trace !== null) this.tracePrepared(message);
+    const chunks = message.chunks;
+    for (let i = 0; i < chunks.length; i++) this.push(chunks[i]);
+  }
+
+  /**
+   * The fast path of `Send.SMALL` for a text message: framed straight from the string when it is
+   * ASCII (one byte per character, so the plan made for its length holds). False, with nothing
+   * written, for other text: the general path encodes it.
+   */
+  asciiText(text: string): boolean {
+    const key = this.masks ? this.maskKey() : null;
+    const size = frameHeaderSize(text.length, key !== null) + text.length;
+    if (this.waits()) {
+      const at = this.stageAt(size);
+      const end = writeAsciiTextFrame(this.stage!, at, text, key);
+      if (end < 0) return false;
+      this.stagedLength = end;
+    } else {
+      const frame = allocateBytes(size, this.allocator);
+      if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
+      this.push(frame);
+    }
+    if (this.trace !== null) this.trace(frameRecord("out", Opcode.TEXT, true, 0, text.length, textEncoder.encode(text.slice(0, TRACE_PREVIEW_BYTES))));
+    return true;
+  }
+
+  /** Writes a message's frames, split by `fragmentSize` (RFC 6455 §5.4). RSV bits go on the first frame. */
+  message(opcode: number, payload: Uint8Array, fin: boolean, rsv: number, owned: boolean): void {
+    const size = this.fragmentSize;
+    if (payload.length <= size) {
+      this.frame(opcode, payload, fin, rsv, owned);
+      return;
+    }
+    for (let offset = 0; offset < payload.length; offset += size) {
+      const last = offset + size >= payload.length;
+      this.frame(offset === 0 ? opcode : Opcode.CONTINUATION, payload.subarray(offset, offset + size), fin && last, offset === 0 ? rsv : 0, owned);
+    }
+  }
+
+  frame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
+    const key = this.masks ? this.maskKey() : null;
+    if (this.trace !== null) this.traceFrame(opcode, fin, rsv, payload);
+    if (payload.length <= MERGE_PAYLOAD_MAX && this.waits()) {
+      const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
+      this.stagedLength = writeSmallFrame(this.stage!, at, opcode, payload, fin, rsv, key);
+      return;
+    }
+    const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, this.allocator, this.maskWordSize);
+    for (const chunk of chunks) this.push(chunk);
+  }
+
+  /**
+   * Answers a ping (RFC 6455 §5.5.2). Once `MAX_PENDING_PONGS` automatic pongs wait in the output,
+   * the last of them is replaced by the newest one (§5.5.3 allows answering only the most recent
+   * ping): a peer that pings faster than we write adds a few pongs per read, not one per ping.
+   */
+  autoPong(payload: Uint8Array): void {
+    if (this.pongCount < MAX_PENDING_PONGS - 1) {
+      this.pongCount++;
+      this.frame(Opcode.PONG, payload); // staged with the frames around it, like any small frame
+      return;
+    }
+    const key = this.masks ? this.maskKey() : null;
+    const size = frameHeaderSize(payload.length, key !== null) + payload.length;
+    if (this.trace !== null) this.trace(frameRecord("out", Opcode.PONG, true, 0, payload.length, payload));
+    if (this.pongAt < 0) {
+      // The last one gets a chunk of its own, to be replaced.
+      const frame = allocateBytes(size, this.allocator);
+      writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
+      this.push(frame);
+      this.pongAt = this.output!.length - 1;
+      this.pongCount++;
+      return;
+    }
+    // Rewritten in place when the size is the same: a flood of equal pings allocates nothing.
+    // Otherwise a buffer of its own, so that the replaced ones leave no slab piece pinned.
+    const output = this.output!;
+    let frame = output[this.pongAt];
+    if (frame.length !== size) frame = output[this.pongAt] = new Uint8Array(size);
+    writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
+  }
+
+  /** Output is waiting to be polled: a small frame written now is staged. */
+  private waits(): boolean {
+    return this.output !== null || this.stagedLength !== 0;
+  }
+
+  /** Where `size` more bytes of frames go in `stage`, behind those there; a full stage goes to the output first. */
+  private stageAt(size: number): number {
+    const stage = this.stage;
+    if (stage === null) {
+      this.stage = new Uint8Array(size > STAGE_MIN ? size : STAGE_MIN);
+    } else if (this.stagedLength + size > stage.length) {
+      if (this.stagedLength !== 0) this.unstage();
+      const grown = Math.min(stage.length * 2, STAGE_MAX);
+      if (grown > stage.length || size > stage.length) this.stage = new Uint8Array(size > grown ? size : grown);
+    }
+    return this.stagedLength;
+  }
+
+  /** Moves the staged frames to the output, as one chunk of their own. */
+  private unstage(): void {
+    (this.output ??= []).push(copyPrefix(this.stage!, this.stagedLength, this.allocator));
+    this.stagedLength = 0;
+  }
+
+  /**
+   * A fresh masking key for each frame (RFC 6455 §5.3), from a pool of random bytes. The key is
+   * this writer's one reused buffer: `encodeFrame` copies it into the frame header at once.
+   */
+  private maskKey(): Uint8Array {
+    let pool = this.randomPool;
+    if (pool === null || this.randomOffset + 4 > RANDOM_POOL_SIZE) {
+      pool = this.randomPool ??= new Uint8Array(RANDOM_POOL_SIZE);
+      this.random(pool);
+      this.randomOffset = 0;
+    }
+    const at = this.randomOffset;
+    const key = (this.keyBytes ??= new Uint8Array(4));
+    key[0] = pool[at];
+    key[1] = pool[at + 1];
+    key[2] = pool[at + 2];
+    key[3] = pool[at + 3];
+    this.randomOffset = at + 4;
+    return key;
+  }
+
+  private traceFrame(opcode: number, fin: boolean, rsv: number, payload: Uint8Array): void {
+    if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) this.tracingText = opcode === Opcode.TEXT;
+    const text = opcode === Opcode.TEXT || (opcode === Opcode.CONTINUATION && this.tracingText);
+    this.trace!(frameRecord("out", opcode, fin, rsv, payload.length, payload, text));
+  }
+
+  private tracePrepared(message: PreparedMessage): void {
+    // The first header byte (RFC 6455 §5.2): FIN, RSV1-3, opcode; the payload follows the header.
+    const first = message.chunks[0][0];
+    const header = frameHeaderSize(message.size, false);
+    const bytes = message.chunks.length === 1 ? message.chunks[0] : concatPrefix(message.chunks, header + TRACE_PREVIEW_BYTES);
+    this.trace!(frameRecord("out", first & 0x0f, (first & 0x80) !== 0, first & 0x70, message.size, bytes.subarray(header)));
+  }
+}
+
+function concatPrefix(chunks: readonly Uint8Array[], max: number): Uint8Array {
+  const out = new Uint8Array(max);
+  let at = 0;
+  for (const chunk of chunks) {
+    if (at >= max) break;
+    const part = chunk.subarray(0, max - at);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out.subarray(0, at);
+}
+
+/** A message framed once, unmasked, to be written to any number of server connections. */
+export interface PreparedMessage {
+  readonly chunks: readonly Uint8Array[];
+  /** Payload bytes. */
+  readonly size: number;
+}
+
+/** Frames a message for `sendPrepared()`; strings are text messages, bytes binary unless `binary` is false. */
+export function prepareMessage(data: string | Uint8Array, binary = typeof data !== "string"): PreparedMessage {
+  const payload = typeof data === "string" ? textEncoder.encode(data) : data;
+  if (!binary && typeof data !== "string" && decodeUtf8(payload) === null) {
+    throw new WebSocketError("ERR_INVALID_UTF8", "text message is not valid UTF-8");
+  }
+  // Prepared messages may be kept for long and go to many sockets: no slab piece in them.
+  const chunks = encodeFrame(binary ? Opcode.BINARY : Opcode.TEXT, payload, true, 0, null).map(unpooled);
+  return { chunks, size: payload.length };
+}
