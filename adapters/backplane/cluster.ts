@@ -237,9 +237,15 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
   const report = (error: unknown) => options.error?.(error);
 
   const relay = (from: Member, channel: string, payload: LazyPayload): void => {
-    for (const member of members.values()) {
-      if (member !== from && member.channels.has(channel)) member.deliver(channel, payload);
+    const local: Member[] = [];
+    for (const [key, member] of members) {
+      if (member === from || !member.channels.has(channel)) continue;
+      if (key instanceof PrimaryDriver) local.push(member);
+      else member.deliver(channel, payload);
     }
+    // The primary's own subscribers last: what they publish in reply then follows this envelope
+    // into every worker's IPC channel.
+    for (const member of local) member.deliver(channel, payload);
   };
 
   const workerMember = (worker: Worker, binary: boolean, channels: string[]): Member => ({
