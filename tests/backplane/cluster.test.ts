@@ -4,7 +4,8 @@
  * primary's hub to the other worker and to the primary, and from the primary to both workers,
  * byte for byte (every byte value, 0 B to 1 MiB) and in order, never back to their sender, and
  * only to subscribers of their channel; with either IPC serialization, and whether the hub
- * starts before or after the workers.
+ * starts before or after the workers. Then servers in the primary and in two workers, with
+ * real clients, share a room.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +15,8 @@ import { runtimeName } from "../../adapters/auto.ts";
 import { clusterDriver } from "../../adapters/backplane/cluster.ts";
 import { Child } from "../support/child.ts";
 import { digest, testEnvelopes } from "../support/envelopes.ts";
+import { assertReceived, clientsOn, publication, publish, type TopicClient } from "../support/topic-client.ts";
+import { until } from "../support/time.ts";
 
 /** tests/support/cluster-relay.ts as a program on this runtime; resolves once it has exited. */
 async function runRelay(serialization: "advanced" | "json", hub: "first" | "late" | "never"): Promise<Child> {
@@ -67,3 +70,41 @@ test(`cluster driver on ${runtimeName}: a worker whose primary runs no hub fails
 test("cluster driver: outside a cluster worker, clusterDriver() throws and points at clusterHub()", () => {
   assert.throws(() => clusterDriver(), /clusterDriver\(\) runs in a node:cluster worker; in the primary, call clusterHub\(\)/);
 });
+
+for (const serialization of ["advanced", "json"] as const) {
+  test(`cluster driver on ${runtimeName} (${serialization} IPC): servers in the primary and two workers share a room; every client gets every message once, text and binary 0 B to 1 MiB, in each publisher's order`, async () => {
+    const compiled = import.meta.url.endsWith(".js");
+    const script = fileURLToPath(new URL(`../support/cluster-servers.${compiled ? "js" : "ts"}`, import.meta.url));
+    const args = runtimeName === "deno" ? ["run", "-A", script] : [script];
+    const child = new Child(process.execPath, args, {
+      env: { ANYWS_SERIALIZATION: serialization, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+    });
+    const clients: TopicClient[] = [];
+    try {
+      const listening = () => child.lines.filter((l) => l.startsWith("listening "));
+      await until(() => listening().length === 3 || child.exit !== null, "three servers", 30_000);
+      assert.equal(listening().length, 3, child.describe());
+      const ports = [...new Set(listening().map((l) => Number(l.split(" ")[2])))];
+      const by = await clientsOn(ports, ["primary", "w1", "w2"], 2);
+      clients.push(...[...by.values()].flat());
+      // A publisher in w1 sends text and binary, one in the primary and one in w2 text, all at once.
+      const [p1, r1] = by.get("w1")!;
+      const [p0, r0] = by.get("primary")!;
+      const [p2, r2] = by.get("w2")!;
+      const sent = new Map([["P1", publication("P1", true)], ["P0", publication("P0", false)], ["P2", publication("P2", false)]]);
+      publish(p1!, sent.get("P1")!);
+      publish(p0!, sent.get("P0")!);
+      publish(p2!, sent.get("P2")!);
+      for (const [receiver, name] of [[r0, "a client of the primary"], [r1, "a client of w1"], [r2, "a client of w2"]] as const) {
+        await assertReceived(receiver!, sent, name);
+      }
+      // A publisher gets everyone's messages but its own.
+      await assertReceived(p1!, new Map([["P0", sent.get("P0")!], ["P2", sent.get("P2")!]]), "publisher P1");
+      await assertReceived(p0!, new Map([["P1", sent.get("P1")!], ["P2", sent.get("P2")!]]), "publisher P0");
+      assert.deepEqual(child.lines.filter((l) => l.startsWith("error")), [], child.describe());
+    } finally {
+      for (const c of clients) c.ws.close();
+      await child.kill();
+    }
+  });
+}
