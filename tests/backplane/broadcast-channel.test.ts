@@ -1,7 +1,8 @@
 /**
  * The BroadcastChannel backplane driver moves envelopes between drivers of one thread and
  * between threads (Node worker_threads, Deno and Bun workers): every byte value, 0 B to 1 MiB,
- * in order, only to subscribers of the channel.
+ * in order, only to subscribers of the channel. Then servers in the main thread and two worker
+ * threads, with real clients, share a room.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,10 @@ import { broadcastChannelDriver } from "../../adapters/backplane/broadcast-chann
 import { assertBytes } from "../support/bytes.ts";
 import { testEnvelopes } from "../support/envelopes.ts";
 import { RecordingSink } from "../support/recording-sink.ts";
-import { delay } from "../support/time.ts";
+import { delay, until, withTimeout } from "../support/time.ts";
+import { serve } from "../../adapters/auto.ts";
+import { topicHandlers } from "../support/topic-server.ts";
+import { assertReceived, clientsOn, closeAll, publication, publish, type TopicClient } from "../support/topic-client.ts";
 
 const PREFIX = "anyws.test:";
 
@@ -74,10 +78,10 @@ test("BroadcastChannel driver: publishing before start rejects, and a foreign me
   }
 });
 
-/** A worker running tests/support/broadcast-worker.ts: the runtime's own Worker, or worker_threads on Node. */
-async function startWorker(): Promise<{ terminate(): unknown }> {
+/** A worker running tests/support/`script`: the runtime's own Worker, or worker_threads on Node. */
+async function startWorker(script = "broadcast-worker"): Promise<{ terminate(): unknown }> {
   const compiled = import.meta.url.endsWith(".js"); // Node runs the tsc output in dist/
-  const url = new URL(`../support/broadcast-worker.${compiled ? "js" : "ts"}`, import.meta.url);
+  const url = new URL(`../support/${script}.${compiled ? "js" : "ts"}`, import.meta.url);
   if (runtimeName === "node") {
     const { Worker } = await import("node:worker_threads");
     return new Worker(url);
@@ -92,7 +96,7 @@ test(`BroadcastChannel driver: envelopes cross to a ${runtimeName} worker thread
   const driver = broadcastChannelDriver({ prefix: PREFIX });
   const sink = new RecordingSink();
   try {
-    await Promise.race([isReady, delay(20_000).then(() => Promise.reject(new Error("the worker did not get ready")))]);
+    await withTimeout(isReady, 20_000, "the worker to get ready");
     await driver.start(sink);
     await driver.subscribe("back");
     const envelopes = testEnvelopes();
@@ -104,5 +108,44 @@ test(`BroadcastChannel driver: envelopes cross to a ${runtimeName} worker thread
     ready.close();
     await driver.close();
     await worker.terminate();
+  }
+});
+
+test(`BroadcastChannel driver on ${runtimeName}: servers in the main thread and two worker threads share a room; every client gets every message once, text and binary 0 B to 1 MiB, in each publisher's order`, async () => {
+  const announced = new BroadcastChannel("anyws.test.servers");
+  const ports = new Map<string, number>();
+  announced.onmessage = (event: { data: unknown }) => {
+    const { who, port } = event.data as { who: string; port: number };
+    ports.set(who, port);
+  };
+  const workers = [await startWorker("broadcast-server-worker"), await startWorker("broadcast-server-worker")];
+  const server = await serve(
+    { port: 0, hostname: "127.0.0.1", backplane: { driver: broadcastChannelDriver({ prefix: "anyws.test.e2e:" }) } },
+    topicHandlers("main"),
+  );
+  const clients: TopicClient[] = [];
+  try {
+    await server.backplane!.ready;
+    ports.set("main", server.port);
+    await until(() => ports.size === 3, "both worker threads' servers", 20_000);
+    const [t1, t2] = [...ports.keys()].filter((who) => who !== "main") as [string, string];
+    const by = await clientsOn([...ports.values()], ["main", t1, t2], 2);
+    clients.push(...[...by.values()].flat());
+    const [p1, r1] = by.get(t1)!;
+    const [p0, r0] = by.get("main")!;
+    const [, r2] = by.get(t2)!;
+    const sent = new Map([["P1", publication("P1", true)], ["P0", publication("P0", false)]]);
+    publish(p1!, sent.get("P1")!);
+    publish(p0!, sent.get("P0")!);
+    await assertReceived(r0!, sent, "a client of the main thread");
+    await assertReceived(r1!, sent, "a client of the first worker");
+    await assertReceived(r2!, sent, "a client of the second worker");
+    await assertReceived(p0!, new Map([["P1", sent.get("P1")!]]), "publisher P0");
+    assert.equal(server.backplane!.stats().gaps, 0);
+  } finally {
+    announced.close();
+    await closeAll(clients);
+    await server.close({ timeout: 100 });
+    for (const w of workers) await w.terminate();
   }
 });

@@ -15,7 +15,7 @@ import { runtimeName } from "../../adapters/auto.ts";
 import { clusterDriver } from "../../adapters/backplane/cluster.ts";
 import { Child } from "../support/child.ts";
 import { digest, testEnvelopes } from "../support/envelopes.ts";
-import { assertReceived, clientsOn, publication, publish, type TopicClient } from "../support/topic-client.ts";
+import { assertReceived, clientsOn, closeAll, publication, publish, type TopicClient } from "../support/topic-client.ts";
 import { until } from "../support/time.ts";
 
 /** tests/support/cluster-relay.ts as a program on this runtime; resolves once it has exited. */
@@ -103,7 +103,7 @@ for (const serialization of ["advanced", "json"] as const) {
       await assertReceived(p0!, new Map([["P1", sent.get("P1")!], ["P2", sent.get("P2")!]]), "publisher P0");
       assert.deepEqual(child.lines.filter((l) => l.startsWith("error")), [], child.describe());
     } finally {
-      for (const c of clients) c.ws.close();
+      await closeAll(clients);
       await child.kill();
     }
   });

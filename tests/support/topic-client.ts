@@ -84,3 +84,12 @@ export async function assertReceived(receiver: TopicClient, sent: Map<string, (s
     });
   }
 }
+
+/** Closes `clients` and waits for their closing handshakes. */
+export async function closeAll(clients: TopicClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => new Promise((resolve) => {
+    if (c.ws.readyState === WebSocket.CLOSED) return resolve(undefined);
+    c.ws.addEventListener("close", resolve);
+    c.ws.close();
+  })));
+}
