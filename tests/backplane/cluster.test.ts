@@ -72,10 +72,11 @@ test("cluster driver: outside a cluster worker, clusterDriver() throws and point
 });
 
 for (const serialization of ["advanced", "json"] as const) {
-  test(`cluster driver on ${runtimeName} (${serialization} IPC): servers in the primary and two workers share a room; every client gets every message once, text and binary 0 B to 1 MiB, in each publisher's order`, async () => {
+  test(`cluster driver on ${runtimeName} (${serialization} IPC): servers in the primary and in two workers on one port share a room; every client gets every message once, text and binary 0 B to 1 MiB, in each publisher's order`, async () => {
     const compiled = import.meta.url.endsWith(".js");
     const script = fileURLToPath(new URL(`../support/cluster-servers.${compiled ? "js" : "ts"}`, import.meta.url));
-    const args = runtimeName === "deno" ? ["run", "-A", script] : [script];
+    // Deno's reusePort needs --unstable-net (its cluster passes the flag on to the workers).
+    const args = runtimeName === "deno" ? ["run", "-A", "--unstable-net", script] : [script];
     const child = new Child(process.execPath, args, {
       env: { ANYWS_SERIALIZATION: serialization, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
     });
@@ -84,7 +85,9 @@ for (const serialization of ["advanced", "json"] as const) {
       const listening = () => child.lines.filter((l) => l.startsWith("listening "));
       await until(() => listening().length === 3 || child.exit !== null, "three servers", 30_000);
       assert.equal(listening().length, 3, child.describe());
-      const ports = [...new Set(listening().map((l) => Number(l.split(" ")[2])))];
+      const portOf = (who: string) => Number(listening().find((l) => l.startsWith(`listening ${who} `))!.split(" ")[2]);
+      assert.equal(portOf("w1"), portOf("w2"), "both workers on one port");
+      const ports = [portOf("primary"), portOf("w1")];
       const by = await clientsOn(ports, ["primary", "w1", "w2"], 2);
       clients.push(...[...by.values()].flat());
       // A publisher in w1 sends text and binary, one in the primary and one in w2 text, all at once.
