@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Redis } from "ioredis";
 import { redisBackplane } from "../../adapters/backplane/mod.ts";
-import { RedisServer, redisAvailable } from "../support/redis.ts";
+import { RedisServer } from "../support/redis.ts";
 import { until } from "../support/time.ts";
 
-describe("Bun.RedisClient and the backplane", { skip: redisAvailable() ? false : "redis-server is not installed" }, () => {
+describe("Bun.RedisClient and the backplane", () => {
   test("binary pub/sub messages do not survive Bun.RedisClient; redisBackplane() refuses it", async () => {
     const redis = await RedisServer.start();
     const subscriber = new Bun.RedisClient(redis.url);

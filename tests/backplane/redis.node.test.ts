@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { WebSocket } from "../../adapters/auto.ts";
 import { Child, sourcePath } from "../support/child.ts";
-import { RedisServer, redisAvailable } from "../support/redis.ts";
+import { RedisServer } from "../support/redis.ts";
 import { delay, until } from "../support/time.ts";
 
 const ROOT = sourcePath("../../", import.meta.url);
@@ -137,9 +137,7 @@ class Client {
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-const available = redisAvailable();
-
-describe("Redis backplane across processes and runtimes", { skip: available ? false : "redis-server is not installed (apt install redis-server)" }, () => {
+describe("Redis backplane across processes and runtimes", () => {
   let redis: RedisServer;
   const peers: Peer[] = [];
   const clients: Client[] = [];

@@ -42,6 +42,7 @@ export class RedisServer {
   }
 
   static async start(): Promise<RedisServer> {
+    if (!redisAvailable()) throw new Error("no redis-server on the PATH: apt-get install redis-server");
     const server = new RedisServer(await freePort(), mkdtempSync(join(tmpdir(), "anyws-redis-")));
     await server.restart();
     return server;
