@@ -19,14 +19,14 @@ import { assertReceived, clientsOn, closeAll, publication, publish, type TopicCl
 import { until } from "../support/time.ts";
 
 /** tests/support/cluster-relay.ts as a program on this runtime; resolves once it has exited. */
-async function runRelay(serialization: "advanced" | "json", hub: "first" | "late" | "never"): Promise<Child> {
+async function runRelay(serialization: "advanced" | "json", hub: "first" | "late" | "never" | "restart"): Promise<Child> {
   const compiled = import.meta.url.endsWith(".js"); // Node runs the tsc output in dist/
   const script = fileURLToPath(new URL(`../support/cluster-relay.${compiled ? "js" : "ts"}`, import.meta.url));
   const args = runtimeName === "deno" ? ["run", "-A", script] : [script];
   const child = new Child(process.execPath, args, {
     env: {
       ANYWS_SERIALIZATION: serialization,
-      ANYWS_HUB_LATE: hub === "first" ? "0" : hub === "late" ? "1" : "never",
+      ANYWS_HUB_LATE: hub === "first" ? "0" : hub === "late" ? "1" : hub,
       DENO_NO_UPDATE_CHECK: "1",
       NO_COLOR: "1",
     },
@@ -63,6 +63,19 @@ test(`cluster driver on ${runtimeName}: a worker whose primary runs no hub fails
   const child = await runRelay("advanced", "never");
   assert.deepEqual(child.lines, [
     "start failed anyws: no clusterHub() answered from the cluster primary within 200 ms: call clusterHub() in the primary",
+    "exit",
+  ], child.describe());
+});
+
+test(`cluster driver on ${runtimeName}: when the primary's hub closes, its workers report down and cannot publish; a new hub brings them up again`, async () => {
+  const child = await runRelay("advanced", "restart");
+  assert.deepEqual(child.lines, [
+    "up",
+    "down",
+    "publish failed anyws: no cluster hub is relaying (not started, or the primary's hub closed)",
+    "up",
+    `recv w1 ${digest(new Uint8Array([1, 2, 3]))}`,
+    "down primary", // the primary's own driver, when its hub closes at the end
     "exit",
   ], child.describe());
 });

@@ -7,7 +7,9 @@
  * subscribes to. Each process prints `recv <who> <length> <sha256>` per envelope, in order of
  * arrival, and the primary `exit` when every worker has exited. IPC serialization is
  * ANYWS_SERIALIZATION ("advanced" or "json"). With ANYWS_HUB_LATE=never there is no hub: the
- * one worker prints `start failed <message>`.
+ * one worker prints `start failed <message>`. With ANYWS_HUB_LATE=restart the one worker's hub
+ * closes and a new one starts: it prints `up`, `down`, `publish failed <message>`, `up`, then
+ * the envelope the new hub's primary driver publishes.
  */
 import cluster from "node:cluster";
 import process from "node:process";
@@ -40,8 +42,46 @@ async function publishAll(driver: BackplaneDriver): Promise<void> {
   }
 }
 
-if (cluster.isPrimary && process.env.ANYWS_HUB_LATE === "never") {
+const mode = process.env.ANYWS_HUB_LATE;
+if (cluster.isPrimary && mode === "never") {
   cluster.fork({ ANYWS_WHO: "w1" }).on("exit", () => print("exit"));
+} else if (cluster.isPrimary && mode === "restart") {
+  let hub = clusterHub();
+  const worker = cluster.fork({ ANYWS_WHO: "w1" });
+  worker.on("message", async (m: { step?: string }) => {
+    if (m.step === "up") hub.close();
+    else if (m.step === "down") {
+      hub = clusterHub();
+    } else if (m.step === "up again") {
+      const driver = hub.driver();
+      await driver.start(printingSink("primary", 1, () => {}));
+      await driver.publish("c", new Uint8Array([1, 2, 3]));
+    }
+  });
+  worker.on("exit", () => {
+    hub.close();
+    print("exit");
+  });
+} else if (cluster.isWorker && mode === "restart") {
+  const driver = clusterDriver();
+  let ups = 0;
+  await driver.subscribe("c");
+  await driver.start({
+    message(_channel, envelope) {
+      print(`recv w1 ${digest(envelope)}`);
+      void driver.close().then(() => process.disconnect?.());
+    },
+    error: (stage, error) => print(`error w1 ${stage} ${String(error)}`),
+    up() {
+      print("up");
+      process.send!({ step: ++ups === 1 ? "up" : "up again" });
+    },
+    async down() {
+      print("down");
+      await driver.publish("c", new Uint8Array(1)).catch((error) => print(`publish failed ${(error as Error).message}`));
+      process.send!({ step: "down" });
+    },
+  });
 } else if (cluster.isPrimary) {
   cluster.setupPrimary({ serialization: process.env.ANYWS_SERIALIZATION as "advanced" | "json" });
   let hub = process.env.ANYWS_HUB_LATE === "1" ? null : clusterHub();
@@ -71,7 +111,7 @@ if (cluster.isPrimary && process.env.ANYWS_HUB_LATE === "never") {
       process.exit(0);
     });
   });
-} else {
+} else if (cluster.isWorker) {
   const who = process.env.ANYWS_WHO!;
   const never = process.env.ANYWS_HUB_LATE === "never";
   const driver = clusterDriver({ timeout: never ? 200 : 10_000 });
