@@ -90,6 +90,12 @@ export interface ServeOptions extends ServerOptions {
   port?: number;
   hostname?: string;
   tls?: TlsServerOptions;
+  /**
+   * Lets several processes listen on the same port (SO_REUSEPORT), the kernel spreading the
+   * connections among them. Linux only; Node >= 22.12; Deno with `--unstable-net`. Where it
+   * cannot work, `serve()` rejects rather than ignore it. Default false.
+   */
+  reusePort?: boolean;
 }
 
 export interface ShutdownOptions {
@@ -144,7 +150,7 @@ export class WebSocketServer<T = undefined> {
   /** Listens with `runtime`; used by each adapter's `serve()`. */
   async listen(runtime: Runtime, options: ServeOptions): Promise<this> {
     this.listener = await runtime.listen(
-      { port: options.port ?? 0, hostname: options.hostname ?? "127.0.0.1", tls: options.tls },
+      { port: options.port ?? 0, hostname: options.hostname ?? "127.0.0.1", tls: options.tls, reusePort: options.reusePort },
       (transport) => this.accept(transport),
     );
     return this;
