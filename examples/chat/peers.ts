@@ -1,0 +1,220 @@
+/**
+ * The chat's processes talking to each other, through any backplane driver (Redis, Node
+ * cluster IPC, BroadcastChannel, in memory): what one process's sockets do reaches the others,
+ * which apply it to their copy of the room and deliver it to their own sockets.
+ *
+ * Room events travel here rather than through `server.publish` so that each process applies an
+ * event to its copy of the room and delivers it to its sockets in one step: the history a late
+ * joiner gets and the messages that follow it are one stream, with nothing missed or doubled
+ * between them, whichever process it joins.
+ *
+ * Each message carries its origin and a per-origin number. The drivers keep each origin's order
+ * (FIFO per publisher), so a number that skips ahead means messages were lost (the broker was
+ * down, a subscriber fell behind): the chat is told the range and asks for the rooms again.
+ * A process that starts asks the others for every room before it serves anyone ("sync"); if no
+ * one answers, it is the first.
+ *
+ * The wire format: a version byte (1), a 4-byte big-endian header length, the header as JSON
+ * ({o: origin, n: number, t: type, …}), then the body (strokes), all in one driver message.
+ */
+import type { BackplaneDriver } from "../../adapters/shared/backplane.ts";
+
+const VERSION = 1;
+/** A header larger than this is not the chat's. */
+const MAX_HEADER = 16 * 1024 * 1024;
+
+export interface Header {
+  t: string;
+  [key: string]: unknown;
+}
+
+export interface PeersHandler {
+  /** A message from process `origin`, in that process's order. */
+  message(origin: string, header: Header, body: Uint8Array): void;
+  /** Messages `from`..`to` of `origin` never arrived. */
+  gap(origin: string, from: number, to: number): void;
+  /** `origin` has not been heard from for `goneAfter` ms. */
+  gone(origin: string): void;
+  /** Something to log. */
+  log(line: string): void;
+}
+
+export interface PeersOptions {
+  /** This process's id, unique in the chat. */
+  node: string;
+  /** The driver channel the chat's processes share. */
+  channel: string;
+  handler: PeersHandler;
+  /** What each heartbeat says besides "still here". */
+  hello(): Record<string, unknown>;
+  /** Milliseconds between heartbeats. Default 2000. */
+  helloInterval?: number;
+  /** Milliseconds of silence after which a process is gone. Default 3 heartbeats and a half. */
+  goneAfter?: number;
+}
+
+interface Received {
+  origin: string;
+  n: number;
+  header: Header;
+  body: Uint8Array;
+}
+
+export class Peers {
+  readonly node: string;
+  private readonly driver: BackplaneDriver;
+  private readonly options: PeersOptions;
+  private readonly handler: PeersHandler;
+  private n = 0;
+  /** The last number delivered from each origin. */
+  private readonly seen = new Map<string, number>();
+  private readonly heard = new Map<string, number>();
+  /** While a sync is under way: what arrived meanwhile, applied once the rooms are in. */
+  private buffer: Received[] | null = null;
+  private waiting: { q: string; done(answer: Received | null): void } | null = null;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+  private readonly encoder = new TextEncoder();
+  private readonly decoder = new TextDecoder();
+
+  constructor(driver: BackplaneDriver, options: PeersOptions) {
+    this.driver = driver;
+    this.options = options;
+    this.node = options.node;
+    this.handler = options.handler;
+  }
+
+  /** Connects and subscribes; rejects when the broker cannot be reached. */
+  async start(): Promise<void> {
+    await this.driver.start({
+      message: (_channel, envelope) => this.receive(envelope),
+      error: (stage, error) => this.handler.log(`backplane ${stage} error: ${(error as Error)?.message ?? error}`),
+      up: () => this.handler.log("backplane up"),
+      down: () => this.handler.log("backplane down: other processes will miss what happens here until it is back"),
+    });
+    await this.driver.subscribe(this.options.channel);
+    const interval = this.options.helloInterval ?? 2000;
+    const goneAfter = this.options.goneAfter ?? interval * 3.5;
+    this.timer = setInterval(() => {
+      this.send({ t: "hello", ...this.options.hello() });
+      const now = Date.now();
+      for (const [origin, at] of this.heard) {
+        if (now - at > goneAfter) {
+          this.heard.delete(origin);
+          this.seen.delete(origin);
+          this.handler.gone(origin);
+        }
+      }
+    }, interval);
+    (this.timer as { unref?(): void }).unref?.();
+  }
+
+  /** Sends to every other process. Never throws: a broker error is logged. */
+  send(header: Header, body: Uint8Array = new Uint8Array(0)): void {
+    if (this.closed) return;
+    const json = this.encoder.encode(JSON.stringify({ o: this.node, n: ++this.n, ...header }));
+    const envelope = new Uint8Array(5 + json.length + body.length);
+    envelope[0] = VERSION;
+    new DataView(envelope.buffer).setUint32(1, json.length);
+    envelope.set(json, 5);
+    envelope.set(body, 5 + json.length);
+    this.driver.publish(this.options.channel, envelope).catch((error) => {
+      this.handler.log(`backplane publish error: ${(error as Error)?.message ?? error}`);
+    });
+  }
+
+  /**
+   * Asks the other processes for the rooms and waits up to `timeout` ms for the first answer;
+   * what else arrives meanwhile is held back. `restore` gets the answer's header and body (or
+   * null if no one answered), then what was held back is delivered, less what the answer
+   * already holds.
+   */
+  sync(timeout: number, restore: (header: Header | null, body: Uint8Array) => void): Promise<void> {
+    if (this.waiting !== null) return Promise.resolve();
+    this.buffer ??= [];
+    const q = `${this.node}.${this.n + 1}`;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.waiting?.done(null), timeout);
+      this.waiting = {
+        q,
+        done: (answer) => {
+          clearTimeout(timer);
+          this.waiting = null;
+          if (answer !== null) {
+            // The answer holds everything its sender had applied, and everything it sent itself.
+            this.seen.clear();
+            for (const [origin, n] of Object.entries(answer.header.seen as Record<string, number>)) this.seen.set(origin, n);
+            this.seen.set(answer.origin, answer.n);
+            this.seen.delete(this.node);
+          }
+          try {
+            restore(answer?.header ?? null, answer?.body ?? new Uint8Array(0));
+          } catch (error) {
+            this.handler.log(`sync: ${(error as Error).stack ?? error}`);
+          }
+          const held = this.buffer ?? [];
+          this.buffer = null;
+          for (const r of held) this.deliver(r);
+          resolve();
+        },
+      };
+      this.send({ t: "sync?", q });
+    });
+  }
+
+  /** What this process has applied from each other process: sent with a sync answer. */
+  applied(): Record<string, number> {
+    return Object.fromEntries(this.seen);
+  }
+
+  /** The processes heard from lately (not this one). */
+  others(): string[] {
+    return [...this.heard.keys()];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.waiting?.done(null);
+    await this.driver.close();
+  }
+
+  private receive(envelope: Uint8Array): void {
+    let r: Received;
+    try {
+      if (envelope[0] !== VERSION) throw new Error(`version ${envelope[0]}`);
+      const length = new DataView(envelope.buffer, envelope.byteOffset, envelope.byteLength).getUint32(1);
+      if (length > MAX_HEADER || 5 + length > envelope.length) throw new Error(`header of ${length} bytes`);
+      const header = JSON.parse(this.decoder.decode(envelope.subarray(5, 5 + length)));
+      if (typeof header?.o !== "string" || !Number.isSafeInteger(header.n) || typeof header.t !== "string") {
+        throw new Error("no origin, number or type");
+      }
+      r = { origin: header.o, n: header.n, header, body: envelope.slice(5 + length) };
+    } catch (error) {
+      this.handler.log(`backplane: a message that is not the chat's (${(error as Error).message})`);
+      return;
+    }
+    if (r.origin === this.node) return; // our own, back from the broker
+    this.heard.set(r.origin, Date.now());
+    if (r.header.t === "sync" && r.header.to === this.node) {
+      if (this.waiting !== null && r.header.q === this.waiting.q) this.waiting.done(r);
+      return;
+    }
+    if (this.buffer !== null) this.buffer.push(r);
+    else this.deliver(r);
+  }
+
+  private deliver(r: Received): void {
+    const last = this.seen.get(r.origin);
+    if (last !== undefined && r.n <= last) return; // already in the rooms (held back during a sync)
+    this.seen.set(r.origin, r.n);
+    try {
+      // The first message from a process sets where it starts; after that, a skip is a loss.
+      if (last !== undefined && r.n > last + 1) this.handler.gap(r.origin, last + 1, r.n - 1);
+      this.handler.message(r.origin, r.header, r.body);
+    } catch (error) {
+      this.handler.log(`backplane: ${(error as Error).stack ?? error}`);
+    }
+  }
+}
