@@ -47,6 +47,7 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
+import { checkReusePortPlatform } from "../shared/reuse-port.ts";
 
 /**
  * `write()` returns false once more than this many bytes wait in the transport's own queue, i.e.
@@ -427,9 +428,12 @@ function makeListen(settings: Settings): Listen {
     const tls = options.tls !== undefined;
     let server: Bun.TCPSocketListener<Slot>;
     try {
+      if (options.reusePort) checkReusePortPlatform(process.platform);
       server = Bun.listen<Slot>({
         hostname: options.hostname,
         port: options.port,
+        // Bun.listen takes it (Linux), though its types list it for connect only.
+        ...(options.reusePort ? { reusePort: true } : {}),
         tls: options.tls ? { cert: options.tls.cert, key: options.tls.key } : undefined,
         allowHalfOpen: true, // we decide when to end after the peer's FIN
         socket: {

@@ -36,6 +36,7 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
+import { checkReusePortPlatform } from "../shared/reuse-port.ts";
 import { type ByteChannel, createTransport, type TransportOptions } from "../streams/runtime.ts";
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
@@ -172,9 +173,18 @@ async function serverHandshake(conn: Deno.TlsConn): Promise<void> {
 
 const listen: Listen = async (options, accept) => {
   const { hostname, port, tls } = options;
+  const reusePort = options.reusePort === true;
+  if (reusePort) {
+    checkReusePortPlatform(Deno.build.os);
+    // Deno exits the process (it does not throw) on reusePort without --unstable-net; the unstable
+    // net APIs, `listenDatagram` among them, exist exactly when that flag is on.
+    if (typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function") {
+      throw new Error("anyws: reusePort on Deno needs the --unstable-net flag (or \"unstable\": [\"net\"] in deno.json)");
+    }
+  }
   const listener: Deno.Listener = tls
-    ? Deno.listenTls({ hostname, port, cert: pem(tls.cert), key: pem(tls.key) })
-    : Deno.listen({ hostname, port });
+    ? Deno.listenTls({ hostname, port, cert: pem(tls.cert), key: pem(tls.key), ...(reusePort ? { reusePort } : {}) })
+    : Deno.listen({ hostname, port, ...(reusePort ? { reusePort } : {}) });
   const addr = listener.addr as Deno.NetAddr;
   let closed = false;
   let wakeRetry: (() => void) | undefined;

@@ -17,6 +17,7 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
+import { checkReusePortPlatform } from "../shared/reuse-port.ts";
 
 /** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
 export const END_LINGER_MS = 3000;
@@ -203,6 +204,7 @@ function pem(value: string | Uint8Array): string | Buffer {
 }
 
 export const listen: Listen = async (options, accept) => {
+  if (options.reusePort) checkReusePort();
   const server = createServer(options);
   server.on(options.tls ? "secureConnection" : "connection", (socket: net.Socket) => {
     socketTransport(socket, accept);
@@ -221,11 +223,25 @@ function createServer(options: ListenOptions): net.Server {
 function bindServer(server: net.Server, options: ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.hostname, () => {
+    const listenOptions: net.ListenOptions = { port: options.port, host: options.hostname };
+    if (options.reusePort) listenOptions.reusePort = true;
+    server.listen(listenOptions, () => {
       server.off("error", reject);
       resolve();
     });
   });
+}
+
+/**
+ * Node takes `reusePort` from 22.12 and 23.1 on; an older Node would ignore it and fail to bind
+ * the second process with EADDRINUSE.
+ */
+function checkReusePort(): void {
+  checkReusePortPlatform(process.platform);
+  const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
+  if (major < 22 || (major === 22 && minor < 12) || (major === 23 && minor < 1)) {
+    throw new Error(`anyws: reusePort needs Node >= 22.12 (or >= 23.1); this is Node ${process.versions.node}`);
+  }
 }
 
 function listener(server: net.Server): Listener {

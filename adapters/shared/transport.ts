@@ -58,6 +58,8 @@ export interface ListenOptions {
   port: number;
   hostname: string;
   tls?: TlsServerOptions;
+  /** SO_REUSEPORT: other processes may listen on the same port, and the kernel balances connections (Linux only). */
+  reusePort?: boolean;
 }
 
 /** A listening socket. */
