@@ -68,13 +68,15 @@ const SETTINGS: Record<string, Setting> = {
 
 export class ConfigError extends Error {}
 
-export function usage(program: string): string {
+/** The options, then `notes` (what --workers uses on this runtime). */
+export function usage(program: string, notes: string[] = []): string {
   const lines = [`usage: ${program} [options]`, "", "options (flag, environment variable, default):"];
   for (const s of Object.values(SETTINGS)) {
     const shown = typeof s.default === "boolean" ? (s.default ? "on" : "off") : s.default === "" ? "none" : String(s.default);
     lines.push(`  --${s.flag.padEnd(16)} ${s.env.padEnd(21)} ${shown.padEnd(10)} ${s.help}`);
   }
   lines.push(`  --help`);
+  if (notes.length !== 0) lines.push("", ...notes);
   return lines.join("\n");
 }
 

@@ -8,16 +8,17 @@
  * joiner gets and the messages that follow it are one stream, with nothing missed or doubled
  * between them, whichever process it joins.
  *
- * Each message carries its origin and a per-origin number. The drivers keep each origin's order
- * (FIFO per publisher), so a number that skips ahead means messages were lost (the broker was
- * down, a subscriber fell behind): the chat is told the range and asks for the rooms again.
- * A process that starts asks the others for every room before it serves anyone ("sync"); if no
- * one answers, it is the first.
+ * The messages go through a `Backplane` of the chat's own (adapters/shared/backplane.ts): its
+ * envelope, echo suppression, bounded queue while the broker is down, counters, and its gap
+ * report — messages lost on the way (the broker was down, a subscriber fell behind) make the
+ * chat ask for the rooms again. A process that starts asks the others for every room before it
+ * serves anyone ("sync"); if no one answers, it is the first. Each message also carries the
+ * chat's own per-process number, so that a sync answer can say which messages it already holds.
  *
- * The wire format: a version byte (1), a 4-byte big-endian header length, the header as JSON
- * ({o: origin, n: number, t: type, …}), then the body (strokes), all in one driver message.
+ * A message is a version byte (1), a 4-byte big-endian header length, the header as JSON
+ * ({o: process, n: number, t: type, …}), then the body (strokes), in one backplane message.
  */
-import type { BackplaneDriver } from "../../adapters/shared/backplane.ts";
+import { Backplane, type BackplaneDriver, type BackplaneStats } from "../../adapters/shared/backplane.ts";
 
 const VERSION = 1;
 /** A header larger than this is not the chat's. */
@@ -29,9 +30,9 @@ export interface Header {
 }
 
 export interface PeersHandler {
-  /** A message from process `origin`, in that process's order. */
+  /** A message from process `origin`, in that process's order (never one of this process's). */
   message(origin: string, header: Header, body: Uint8Array): void;
-  /** Messages `from`..`to` of `origin` never arrived. */
+  /** Messages `from`..`to` of backplane origin `origin` never arrived. */
   gap(origin: string, from: number, to: number): void;
   /** `origin` has not been heard from for `goneAfter` ms. */
   gone(origin: string): void;
@@ -51,6 +52,8 @@ export interface PeersOptions {
   helloInterval?: number;
   /** Milliseconds of silence after which a process is gone. Default 3 heartbeats and a half. */
   goneAfter?: number;
+  /** Milliseconds `start()` waits for the broker. Default 10,000. */
+  timeout?: number;
 }
 
 interface Received {
@@ -62,11 +65,11 @@ interface Received {
 
 export class Peers {
   readonly node: string;
-  private readonly driver: BackplaneDriver;
+  private readonly backplane: Backplane;
   private readonly options: PeersOptions;
   private readonly handler: PeersHandler;
   private n = 0;
-  /** The last number delivered from each origin. */
+  /** The last number delivered from each process (a sync answer says which it holds). */
   private readonly seen = new Map<string, number>();
   private readonly heard = new Map<string, number>();
   /** While a sync is under way: what arrived meanwhile, applied once the rooms are in. */
@@ -78,21 +81,35 @@ export class Peers {
   private readonly decoder = new TextDecoder();
 
   constructor(driver: BackplaneDriver, options: PeersOptions) {
-    this.driver = driver;
     this.options = options;
     this.node = options.node;
     this.handler = options.handler;
+    const log = this.handler.log;
+    this.backplane = new Backplane({
+      driver,
+      prefix: options.channel,
+      gap: (origin, from, to) => this.handler.gap(origin, from, to),
+      error: (stage, error) => log(`backplane ${stage} error: ${(error as Error)?.message ?? error}`),
+      up: () => log("backplane up"),
+      down: () => log("backplane down: other processes miss what happens here until it is back"),
+    }, (_topic, payload) => this.receive(payload));
   }
 
-  /** Connects and subscribes; rejects when the broker cannot be reached. */
+  /** The backplane's counters: relayed, received, dropped, gaps, last error. */
+  stats(): BackplaneStats {
+    return this.backplane.stats();
+  }
+
+  /** Waits until the backplane is up; rejects when it is not within `timeout`. */
   async start(): Promise<void> {
-    await this.driver.start({
-      message: (_channel, envelope) => this.receive(envelope),
-      error: (stage, error) => this.handler.log(`backplane ${stage} error: ${(error as Error)?.message ?? error}`),
-      up: () => this.handler.log("backplane up"),
-      down: () => this.handler.log("backplane down: other processes will miss what happens here until it is back"),
-    });
-    await this.driver.subscribe(this.options.channel);
+    const timeout = this.options.timeout ?? 10_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.backplane.ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the backplane is not up after ${timeout} ms`)), timeout);
+      }),
+    ]).finally(() => clearTimeout(timer));
     const interval = this.options.helloInterval ?? 2000;
     const goneAfter = this.options.goneAfter ?? interval * 3.5;
     this.timer = setInterval(() => {
@@ -118,9 +135,7 @@ export class Peers {
     new DataView(envelope.buffer).setUint32(1, json.length);
     envelope.set(json, 5);
     envelope.set(body, 5 + json.length);
-    this.driver.publish(this.options.channel, envelope).catch((error) => {
-      this.handler.log(`backplane publish error: ${(error as Error)?.message ?? error}`);
-    });
+    this.backplane.publish("chat", envelope, true);
   }
 
   /**
@@ -177,7 +192,7 @@ export class Peers {
     this.closed = true;
     clearInterval(this.timer);
     this.waiting?.done(null);
-    await this.driver.close();
+    await this.backplane.close();
   }
 
   private receive(envelope: Uint8Array): void {
@@ -195,7 +210,6 @@ export class Peers {
       this.handler.log(`backplane: a message that is not the chat's (${(error as Error).message})`);
       return;
     }
-    if (r.origin === this.node) return; // our own, back from the broker
     this.heard.set(r.origin, Date.now());
     if (r.header.t === "sync" && r.header.to === this.node) {
       if (this.waiting !== null && r.header.q === this.waiting.q) this.waiting.done(r);
@@ -210,8 +224,6 @@ export class Peers {
     if (last !== undefined && r.n <= last) return; // already in the rooms (held back during a sync)
     this.seen.set(r.origin, r.n);
     try {
-      // The first message from a process sets where it starts; after that, a skip is a loss.
-      if (last !== undefined && r.n > last + 1) this.handler.gap(r.origin, last + 1, r.n - 1);
       this.handler.message(r.origin, r.header, r.body);
     } catch (error) {
       this.handler.log(`backplane: ${(error as Error).stack ?? error}`);

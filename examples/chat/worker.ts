@@ -37,3 +37,5 @@ self.onmessage = (event: MessageEvent) => {
     },
   );
 };
+// Bun drops what is posted to a worker before its module has loaded: the launcher waits for this.
+self.postMessage({ anywsChat: "ready" });

@@ -21,7 +21,7 @@ type UrlFor = (host: string, port: number) => string;
 
 /** What the launcher and its workers say to each other (beside the backplane's messages). */
 interface Note {
-  anywsChat: "start" | "listening" | "stop" | "stopped";
+  anywsChat: "ready" | "start" | "listening" | "stop" | "stopped";
   config?: Config;
   worker?: number;
   port?: number;
@@ -93,11 +93,12 @@ async function clusterWorker(config: Config, run: Run): Promise<number> {
 
 function threads(config: Config, urlFor: UrlFor): Promise<number> {
   const script = new URL(`./worker.${import.meta.url.endsWith(".js") ? "js" : "ts"}`, import.meta.url);
-  return supervise(config, urlFor, (index, onNote, onExit) => {
+  return supervise(config, urlFor, (index, onNote, onExit, current) => {
     const worker = new Worker(script.href, { type: "module" });
     let exited = false;
     worker.onmessage = (event: MessageEvent) => {
       if (!isNote(event.data)) return;
+      if (event.data.anywsChat === "ready") return handle.start!(current());
       onNote(event.data);
       if (event.data.anywsChat === "stopped") {
         exited = true;
@@ -113,7 +114,7 @@ function threads(config: Config, urlFor: UrlFor): Promise<number> {
       worker.terminate();
       onExit("an error");
     };
-    return {
+    const handle: Handle = {
       pid: undefined,
       tell: (note) => worker.postMessage(note),
       kill: () => {
@@ -124,6 +125,7 @@ function threads(config: Config, urlFor: UrlFor): Promise<number> {
       },
       start: (port) => worker.postMessage({ anywsChat: "start", worker: index, config: { ...config, port } } satisfies Note),
     };
+    return handle;
   });
 }
 
@@ -133,11 +135,11 @@ interface Handle {
   pid: number | undefined;
   tell(note: Note): void;
   kill(): void;
-  /** Threads wait to be told their settings (the port, once the first one has it). */
+  /** Threads are told their settings once loaded (the port: the first one's, if it was 0). */
   start?(port: number): void;
 }
 
-type Spawn = (index: number, onNote: (note: Note) => void, onExit: (how: string) => void) => Handle;
+type Spawn = (index: number, onNote: (note: Note) => void, onExit: (how: string) => void, current: () => number) => Handle;
 
 async function supervise(config: Config, urlFor: UrlFor, spawn: Spawn): Promise<number> {
   const n = config.workers;
@@ -163,9 +165,8 @@ async function supervise(config: Config, urlFor: UrlFor, spawn: Spawn): Promise<
         if (stopping) return;
         console.error(`worker ${index} exited (${how}); starting a new one`);
         start(index).catch((error) => console.error(String(error.message)));
-      });
+      }, () => port);
       running.set(index, handle);
-      handle.start?.(port);
     });
 
   const signal = new Promise<void>((resolve) => {
