@@ -3,6 +3,7 @@
  * server's options; see the README's "Scaling out".
  */
 export { MemoryHub, memoryBackplane } from "./memory.ts";
+export { type IoRedisClient, type NodeRedisClient, type RedisBackplaneOptions, redisBackplane, type RedisClient } from "./redis.ts";
 export {
   Backplane,
   type BackplaneDriver,
