@@ -8,6 +8,7 @@ import type { Cluster } from "node:cluster";
 import { runtimeName } from "../../adapters/auto.ts";
 import { broadcastChannelDriver } from "../../adapters/backplane/broadcast-channel.ts";
 import { clusterDriver, clusterHub } from "../../adapters/backplane/cluster.ts";
+import { redisBackplane } from "../../adapters/backplane/redis.ts";
 import type { BackplaneDriver } from "../../adapters/shared/backplane.ts";
 import type { Config } from "./config.ts";
 
@@ -26,6 +27,39 @@ export function relayCluster(_cluster: Cluster): void {
   clusterHub({ error: (error) => console.error(`cluster relay: ${(error as Error)?.message ?? error}`) });
 }
 
+/** How long --redis waits for Redis at startup before giving up with a message. */
+const CONNECT_TIMEOUT = 5000;
+
 async function redisDriver(url: string): Promise<BackplaneDriver> {
-  throw new BrokerError(`--redis ${url}: not yet`);
+  let redis: typeof import("redis");
+  try {
+    redis = await import("redis");
+  } catch (error) {
+    throw new BrokerError(
+      `--redis needs the \`redis\` npm package (node-redis), which cannot be loaded here (${(error as Error).message}): ` +
+        "run `npm install redis`, or leave out --redis for one process without a broker",
+    );
+  }
+  const client = redis.createClient({ url, socket: { connectTimeout: CONNECT_TIMEOUT } });
+  // Errors after the start are the backplane's to report (stage and all); before, they are ours.
+  let fail: (error: unknown) => void = () => {};
+  client.on("error", (error: unknown) => fail(error));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_, reject) => {
+        fail = reject;
+        timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_TIMEOUT} ms`)), CONNECT_TIMEOUT);
+      }),
+    ]);
+    fail = () => {};
+  } catch (error) {
+    client.destroy();
+    const why = (error as Error)?.message || (error as { code?: string })?.code || String(error);
+    throw new BrokerError(`cannot connect to Redis at ${url}: ${why} (is redis-server running there? leave out --redis for one process without a broker)`);
+  } finally {
+    clearTimeout(timer);
+  }
+  return redisBackplane(client);
 }
