@@ -127,7 +127,7 @@ export class Chat {
       node: this.node,
       channel: options.channel ?? "anyws-chat",
       helloInterval: options.helloInterval,
-      hello: () => ({ rooms: Object.fromEntries([...this.rooms.values()].filter((r) => r.members.size !== 0).map((r) => [r.state.name, localUsers(r)])) }),
+      hello: () => ({ rooms: this.localMembers() }),
       handler: {
         message: (origin, header, body) => this.fromPeer(origin, header, body),
         gap: (origin, from, to) => {
@@ -199,7 +199,10 @@ export class Chat {
         const body = new Uint8Array(rooms.reduce((n, r) => n + r.boardBytes, 0));
         let offset = 0;
         for (const r of rooms) for (const s of r.strokes) body.set(s, (offset += s.length) - s.length);
-        this.peers?.send({ t: "sync", to: origin, q: m.q, boot: this.boot, seen: this.peers.applied(), rooms: rooms.map((r) => r.snapshot()) }, body);
+        // Who is where, too: this process's members and those it knows of the others'.
+        const members: Record<string, Record<string, User[]>> = { [this.node]: this.localMembers() };
+        for (const [node, rooms] of this.remote) if (node !== origin) members[node] = Object.fromEntries(rooms);
+        this.peers?.send({ t: "sync", to: origin, q: m.q, boot: this.boot, seen: this.peers.applied(), rooms: rooms.map((r) => r.snapshot()), members }, body);
         return;
       }
     }
@@ -209,6 +212,9 @@ export class Chat {
   private restore(m: Header | null, body: Uint8Array): void {
     if (m === null) return; // no one else: this process's rooms are the chat's
     this.boot = m.boot as string;
+    for (const [node, rooms] of Object.entries(m.members as Record<string, Record<string, User[]>>)) {
+      if (node !== this.node) this.remote.set(node, new Map(Object.entries(rooms)));
+    }
     let offset = 0;
     const named = new Map<string, RoomState>();
     for (const s of m.rooms as RoomSnapshot[]) {
@@ -235,6 +241,11 @@ export class Chat {
       if (room === undefined) continue;
       for (const left of users) this.server?.publish(room.state.topic, JSON.stringify({ t: "presence", users: this.users(room), left }));
     }
+  }
+
+  /** This process's members, by room. */
+  private localMembers(): Record<string, User[]> {
+    return Object.fromEntries([...this.rooms.values()].filter((r) => r.members.size !== 0).map((r) => [r.state.name, localUsers(r)]));
   }
 
   private remoteOf(origin: string): Map<string, User[]> {
