@@ -159,7 +159,7 @@ export class Chat {
       }
       case "stroke": {
         const room = this.room(m.room as string);
-        if (room?.state.addStroke(body, m.board as number)) this.server?.publish(room.state.topic, body);
+        if (room?.state.addStroke(body, m.board as number, m.id as string)) this.server?.publish(room.state.topic, body);
         return;
       }
       case "clear": {
@@ -196,7 +196,7 @@ export class Chat {
       }
       case "sync?": {
         const rooms = [...this.rooms.values()].map((r) => r.state);
-        const body = new Uint8Array(rooms.reduce((n, r) => n + r.boardBytes, 0));
+        const body = new Uint8Array(rooms.reduce((n, r) => n + r.boardBytes, 0)); // every room's strokes, in turn
         let offset = 0;
         for (const r of rooms) for (const s of r.strokes) body.set(s, (offset += s.length) - s.length);
         // Who is where, too: this process's members and those it knows of the others'.
@@ -208,7 +208,7 @@ export class Chat {
     }
   }
 
-  /** Takes the rooms from another process's sync answer; pages here get them afresh. */
+  /** Adds what another process's sync answer has to the rooms here; pages here get them afresh. */
   private restore(m: Header | null, body: Uint8Array): void {
     if (m === null) return; // no one else: this process's rooms are the chat's
     this.boot = m.boot as string;
@@ -216,20 +216,12 @@ export class Chat {
       if (node !== this.node) this.remote.set(node, new Map(Object.entries(rooms)));
     }
     let offset = 0;
-    const named = new Map<string, RoomState>();
     for (const s of m.rooms as RoomSnapshot[]) {
-      named.set(s.name, RoomState.restore(s, body.subarray(offset, offset + s.boardBytes), this.limits));
-      offset += s.boardBytes;
+      const room = this.room(s.name);
+      if (room === null) break; // too many rooms here
+      offset += room.state.merge(s, body.subarray(offset));
     }
-    for (const [name, room] of this.rooms) {
-      room.state = named.get(name) ?? new RoomState(name, this.limits);
-      named.delete(name);
-      for (const ws of room.members) this.welcome(ws, room);
-    }
-    for (const [name, state] of named) {
-      if (this.rooms.size >= this.limits.maxRooms) break;
-      this.rooms.set(name, { state, members: new Set(), touched: Date.now() });
-    }
+    for (const room of this.rooms.values()) for (const ws of room.members) this.welcome(ws, room);
   }
 
   private gone(origin: string): void {
@@ -430,9 +422,10 @@ export class Chat {
     if (error !== null) return this.kick(ws, 1008, `bad stroke: ${error}`);
     const stroke = data.slice(); // `data` is only valid during the handler
     const state = room.state;
-    state.addStroke(stroke, state.board);
+    const id = `${this.node}.${++this.written}`;
+    state.addStroke(stroke, state.board, id);
     ws.publish(state.topic, stroke);
-    this.peers?.send({ t: "stroke", room: state.name, board: state.board }, stroke);
+    this.peers?.send({ t: "stroke", room: state.name, board: state.board, id }, stroke);
   }
 
   // ---- rooms ----------------------------------------------------------------------------------

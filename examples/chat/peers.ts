@@ -157,10 +157,10 @@ export class Peers {
           this.waiting = null;
           if (answer !== null) {
             // The answer holds everything its sender had applied, and everything it sent itself.
-            this.seen.clear();
-            for (const [origin, n] of Object.entries(answer.header.seen as Record<string, number>)) this.seen.set(origin, n);
-            this.seen.set(answer.origin, answer.n);
-            this.seen.delete(this.node);
+            const held = { ...(answer.header.seen as Record<string, number>), [answer.origin]: answer.n };
+            for (const [origin, n] of Object.entries(held)) {
+              if (origin !== this.node) this.seen.set(origin, Math.max(n, this.seen.get(origin) ?? 0));
+            }
           }
           try {
             restore(answer?.header ?? null, answer?.body ?? new Uint8Array(0));

@@ -8,9 +8,9 @@
  *    seen in the room), `id` names the process and its message, so two messages written at
  *    once in two processes sort the same way everywhere.
  *  - The board has a generation: "clear" starts the next one, and a stroke drawn on an earlier
- *    generation is dropped wherever it arrives after the clear.
- * `snapshot()` and `restore()` carry a whole room to a process that has just started or that
- * noticed it missed something.
+ *    generation is dropped wherever it arrives after the clear. Strokes have ids too.
+ * `snapshot()` and `merge()` carry a whole room to a process that has just started or that
+ * noticed it missed something: merging adds what is missing, and keeps what only this copy has.
  */
 import { snapshot } from "./protocol.ts";
 
@@ -41,8 +41,8 @@ export interface RoomSnapshot {
   seq: number;
   board: number;
   history: Entry[];
-  /** Bytes of `strokes()` (the strokes one after the other, as `protocol.ts` encodes them). */
-  boardBytes: number;
+  /** The ids of the strokes, which travel beside the snapshot one after the other. */
+  strokes: string[];
 }
 
 export class RoomState {
@@ -54,6 +54,9 @@ export class RoomState {
   /** The board's generation: each clear starts the next. */
   board = 0;
   strokes: Uint8Array[] = [];
+  /** The strokes' ids, in the same order. */
+  strokeIds: string[] = [];
+  private readonly ids = new Set<string>();
   boardBytes = 0;
   private readonly limits: RoomLimits;
 
@@ -76,17 +79,23 @@ export class RoomState {
     return true;
   }
 
-  /** Adds a stroke drawn on generation `board`; false if the board was cleared since. */
-  addStroke(stroke: Uint8Array, board: number): boolean {
-    if (board < this.board) return false;
+  /** Adds a stroke drawn on generation `board`; false if already there or the board was cleared since. */
+  addStroke(stroke: Uint8Array, board: number, id: string): boolean {
+    if (board < this.board || this.ids.has(id)) return false;
     if (board > this.board) this.clear(board); // cleared elsewhere; that clear is on its way here
     this.strokes.push(stroke);
+    this.strokeIds.push(id);
+    this.ids.add(id);
     this.boardBytes += stroke.length;
     let forget = 0;
     while (this.boardBytes > this.limits.maxBoardBytes && forget < this.strokes.length) {
-      this.boardBytes -= this.strokes[forget++].length;
+      this.boardBytes -= this.strokes[forget].length;
+      this.ids.delete(this.strokeIds[forget++]);
     }
-    if (forget !== 0) this.strokes.splice(0, forget);
+    if (forget !== 0) {
+      this.strokes.splice(0, forget);
+      this.strokeIds.splice(0, forget);
+    }
     return true;
   }
 
@@ -95,6 +104,8 @@ export class RoomState {
     if (board <= this.board) return false;
     this.board = board;
     this.strokes = [];
+    this.strokeIds = [];
+    this.ids.clear();
     this.boardBytes = 0;
     return true;
   }
@@ -105,21 +116,26 @@ export class RoomState {
   }
 
   snapshot(): RoomSnapshot {
-    return { name: this.name, seq: this.seq, board: this.board, history: this.history, boardBytes: this.boardBytes };
+    return { name: this.name, seq: this.seq, board: this.board, history: this.history, strokes: this.strokeIds };
   }
 
-  /** A room from `snapshot()` and its strokes' bytes (a SNAPSHOT message without its first byte). */
-  static restore(s: RoomSnapshot, strokes: Uint8Array, limits: RoomLimits): RoomState {
-    const room = new RoomState(s.name, limits);
-    room.seq = s.seq;
-    room.board = s.board;
-    for (const e of s.history) room.addEntry(e);
-    for (let offset = 0; offset + 4 <= strokes.length;) {
+  /**
+   * Adds what another copy of the room has and this one lacks: `s` from its `snapshot()`, and
+   * `strokes`, its strokes' bytes one after the other (as in a SNAPSHOT message). Returns the
+   * bytes of `strokes` it used.
+   */
+  merge(s: RoomSnapshot, strokes: Uint8Array): number {
+    this.seq = Math.max(this.seq, s.seq);
+    for (const e of s.history) this.addEntry(e);
+    this.clear(s.board);
+    let offset = 0;
+    for (const id of s.strokes) {
+      if (offset + 4 > strokes.length) break;
       const end = offset + 4 + 4 * strokes[offset + 3];
-      room.addStroke(strokes.slice(offset, end), s.board);
+      this.addStroke(strokes.slice(offset, end), s.board, id);
       offset = end;
     }
-    return room;
+    return offset;
   }
 }
 
