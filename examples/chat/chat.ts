@@ -85,6 +85,8 @@ export class Chat {
   /** The other processes' members, by process and room. */
   private readonly remote = new Map<string, Map<string, User[]>>();
   private peers: Peers | null = null;
+  private resyncing = false;
+  private resyncAgain = false;
   private open = 0;
   private nextId = 1;
   private written = 0;
@@ -132,7 +134,7 @@ export class Chat {
         message: (origin, header, body) => this.fromPeer(origin, header, body),
         gap: (origin, from, to) => {
           this.log(`missed messages ${from}..${to} from process ${origin}: asking for the rooms again`);
-          void peers.sync(2000, (header, body) => this.restore(header, body));
+          this.resync();
         },
         gone: (origin) => this.gone(origin),
         log: this.log,
@@ -143,6 +145,27 @@ export class Chat {
     await peers.sync(options.syncTimeout ?? 1000, (header, body) => this.restore(header, body));
     const others = peers.others().length;
     this.log(others === 0 ? `process ${this.node}: the first of the chat` : `process ${this.node}: joined ${others} other process${others === 1 ? "" : "es"}`);
+  }
+
+  /**
+   * Asks the others for the rooms again, until one answers (while there are others); a gap
+   * reported during a resync is covered by one more.
+   */
+  private resync(attempt = 1): void {
+    const peers = this.peers;
+    if (peers === null) return;
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    void peers.sync(2000, (header, body) => {
+      this.resyncing = false;
+      if (header !== null) this.restore(header, body);
+      const again = this.resyncAgain || (header === null && attempt < 5 && peers.others().length !== 0);
+      this.resyncAgain = false;
+      if (again) setTimeout(() => this.resync(header === null ? attempt + 1 : 1), 250);
+    });
   }
 
   /** Leaves the other processes (after the server has closed). */
