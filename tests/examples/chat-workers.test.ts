@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
-import { ChatClient, type ChatServer, startChat, stroke } from "../support/chat-demo.ts";
+import { ChatClient, chatProcess, type ChatServer, startChat, stroke } from "../support/chat-demo.ts";
 import { until } from "../support/time.ts";
 
 let server: ChatServer | null = null;
@@ -81,6 +81,43 @@ test(`chat demo --workers 2 on ${runtimeName}: both workers serve, and share roo
   const after = await on(2, "after", "lobby");
   await bob.client.text((m) => m.t === "presence" && m.joined?.nick === "after", "the newcomer's arrival");
   assert.equal(after.client.binaries.length, 0, "no board after the clear");
+});
+
+test(`chat demo --workers 2 on ${runtimeName}: a page that reconnects to the other worker replaces its old socket`, { timeout: 60_000 }, async () => {
+  const sid = "reconnecting-page-1";
+  const first = await on(1, "dora", "attic");
+  first.client.ws.send(JSON.stringify({ t: "join", nick: "dora", room: "attic", sid }));
+  await first.client.text((m) => m.t === "welcome" && m.room === "attic", "dora's second welcome", 1);
+  // The same page (same sid), now on worker 2, before worker 1 noticed the old socket is gone.
+  const again = await on(2, "dora", "attic-2");
+  const welcome = await again.client.join("dora", "attic", sid);
+  await until(() => first.client.closed !== null, "the old socket to be closed");
+  assert.deepEqual(first.client.closed, { code: 1008, reason: "replaced by a newer connection" });
+  const watcher = await on(1, "eve", "attic");
+  // (Only dora is checked: eves that landed on worker 2 first may still be on their way out.)
+  const doras = watcher.welcome.users.filter((u: any) => u.nick === "dora");
+  assert.deepEqual(doras, [{ id: welcome.you.id, nick: "dora" }], "dora is there once, with her new socket");
+});
+
+test(`chat demo on ${runtimeName}: --help says what --workers uses here; bad --workers and --redis are refused`, { timeout: 60_000 }, async () => {
+  const run = async (flags: string[]) => {
+    const child = chatProcess(flags);
+    const timer = setTimeout(() => void child.kill(1000), 20_000);
+    const { code } = await child.done();
+    clearTimeout(timer);
+    return { code, out: child.lines.join("\n"), err: child.stderr };
+  };
+  const help = await run(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /--workers\s+CHAT_WORKERS\s+1/);
+  assert.match(help.out, /--redis\s+CHAT_REDIS\s+none/);
+  assert.match(help.out, runtimeName === "node" ? /--workers N on node: node:cluster/ : new RegExp(`--workers N on ${runtimeName}: worker threads, each listening with reusePort`));
+  const zero = await run(["--workers", "0"]);
+  assert.equal(zero.code, 2);
+  assert.match(zero.err, /--workers must be a number from 1 to 256, not "0"/);
+  const url = await run(["--redis", "localhost:6379"]);
+  assert.equal(url.code, 2);
+  assert.match(url.err, /--redis must be a redis:\/\/ or rediss:\/\/ URL, not "localhost:6379"/);
 });
 
 test(`chat demo --workers 2 on ${runtimeName}: SIGTERM stops every worker`, { timeout: 30_000 }, async () => {
