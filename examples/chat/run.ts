@@ -69,8 +69,9 @@ export async function runServer(config: Config, role: Role): Promise<number> {
     const driver = await brokerFor(config, role);
     if (driver !== null) await chat.connect(driver);
   } catch (error) {
-    if (!(error instanceof BrokerError)) throw error;
-    console.error(prefix + error.message);
+    const why = error instanceof BrokerError ? error.message : `cannot join the other processes: ${(error as Error)?.message ?? error}`;
+    console.error(prefix + why);
+    await chat.disconnect().catch(() => {});
     return 1;
   }
   let site;
