@@ -86,6 +86,8 @@ export class Chat {
   private readonly remote = new Map<string, Map<string, User[]>>();
   private peers: Peers | null = null;
   private resyncing = false;
+  /** Whether this process has had the rooms from another (or is the first and has heard from no one). */
+  private synced = false;
   private resyncAgain = false;
   private open = 0;
   private nextId = 1;
@@ -140,9 +142,12 @@ export class Chat {
         log: this.log,
       },
     });
-    await peers.start();
     this.peers = peers;
-    await peers.sync(options.syncTimeout ?? 1000, (header, body) => this.restore(header, body));
+    await peers.start();
+    await peers.sync(options.syncTimeout ?? 1000, (header, body) => {
+      if (header !== null) this.boot = header.boot as string; // no rooms here yet: theirs are the chat's
+      this.restore(header, body);
+    });
     const others = peers.others().length;
     this.log(others === 0 ? `process ${this.node}: the first of the chat` : `process ${this.node}: joined ${others} other process${others === 1 ? "" : "es"}`);
   }
@@ -174,6 +179,9 @@ export class Chat {
   }
 
   private fromPeer(origin: string, m: Header, body: Uint8Array): void {
+    // A process this one has not synced with (it started alone, or an answer came too late):
+    // the rooms are merged both ways, and both keep the smaller boot.
+    if (!this.synced && m.t === "hello") this.resync();
     switch (m.t) {
       case "msg": {
         const room = this.room(m.room as string);
@@ -234,7 +242,8 @@ export class Chat {
   /** Adds what another process's sync answer has to the rooms here; pages here get them afresh. */
   private restore(m: Header | null, body: Uint8Array): void {
     if (m === null) return; // no one else: this process's rooms are the chat's
-    this.boot = m.boot as string;
+    this.synced = true;
+    if ((m.boot as string) < this.boot) this.boot = m.boot as string;
     for (const [node, rooms] of Object.entries(m.members as Record<string, Record<string, User[]>>)) {
       if (node !== this.node) this.remote.set(node, new Map(Object.entries(rooms)));
     }
@@ -242,9 +251,10 @@ export class Chat {
     for (const s of m.rooms as RoomSnapshot[]) {
       const room = this.room(s.name);
       if (room === null) break; // too many rooms here
+      const before = room.state.version();
       offset += room.state.merge(s, body.subarray(offset));
+      if (room.state.version() !== before) for (const ws of room.members) this.welcome(ws, room);
     }
-    for (const room of this.rooms.values()) for (const ws of room.members) this.welcome(ws, room);
   }
 
   private gone(origin: string): void {

@@ -115,6 +115,12 @@ export class RoomState {
     return snapshot(this.strokes, this.boardBytes);
   }
 
+  /** Changes whenever the history or the board does. */
+  version(): string {
+    const h = this.history;
+    return `${h.length} ${h[0]?.id} ${h[h.length - 1]?.id} ${this.board} ${this.strokeIds.length} ${this.strokeIds[0]} ${this.strokeIds[this.strokeIds.length - 1]}`;
+  }
+
   snapshot(): RoomSnapshot {
     return { name: this.name, seq: this.seq, board: this.board, history: this.history, strokes: this.strokeIds };
   }
