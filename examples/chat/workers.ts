@@ -2,8 +2,9 @@
  * `--workers N`: N chat servers on one port, started one after the other (each takes the rooms
  * from those already running, and the first one's port when the port is 0).
  *
- *  - Node: node:cluster. The primary process accepts the connections and hands them to the
- *    worker processes in turn (Node 20's net has no SO_REUSEPORT); the workers talk to each
+ *  - Node: node:cluster worker processes. Where Node has `reusePort` (22.12 and later, on Linux)
+ *    each worker listens on the port itself and the kernel spreads the connections; on Node 20
+ *    the primary accepts them and hands them to the workers in turn. The workers talk to each
  *    other through the primary (the cluster backplane driver), or through Redis with --redis.
  *  - Deno and Bun: worker threads, each listening on the port with SO_REUSEPORT, the kernel
  *    spreading the connections (Linux); they talk through BroadcastChannel, or Redis.
@@ -31,9 +32,18 @@ const isNote = (m: unknown): m is Note => typeof m === "object" && m !== null &&
 
 /** How `--workers` shares the port on this runtime, for --help. */
 export function workersHelp(runtime: string): string {
-  return runtime === "node"
-    ? "node:cluster: the primary process accepts connections and hands them to the worker processes (Node 20 has no reusePort); they talk through the primary, or Redis"
-    : "worker threads, each listening with reusePort (SO_REUSEPORT: the kernel spreads connections; Linux); they talk through BroadcastChannel, or Redis";
+  if (runtime !== "node") {
+    return "worker threads, each listening with reusePort (SO_REUSEPORT: the kernel spreads connections; Linux); they talk through BroadcastChannel, or Redis";
+  }
+  return nodeReusePort()
+    ? "node:cluster worker processes, each listening with reusePort (the kernel spreads connections); they talk through the primary, or Redis"
+    : `node:cluster worker processes; the primary accepts connections and hands them out (reusePort needs Node >= 22.12 on Linux; this is ${process.versions.node} on ${process.platform}); they talk through the primary, or Redis`;
+}
+
+/** Whether this Node's net takes `reusePort` and the kernel balances it (Node >= 22.12 or >= 23.1, Linux). */
+function nodeReusePort(): boolean {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  return process.platform === "linux" && (major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12));
 }
 
 /** This process is one of a node:cluster primary's workers. */
@@ -53,8 +63,9 @@ async function clusterPrimary(config: Config, urlFor: UrlFor): Promise<number> {
   const { default: cluster } = await import("node:cluster");
   const { relayCluster } = await import("./broker.ts");
   if (config.redis === "") relayCluster(cluster);
-  return await supervise(config, urlFor, (index, onNote, onExit) => {
-    const worker = cluster.fork({ CHAT_WORKER: String(index) });
+  return await supervise(config, urlFor, (index, onNote, onExit, current) => {
+    // With reusePort each worker binds the port itself: the first one's, if --port was 0.
+    const worker = cluster.fork({ CHAT_WORKER: String(index), CHAT_WORKER_PORT: String(current()) });
     worker.on("message", (m: unknown) => isNote(m) && onNote(m));
     worker.on("exit", (code, signal) => onExit(signal ? `signal ${signal}` : `code ${code}`));
     return {
@@ -80,10 +91,11 @@ async function clusterWorker(config: Config, run: Run): Promise<number> {
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => stop());
   const worker = Number(process.env.CHAT_WORKER);
-  return await run(config, {
+  const reusePort = nodeReusePort();
+  return await run(reusePort ? { ...config, port: Number(process.env.CHAT_WORKER_PORT) } : config, {
     worker,
     workers: config.workers,
-    reusePort: false,
+    reusePort,
     listening: (port) => process.send!({ anywsChat: "listening", worker, port } satisfies Note),
     stop: stopped,
   });
@@ -187,7 +199,7 @@ async function supervise(config: Config, urlFor: UrlFor, spawn: Spawn): Promise<
     for (const handle of running.values()) handle.kill();
     return 1;
   }
-  const how = runtimeName === "node" ? "node:cluster" : "worker threads, reusePort";
+  const how = runtimeName !== "node" ? "worker threads, reusePort" : nodeReusePort() ? "node:cluster, reusePort" : "node:cluster";
   const link = config.redis !== "" ? ", linked through Redis" : "";
   console.log(`anyws chat on ${runtimeName}: open ${urlFor(config.host, port)}`);
   console.log(`(${n} workers on port ${port}: ${how}${link})`);
