@@ -58,7 +58,7 @@ export class MemoryHub {
 
 class MemoryDriver implements BackplaneDriver {
   sink: BackplaneSink | null = null;
-  readonly channels = new Set<string>();
+  readonly channels: Set<string> = new Set();
   private started: (() => void) | null = null;
   private readonly hub: MemoryHub;
 

@@ -25,9 +25,9 @@ export interface NodeRedisClient {
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;
   /** node-redis 5 */
-  close?(): Promise<unknown>;
+  destroy?(): void;
   /** node-redis 4 */
-  quit?(): Promise<unknown>;
+  disconnect?(): Promise<unknown>;
 }
 
 /** What the driver uses of an ioredis client (`new Redis()` from "ioredis"). */
@@ -40,7 +40,7 @@ export interface IoRedisClient {
   unsubscribe(...channels: string[]): Promise<unknown>;
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;
-  quit(): Promise<unknown>;
+  disconnect(): void;
 }
 
 export type RedisClient = NodeRedisClient | IoRedisClient;
@@ -136,8 +136,10 @@ function nodeRedisConnection(client: NodeRedisClient, events: ConnectionEvents):
     async close(owned) {
       for (const [event, listener] of listeners) client.off(event, listener);
       client.on("error", () => {}); // late socket errors of a closing client must not go unhandled
+      // At once: a subscriber has nothing to flush, and a graceful close would wait for a broker that may be gone.
       if (!owned || !client.isOpen) return;
-      await (client.close ?? client.quit)!.call(client);
+      if (client.destroy) client.destroy();
+      else await client.disconnect?.();
     },
   };
 }
@@ -172,7 +174,7 @@ function ioRedisConnection(client: IoRedisClient, events: ConnectionEvents): Con
     async close(owned) {
       for (const [event, listener] of listeners) client.off(event, listener);
       client.on("error", () => {});
-      if (owned && client.status !== "end") await client.quit();
+      if (owned && client.status !== "end") client.disconnect();
     },
   };
 }
@@ -253,7 +255,6 @@ class RedisDriver implements BackplaneDriver {
     if (this.closed) return;
     this.closed = true;
     this.sink = null;
-    await this.chain;
     await Promise.all([this.publisher?.close(false), this.subscriber?.close(!this.subscriberGiven)]);
   }
 

@@ -145,7 +145,8 @@ export interface BackplaneOptions {
   gap?(origin: string, from: number, to: number, topic?: string): void;
   /**
    * Something failed at `stage`; the backplane goes on. "queue": a publish was dropped because
-   * the relay queue was full (reported once per run of drops). Without a handler it is logged.
+   * the relay queue was full (reported once per run of drops). Without a handler it is logged,
+   * each distinct error once until the driver is up again.
    */
   error?(stage: BackplaneStage | "queue", error: unknown): void;
   /** The driver is connected and subscribed (first time, and after each reconnect). */
@@ -162,7 +163,7 @@ export interface BackplaneStats {
   up: boolean;
   /** Envelopes the broker accepted. */
   relayed: number;
-  /** Envelopes from other processes delivered to local subscribers. */
+  /** Envelopes received from other processes (and handed to whichever local sockets hold their topic). */
   received: number;
   /** Publishes not relayed: relay queue full, broker refused, or closed with them queued. */
   dropped: number;
@@ -195,9 +196,9 @@ export class Backplane {
   private readonly prefix: string;
   private readonly perTopic: boolean;
   private readonly maxQueuedBytes: number;
-  /** Next sequence number per channel. */
+  /** Next sequence number per channel (one entry per topic ever published, in "topic" mode). */
   private readonly sequences = new Map<string, number>();
-  /** Last sequence number seen per channel and origin. */
+  /** Last sequence number seen per channel and origin (an origin is a server's lifetime: a restarted process is a new one). */
   private readonly seen = new Map<string, Map<string, number>>();
   private queue: Pending[] = [];
   private queueHead = 0;
@@ -205,7 +206,8 @@ export class Backplane {
   private isUp = false;
   private closed = false;
   private dropping = false;
-  private lastLogged = "";
+  /** Errors logged since the driver was last up (without an error handler). */
+  private readonly logged = new Set<string>();
   private resolveReady!: () => void;
   private counters = { relayed: 0, received: 0, dropped: 0, gaps: 0, missed: 0 };
   private lastError: BackplaneStats["lastError"] = null;
@@ -351,6 +353,7 @@ export class Backplane {
   private onUp(): void {
     if (this.closed) return;
     this.isUp = true;
+    this.logged.clear();
     const queue = this.queue;
     for (let i = this.queueHead; i < queue.length; i++) this.send(queue[i]!.channel, queue[i]!.envelope);
     this.queue = [];
@@ -397,10 +400,10 @@ export class Backplane {
         error = inner;
       }
     }
-    // A broker that stays away fails the same way at every retry: log each kind once in a row.
+    // A broker that stays away fails the same ways at every retry: log each once per outage.
     const text = `${stage}: ${error instanceof Error ? error.message : String(error)}`;
-    if (text === this.lastLogged) return;
-    this.lastLogged = text;
+    if (this.logged.has(text) || this.logged.size >= 100) return;
+    this.logged.add(text);
     console.error(`anyws: backplane ${text}`);
   }
 }

@@ -16,13 +16,13 @@ import {
   type UpgradeRequest,
 } from "../../core/mod.ts";
 import { engineTuning } from "./engine.ts";
+import { Backplane, type BackplaneOptions } from "./backplane.ts";
 import { ConnectionError } from "./errors.ts";
 import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
-import { Backplane, type BackplaneOptions } from "./backplane.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
@@ -130,13 +130,13 @@ export class WebSocketServer<T = undefined> {
 
   constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
     this.options = options;
-    this.handlers = handlers;
-    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
     this.backplane = options.backplane
       ? new Backplane(options.backplane, (topic, payload, binary) => {
         if (this.topics.has(topic)) this.deliver(topic, prepareMessage(payload, binary));
       })
       : null;
+    this.handlers = handlers;
+    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
   }
 
   get port(): number {

@@ -5,7 +5,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { runtimeName, serve, type WebSocketServer, WebSocket } from "../../adapters/auto.ts";
-import { MemoryHub } from "../../adapters/backplane/mod.ts";
+import { encodeEnvelope, MemoryHub } from "../../adapters/backplane/mod.ts";
 import type { BackplaneDriver, BackplaneOptions } from "../../adapters/shared/backplane.ts";
 import { until } from "../support/net.ts";
 
@@ -131,11 +131,37 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
     }
   });
 
+  test("what is not an envelope, or not valid text, is reported and skipped; delivery goes on", async () => {
+    const hub = new MemoryHub();
+    const errors: [string, string][] = [];
+    const server = await start({ driver: hub.driver(), error: (stage, error) => errors.push([stage, (error as Error).message]) });
+    const foreign = hub.driver();
+    await foreign.start({ message() {}, error() {}, up() {}, down() {} });
+    try {
+      await server.backplane!.ready;
+      const c = await client(server, "room");
+      const origin = new Uint8Array(16).fill(7);
+      await foreign.publish("anyws", new TextEncoder().encode("not an envelope, though longer than one"));
+      await foreign.publish("anyws", encodeEnvelope(origin, 1, "room", new Uint8Array([0xc3, 0x28]), false));
+      await foreign.publish("anyws", encodeEnvelope(origin, 2, "room", "fine"));
+      await until(() => c.messages.length === 1, "the valid message");
+      assert.deepEqual(c.messages, ["fine"]);
+      assert.deepEqual(errors.map(([stage]) => stage), ["decode", "receive"]);
+      assert.match(errors[0]![1], /unknown envelope version/);
+      assert.match(errors[1]![1], /not valid UTF-8/);
+      assert.equal(server.backplane!.stats().lastError?.stage, "receive");
+    } finally {
+      await foreign.close();
+      await server.close();
+    }
+  });
+
   test('channels: "topic" subscribes a channel while a local socket holds the topic', async () => {
     const hub = new MemoryHub();
     const log: string[] = [];
-    const a = await start({ driver: recorded(hub.driver(), log), channels: "topic", prefix: "app" });
-    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app" });
+    const gaps: unknown[][] = [];
+    const a = await start({ driver: recorded(hub.driver(), log), channels: "topic", prefix: "app", gap: (...args) => gaps.push(args) });
+    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app", maxQueuedBytes: 100, error: () => {} });
     try {
       await Promise.all([a.backplane!.ready, b.backplane!.ready]);
       assert.deepEqual(log, []);
@@ -159,6 +185,14 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
       // Sequence numbers are per channel: what went to channels nobody here holds is no gap.
       assert.equal(a.backplane!.stats().gaps, 0);
       assert.equal(a.backplane!.stats().received, 3);
+      // A gap names its topic: blue's 3rd fits in the queue, its 4th and 5th do not.
+      hub.down();
+      for (const n of [3, 4, 5]) b.publish("blue", `b${n} ${"x".repeat(20)}`);
+      hub.up();
+      b.publish("blue", "b6");
+      await until(() => second.messages.length === 6, "blue after the outage");
+      assert.deepEqual(second.messages.slice(4), [`b3 ${"x".repeat(20)}`, "b6"]);
+      assert.deepEqual(gaps, [[b.backplane!.origin, 4, 5, "blue"]]);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

@@ -9,10 +9,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import process from "node:process";
-import { WebSocket } from "../../adapters/auto.ts";
+import { serve, WebSocket } from "../../adapters/auto.ts";
+import { redisBackplane } from "../../adapters/backplane/mod.ts";
 import { Child, sourcePath } from "../support/child.ts";
 import { RedisServer } from "../support/redis.ts";
-import { delay, until } from "../support/time.ts";
+import { delay, until, withTimeout } from "../support/time.ts";
 
 const ROOT = sourcePath("../../", import.meta.url);
 const SOURCE = join(ROOT, "tests", "backplane", "redis-peer.ts");
@@ -277,7 +278,7 @@ describe("Redis backplane across processes and runtimes", () => {
     const admin = createClient({ url: redis.url });
     await admin.connect();
     try {
-      const [[publisher, local], [remote]] = await startPeers([["deno", "node-redis"], ["node", "ioredis"]]);
+      const [[publisher, local], [remote]] = await startPeers([["node", "ioredis"], ["deno", "node-redis"]]);
       const [a, b] = peers as [Peer, Peer];
       await publisher!.send(100, false);
       await until(() => remote!.received.length === 1, "a first message");
@@ -299,6 +300,33 @@ describe("Redis backplane across processes and runtimes", () => {
       await admin.configSet("client-output-buffer-limit", "pubsub 33554432 8388608 60").catch(() => {});
       await admin.close();
       await stopAll();
+    }
+  });
+
+  test("server.close() does not wait for a broker that is gone, and leaves the application's client open", { timeout: 60_000 }, async () => {
+    const { createClient } = await import("redis");
+    const { Redis } = await import("ioredis");
+    const nodeRedis = createClient({ url: redis.url, socket: { reconnectStrategy: () => 100 } });
+    const ioRedis = new Redis(redis.url, { retryStrategy: () => 100 });
+    const errors: string[] = [];
+    const servers = await Promise.all([nodeRedis, ioRedis].map((client) =>
+      serve({ port: 0, backplane: { driver: redisBackplane(client), error: (stage) => errors.push(stage) } }, {})
+    ));
+    try {
+      await Promise.all(servers.map((s) => s.backplane!.ready));
+      await redis.kill();
+      await until(() => servers.every((s) => !s.backplane!.stats().up), "both drivers to see Redis gone");
+      for (const s of servers) s.publish("room", "queued while Redis is down");
+      assert.deepEqual(servers.map((s) => s.backplane!.stats().queuedBytes > 0), [true, true]);
+      await withTimeout(Promise.all(servers.map((s) => s.close())), 10_000, "server.close() with Redis down");
+      assert.deepEqual(servers.map((s) => s.backplane!.stats().dropped), [1, 1], "what was queued is dropped, and counted");
+      assert.equal(nodeRedis.isOpen, true, "the node-redis client is still the application's");
+      assert.notEqual(ioRedis.status, "end", "the ioredis client is still the application's");
+      assert.ok(errors.includes("receive"), `errors reported: ${errors}`);
+    } finally {
+      nodeRedis.destroy();
+      ioRedis.disconnect();
+      await redis.restart();
     }
   });
 
