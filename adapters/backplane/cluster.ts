@@ -29,6 +29,7 @@ type HubMessage =
   | { t: "hello"; probe: unknown; channels: string[] } // worker → hub: here I am
   | { t: "welcome"; binary: boolean } // hub → worker: send bytes (advanced) or base64 (json)
   | { t: "hub" } // hub → worker: a hub started; say hello (again)
+  | { t: "closed" } // hub → worker: the hub stopped relaying
   | { t: "sub" | "unsub"; c: string } // worker → hub
   | { t: "bye" } // worker → hub: the driver closed
   | { t: "pub"; c: string; e: Payload }; // either way: one envelope on channel c
@@ -81,8 +82,10 @@ class WorkerDriver implements BackplaneDriver {
   readonly #timeout: number;
   readonly #channels = new Set<string>();
   #sink: BackplaneSink | null = null;
-  /** How the hub wants envelopes (null until it has welcomed us). */
+  /** How the hub wants envelopes (null until a hub has welcomed us). */
   #binary: boolean | null = null;
+  /** A hub has welcomed us and has not closed since. */
+  #up = false;
   #connected = true;
   #welcomed: (() => void) | null = null;
 
@@ -98,16 +101,21 @@ class WorkerDriver implements BackplaneDriver {
       case "hub":
         this.#hello();
         break;
-      case "welcome": {
-        const first = this.#binary === null;
+      case "welcome":
         this.#binary = message.binary;
-        if (first) {
+        if (!this.#up) {
+          this.#up = true;
           sink.up();
           this.#welcomed?.();
           this.#welcomed = null;
         }
         break;
-      }
+      case "closed":
+        if (this.#up) {
+          this.#up = false;
+          sink.down();
+        }
+        break;
       case "pub": {
         if (!this.#channels.has(message.c)) return;
         const bytes = toBytes(message.e);
@@ -120,7 +128,10 @@ class WorkerDriver implements BackplaneDriver {
 
   readonly #onDisconnect = (): void => {
     this.#connected = false;
-    this.#sink?.down();
+    if (this.#up) {
+      this.#up = false;
+      this.#sink?.down();
+    }
   };
 
   #send(message: HubMessage): Promise<void> {
@@ -160,7 +171,7 @@ class WorkerDriver implements BackplaneDriver {
   }
 
   publish(channel: string, envelope: Uint8Array): Promise<void> {
-    if (this.#binary === null) return Promise.reject(new Error("anyws: the cluster driver is not started"));
+    if (!this.#up || this.#binary === null) return Promise.reject(new Error("anyws: no cluster hub is relaying (not started, or the primary's hub closed)"));
     return this.#send({ t: "pub", c: channel, e: payloadFor(envelope, this.#binary) });
   }
 
@@ -178,7 +189,8 @@ class WorkerDriver implements BackplaneDriver {
   async close(): Promise<void> {
     process.off("message", this.#onMessage);
     process.off("disconnect", this.#onDisconnect);
-    const wasUp = this.#binary !== null && this.#connected;
+    const wasUp = this.#up && this.#connected;
+    this.#up = false;
     this.#binary = null;
     this.#channels.clear();
     if (wasUp) await this.#send({ t: "bye" }).catch(() => {});
@@ -220,7 +232,7 @@ export interface ClusterHubOptions {
 export interface ClusterHub {
   /** The driver for a primary that serves WebSockets too. */
   driver(): BackplaneDriver;
-  /** Stops relaying. */
+  /** Stops relaying: workers report `down()`, until a new hub welcomes them. */
   close(): void;
 }
 
@@ -237,9 +249,15 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
   const report = (error: unknown) => options.error?.(error);
 
   const relay = (from: Member, channel: string, payload: LazyPayload): void => {
-    for (const member of members.values()) {
-      if (member !== from && member.channels.has(channel)) member.deliver(channel, payload);
+    const local: Member[] = [];
+    for (const [key, member] of members) {
+      if (member === from || !member.channels.has(channel)) continue;
+      if (key instanceof PrimaryDriver) local.push(member);
+      else member.deliver(channel, payload);
     }
+    // The primary's own subscribers last: what they publish in reply then follows this envelope
+    // into every worker's IPC channel.
+    for (const member of local) member.deliver(channel, payload);
   };
 
   const workerMember = (worker: Worker, binary: boolean, channels: string[]): Member => ({
@@ -306,6 +324,14 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
     close() {
       cluster.off("message", onMessage);
       cluster.off("exit", onExit);
+      for (const key of members.keys()) {
+        if (key instanceof PrimaryDriver || !key.isConnected()) continue;
+        try {
+          key.send(tagged({ t: "closed" }));
+        } catch (error) {
+          report(error);
+        }
+      }
       for (const [key] of members) if (key instanceof PrimaryDriver) key.hubClosed();
       members.clear();
       if (activeHub === hub) activeHub = null;

@@ -16,3 +16,5 @@ export {
   type Envelope,
   ENVELOPE_VERSION,
 } from "../shared/backplane.ts";
+export { broadcastChannelDriver, type BroadcastChannelDriverOptions } from "./broadcast-channel.ts";
+export { type ClusterDriverOptions, clusterDriver, type ClusterHub, clusterHub, type ClusterHubOptions } from "./cluster.ts";

@@ -65,6 +65,7 @@ const examples: Record<string, Example | "a server"> = {
     prints: ["bob, on the other server: hello from alice", "received through Redis: 1"],
     redis: true,
   },
+  "cluster.ts": { runtimes: ALL, prints: ["bob: hello from alice"], denoFlags: ["-A", "--unstable-net"] },
   "embed-core.ts": "a server", // runs until stopped: tests/examples/embed-core.test.ts drives it
 };
 
