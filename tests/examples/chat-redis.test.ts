@@ -223,7 +223,7 @@ describe(`chat demo on ${runtimeName}: --redis through a Redis outage and lost m
     const has = (board: Uint8Array) => board[0] === 2 && board.length >= 1 + big.length && contains(board, big);
     await until(() => bob.c.binaries.some(has), "the board, with the stroke, sent again to bob", 20_000)
       .catch((error) => {
-        throw new Error(`${error.message}\n${b.child.describe()}`);
+        throw new Error(`${error.message}\nbob got ${bob.c.binaries.map((x) => `[${x[0]}: ${x.length} B]`)}\n${a.child.describe()}\n${b.child.describe()}`);
       });
     const late = await client(b, "late2");
     await until(() => late.c.binaries.length !== 0, "the board at a late joiner");
