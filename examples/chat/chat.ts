@@ -14,7 +14,7 @@
  * members, sent to the others as they change and every heartbeat.
  */
 import type { ServerHandlers, ServerWebSocket, UpgradeInfo, UpgradeResponse, WebSocketServer } from "../../adapters/auto.ts";
-import type { BackplaneDriver } from "../../adapters/shared/backplane.ts";
+import type { BackplaneDriver, BackplaneStats } from "../../adapters/shared/backplane.ts";
 import type { Limits } from "./config.ts";
 import { type Header, Peers } from "./peers.ts";
 import { cleanRoom, cleanText, strokeError } from "./protocol.ts";
@@ -171,6 +171,19 @@ export class Chat {
       this.resyncAgain = false;
       if (again) setTimeout(() => this.resync(header === null ? attempt + 1 : 1), 250);
     });
+  }
+
+  /** What `GET /stats` shows: this process, its rooms, and its backplane's counters (null when alone). */
+  stats(): { node: string; boot: string; server: string; sockets: number; rooms: number; processes: string[]; backplane: BackplaneStats | null } {
+    return {
+      node: this.node,
+      boot: this.boot,
+      server: this.serverName,
+      sockets: this.open,
+      rooms: this.rooms.size,
+      processes: this.peers?.others() ?? [],
+      backplane: this.peers?.stats() ?? null,
+    };
   }
 
   /** Leaves the other processes (after the server has closed). */

@@ -41,6 +41,18 @@ async function loadPages(): Promise<(request: HttpRequest) => HttpResponse> {
   };
 }
 
+/** `GET /stats`: this server's rooms and, when linked to others, its backplane's counters. */
+function withStats(pages: (request: HttpRequest) => HttpResponse, chat: Chat): (request: HttpRequest) => HttpResponse {
+  return (request) => {
+    if (request.path !== "/stats") return pages(request);
+    return {
+      status: 200,
+      headers: { "Content-Type": "application/json", "Cache-Control": "no-store", ...SECURITY_HEADERS },
+      body: JSON.stringify(chat.stats(), (_key, value) => (value instanceof Error ? value.message : value)) + "\n",
+    };
+  };
+}
+
 export function urlFor(host: string, port: number): string {
   const shown = host === "0.0.0.0" || host === "::" ? "localhost" : host;
   return `http://${shown.includes(":") ? `[${shown}]` : shown}:${port}/`;
@@ -81,7 +93,7 @@ export async function runServer(config: Config, role: Role): Promise<number> {
       port,
       reusePort: role.reusePort,
       path: "/ws",
-      request: await loadPages(),
+      request: withStats(await loadPages(), chat),
       maxMessageSize: limits.maxMessageSize,
       // A board snapshot is the largest message; a socket that lets more than a few pile up
       // unread is closed (1008) rather than buffered without end.

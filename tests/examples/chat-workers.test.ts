@@ -75,6 +75,21 @@ test(`chat demo --workers 2 on ${runtimeName}: both workers serve, and share roo
   }
   assert.deepEqual(ids[0], ids[1]);
 
+  // Each worker's /stats: linked to the other, its backplane relayed and received, nothing missed.
+  const stats = new Map<string, any>();
+  for (let i = 0; i < 40 && stats.size < 2; i++) {
+    const r = await fetch(`${server!.url}stats`);
+    const s: any = await r.json();
+    stats.set(s.node, s);
+  }
+  assert.equal(stats.size, 2, "both workers answered /stats");
+  for (const s of stats.values()) {
+    assert.equal(s.processes.length, 1, `${s.server} knows the other worker`);
+    assert.ok(s.backplane.relayed > 0 && s.backplane.received > 0, `${s.server}: ${JSON.stringify(s.backplane)}`);
+    assert.equal(s.backplane.gaps, 0);
+    assert.equal(s.boot, alice.welcome.boot);
+  }
+
   // A clear on one worker clears the board a newcomer on the other gets.
   alice.client.ws.send(JSON.stringify({ t: "clear" }));
   await bob.client.text((m) => m.t === "clear", "alice's clear at bob");
