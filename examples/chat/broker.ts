@@ -2,9 +2,8 @@
  * What links the chat's processes: nothing (one process), the node:cluster primary or a
  * BroadcastChannel (`--workers N` on one machine), or Redis (`--redis URL`: processes and
  * machines). The Redis client is the user's own `redis` package (node-redis), loaded only when
- * --redis is given, so that no flag never needs it.
+ * --redis is given: without the flag, nothing needs Redis or the package.
  */
-import type { Cluster } from "node:cluster";
 import { runtimeName } from "../../adapters/auto.ts";
 import { broadcastChannelDriver } from "../../adapters/backplane/broadcast-channel.ts";
 import { clusterDriver, clusterHub } from "../../adapters/backplane/cluster.ts";
@@ -23,7 +22,7 @@ export async function brokerFor(config: Config, role: { workers: number }): Prom
 }
 
 /** In the node:cluster primary: relays between the workers when there is no Redis. */
-export function relayCluster(_cluster: Cluster): void {
+export function relayCluster(): void {
   clusterHub({ error: (error) => console.error(`cluster relay: ${(error as Error)?.message ?? error}`) });
 }
 

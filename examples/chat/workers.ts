@@ -62,7 +62,7 @@ export async function launch(config: Config, run: Run, urlFor: UrlFor): Promise<
 async function clusterPrimary(config: Config, urlFor: UrlFor): Promise<number> {
   const { default: cluster } = await import("node:cluster");
   const { relayCluster } = await import("./broker.ts");
-  if (config.redis === "") relayCluster(cluster);
+  if (config.redis === "") relayCluster();
   return await supervise(config, urlFor, (index, onNote, onExit, current) => {
     // With reusePort each worker binds the port itself: the first one's, if --port was 0.
     const worker = cluster.fork({ CHAT_WORKER: String(index), CHAT_WORKER_PORT: String(current()) });
