@@ -118,7 +118,7 @@ export async function runServer(config: Config, role: Role): Promise<number> {
     console.log(`anyws chat on ${runtimeName}: open ${urlFor(host, site.port)}`);
     if (host === "0.0.0.0" || host === "::") console.log(`(listening on every interface, port ${site.port})`);
   } else {
-    log(`listening on port ${site.port}`);
+    log(`listening on port ${site.port} (pid ${process.pid})`);
   }
   role.listening(site.port);
   await role.stop;
