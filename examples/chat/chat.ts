@@ -86,6 +86,8 @@ export class Chat {
   private readonly remote = new Map<string, Map<string, User[]>>();
   private peers: Peers | null = null;
   private resyncing = false;
+  /** Past the first sync: this process's rooms are worth giving to others. */
+  private started = false;
   /** Whether this process has had the rooms from another (or is the first and has heard from no one). */
   private synced = false;
   private resyncAgain = false;
@@ -147,6 +149,7 @@ export class Chat {
     await peers.sync(options.syncTimeout ?? 1000, (header, body) => {
       if (header !== null) this.boot = header.boot as string; // no rooms here yet: theirs are the chat's
       this.restore(header, body);
+      this.started = true;
     });
     const others = peers.others().length;
     this.log(others === 0 ? `process ${this.node}: the first of the chat` : `process ${this.node}: joined ${others} other process${others === 1 ? "" : "es"}`);
@@ -169,7 +172,8 @@ export class Chat {
       if (header !== null) this.restore(header, body);
       const again = this.resyncAgain || (header === null && attempt < 5 && peers.others().length !== 0);
       this.resyncAgain = false;
-      if (again) setTimeout(() => this.resync(header === null ? attempt + 1 : 1), 250);
+      // Jittered, so that two processes retrying at once drift apart.
+      if (again) setTimeout(() => this.resync(header === null ? attempt + 1 : 1), 250 + Math.random() * 500);
     });
   }
 
@@ -239,6 +243,7 @@ export class Chat {
         return;
       }
       case "sync?": {
+        if (!this.started) return; // still getting the rooms itself: nothing to give
         const rooms = [...this.rooms.values()].map((r) => r.state);
         const body = new Uint8Array(rooms.reduce((n, r) => n + r.boardBytes, 0)); // every room's strokes, in turn
         let offset = 0;

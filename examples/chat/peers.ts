@@ -61,6 +61,8 @@ interface Received {
   n: number;
   header: Header;
   body: Uint8Array;
+  /** Already handed to the handler (a sync request, answered at once even while syncing). */
+  handled?: boolean;
 }
 
 export class Peers {
@@ -215,6 +217,11 @@ export class Peers {
       if (this.waiting !== null && r.header.q === this.waiting.q) this.waiting.done(r);
       return;
     }
+    if (this.buffer !== null && r.header.t === "sync?") {
+      // Answered at once: two processes resyncing at the same time must not wait for each other.
+      this.handle(r);
+      r.handled = true;
+    }
     if (this.buffer !== null) this.buffer.push(r);
     else this.deliver(r);
   }
@@ -223,6 +230,10 @@ export class Peers {
     const last = this.seen.get(r.origin);
     if (last !== undefined && r.n <= last) return; // already in the rooms (held back during a sync)
     this.seen.set(r.origin, r.n);
+    if (!r.handled) this.handle(r);
+  }
+
+  private handle(r: Received): void {
     try {
       this.handler.message(r.origin, r.header, r.body);
     } catch (error) {
