@@ -12,8 +12,9 @@
  * envelope, echo suppression, bounded queue while the broker is down, counters, and its gap
  * report — messages lost on the way (the broker was down, a subscriber fell behind) make the
  * chat ask for the rooms again. A process that starts asks the others for every room before it
- * serves anyone ("sync"); if no one answers, it is the first. Each message also carries the
- * chat's own per-process number, so that a sync answer can say which messages it already holds.
+ * serves anyone ("sync"); if no one answers, it is the first. A sync request is answered at once,
+ * even by a process that is itself waiting for an answer. Each message also carries the chat's
+ * own per-process number, so that a sync answer can say which messages it already holds.
  *
  * A message is a version byte (1), a 4-byte big-endian header length, the header as JSON
  * ({o: process, n: number, t: type, …}), then the body (strokes), in one backplane message.
