@@ -32,6 +32,10 @@ export interface Limits {
 export interface Config {
   host: string;
   port: number;
+  /** Server processes (or workers) sharing the port; 1 is one process with no broker. */
+  workers: number;
+  /** A Redis (or Valkey) URL connecting this server's processes to others', "" for none. */
+  redis: string;
   limits: Limits;
 }
 
@@ -47,6 +51,8 @@ interface Setting {
 const SETTINGS: Record<string, Setting> = {
   host: { flag: "host", env: "HOST", default: "127.0.0.1", help: "address to listen on (0.0.0.0 for every interface)" },
   port: { flag: "port", env: "PORT", default: 8080, min: 0, max: 65535, help: "port to listen on (0: any free port)" },
+  workers: { flag: "workers", env: "CHAT_WORKERS", default: 1, min: 1, max: 256, help: "processes sharing the port (1: one process, no broker)" },
+  redis: { flag: "redis", env: "CHAT_REDIS", default: "", help: "redis://host:port connecting processes and machines" },
   maxMessageSize: { flag: "max-message", env: "CHAT_MAX_MESSAGE", default: 16 * 1024, min: 1024, max: 64 * 1024 * 1024, help: "largest WebSocket message, bytes" },
   maxTextLength: { flag: "max-text", env: "CHAT_MAX_TEXT", default: 500, min: 1, max: 10_000, help: "longest chat message, characters" },
   history: { flag: "history", env: "CHAT_HISTORY", default: 50, min: 0, max: 10_000, help: "messages replayed to a newcomer" },
@@ -62,13 +68,15 @@ const SETTINGS: Record<string, Setting> = {
 
 export class ConfigError extends Error {}
 
-export function usage(program: string): string {
+/** The options, then `notes` (what --workers uses on this runtime). */
+export function usage(program: string, notes: string[] = []): string {
   const lines = [`usage: ${program} [options]`, "", "options (flag, environment variable, default):"];
   for (const s of Object.values(SETTINGS)) {
-    const shown = typeof s.default === "boolean" ? (s.default ? "on" : "off") : String(s.default);
+    const shown = typeof s.default === "boolean" ? (s.default ? "on" : "off") : s.default === "" ? "none" : String(s.default);
     lines.push(`  --${s.flag.padEnd(16)} ${s.env.padEnd(21)} ${shown.padEnd(10)} ${s.help}`);
   }
   lines.push(`  --help`);
+  if (notes.length !== 0) lines.push("", ...notes);
   return lines.join("\n");
 }
 
@@ -107,10 +115,13 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       if (raw.trim() === "" || !Number.isFinite(n) || n < s.min! || n > s.max!) {
         throw new ConfigError(`${source} must be a number from ${s.min} to ${s.max}, not ${JSON.stringify(raw)}`);
       }
-      if (key === "port" && !Number.isInteger(n)) throw new ConfigError(`${source} must be a whole number`);
+      if ((key === "port" || key === "workers") && !Number.isInteger(n)) throw new ConfigError(`${source} must be a whole number`);
       values[key] = n;
     }
   }
-  const { host, port, ...limits } = values;
-  return { host: host as string, port: port as number, limits: limits as unknown as Limits };
+  if (values.redis !== "" && !/^rediss?:\/\/[^\s]+$/.test(values.redis as string)) {
+    throw new ConfigError(`${flags.has("redis") ? "--redis" : "CHAT_REDIS"} must be a redis:// or rediss:// URL, not ${JSON.stringify(values.redis)}`);
+  }
+  const { host, port, workers, redis, ...limits } = values;
+  return { host: host as string, port: port as number, workers: workers as number, redis: redis as string, limits: limits as unknown as Limits };
 }

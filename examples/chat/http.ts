@@ -84,7 +84,7 @@ export async function serveSite<T = undefined>(options: SiteOptions, handlers: S
   const server = new WebSocketServer<T>(options, handlers);
   const open = new Set<Front<T>>();
   const listener: Listener = await runtime.listen(
-    { port: options.port ?? 0, hostname: options.hostname ?? "127.0.0.1", tls: options.tls },
+    { port: options.port ?? 0, hostname: options.hostname ?? "127.0.0.1", tls: options.tls, reusePort: options.reusePort },
     (transport) => {
       const front = new Front(transport, server, options, open);
       open.add(front);

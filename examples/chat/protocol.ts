@@ -7,11 +7,13 @@
  *                   {t:"clear"}                    clear the room's board
  *   server → page   {t:"welcome", boot, server, you, room, users, history, limits}
  *                   {t:"presence", users, joined?, left?}
- *                   {t:"msg", seq, from, text, ts}
+ *                   {t:"msg", id, seq, from, text, ts}
  *                   {t:"clear", by}
  * `boot` changes when the server restarts, so a reconnecting page knows whether the room's
  * history it has is still the server's. `sid` is the page's own random id, so that a page that
- * reconnects replaces its old connection instead of appearing twice.
+ * reconnects replaces its old connection instead of appearing twice. A message's `id` is unique
+ * across the server's processes, so a page that gets the history again (on reconnecting, maybe
+ * to another process) shows each message once; `you.id` and the users' ids are strings.
  *
  * Binary messages are strokes, in both directions:
  *   stroke     [1, color, width, n, x1 y1, …, xn yn]   every x and y a little-endian uint16,

@@ -23,7 +23,7 @@ let wanted = null; // { nick, room } the user asked for
 let me = null; // { id, nick } from the server
 let roomName = null; // the room the server put us in
 let boot = null; // the server run our history belongs to
-let lastSeq = 0;
+const shown = new Set(); // ids of the messages in the log: a server may send one again
 let limits = { maxText: 500, chatRate: 5, drawRate: 60, maxMessageSize: 16384 };
 let everOpen = false;
 let attempt = 0;
@@ -185,7 +185,6 @@ function onText(text) {
       if (m.left && m.left.id !== me?.id) note(`${m.left.nick} left`);
       return;
     case "msg":
-      lastSeq = Math.max(lastSeq, m.seq);
       return message(m);
     case "clear":
       clearBoard();
@@ -198,16 +197,12 @@ function welcome(m) {
   me = m.you;
   if (!sameRoom) {
     $("log").replaceChildren();
-    lastSeq = 0;
-    for (const entry of m.history) message(entry);
-  } else if (m.boot === boot) {
-    for (const entry of m.history) if (entry.seq > lastSeq) message(entry); // missed while away
-  } else {
+    shown.clear();
+  } else if (m.boot !== boot) {
     note("The server restarted: the board and the history start afresh.", "warn");
-    lastSeq = 0;
-    for (const entry of m.history) message(entry);
+    shown.clear();
   }
-  lastSeq = m.history.reduce((max, e) => Math.max(max, e.seq), lastSeq);
+  for (const entry of m.history) message(entry); // those already shown are skipped
   clearBoard(); // the server's board follows, if it has one
   boot = m.boot;
   roomName = m.room;
@@ -293,6 +288,9 @@ function append(item) {
 }
 
 function message(m) {
+  if (shown.has(m.id)) return;
+  shown.add(m.id);
+  if (shown.size > 2000) shown.delete(shown.values().next().value);
   const li = document.createElement("li");
   li.className = "msg" + (m.from.id === me?.id ? " mine" : "");
   const body = document.createElement("div");
