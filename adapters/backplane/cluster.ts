@@ -247,6 +247,14 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
   if (activeHub) throw new Error("anyws: a clusterHub() is already running in this process");
   const members = new Map<Worker | PrimaryDriver, Member>();
   const report = (error: unknown) => options.error?.(error);
+  /** With a callback, a failed send (a worker exiting: EPIPE) comes back here instead of as the Worker's 'error' event, which would throw. */
+  const sendTo = (worker: Worker, message: HubMessage, onError: (error: unknown) => void = report): void => {
+    try {
+      worker.send(tagged(message), undefined, (error: Error | null) => error && onError(error));
+    } catch (error) {
+      onError(error);
+    }
+  };
 
   const relay = (from: Member, channel: string, payload: LazyPayload): void => {
     const local: Member[] = [];
@@ -265,11 +273,7 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
     deliver(channel, payload) {
       if (!worker.isConnected()) return;
       const e = binary ? payload.bytes() : payload.text();
-      try {
-        worker.send(tagged({ t: "pub", c: channel, e }), undefined, (error: Error | null) => error && report(error));
-      } catch (error) {
-        report(error);
-      }
+      sendTo(worker, { t: "pub", c: channel, e });
     },
   });
 
@@ -279,11 +283,7 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
       case "hello": {
         const binary = message.probe instanceof Uint8Array;
         members.set(worker, workerMember(worker, binary, message.channels));
-        try {
-          worker.send(tagged({ t: "welcome", binary }));
-        } catch (error) {
-          report(error);
-        }
+        sendTo(worker, { t: "welcome", binary });
         break;
       }
       case "sub":
@@ -311,11 +311,7 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
   // Workers forked before the hub started have said hello to nobody: ask them again.
   for (const worker of Object.values(cluster.workers ?? {})) {
     if (worker?.isConnected()) {
-      try {
-        worker.send(tagged({ t: "hub" }));
-      } catch (error) {
-        report(error);
-      }
+      sendTo(worker, { t: "hub" });
     }
   }
 
@@ -326,11 +322,7 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
       cluster.off("exit", onExit);
       for (const key of members.keys()) {
         if (key instanceof PrimaryDriver || !key.isConnected()) continue;
-        try {
-          key.send(tagged({ t: "closed" }));
-        } catch (error) {
-          report(error);
-        }
+        sendTo(key, { t: "closed" }, () => {}); // a worker already on its way out needs no telling
       }
       for (const [key] of members) if (key instanceof PrimaryDriver) key.hubClosed();
       members.clear();

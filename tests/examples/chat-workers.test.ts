@@ -36,10 +36,12 @@ async function on(worker: number, nick: string, room: string): Promise<{ client:
 }
 
 test(`chat demo --workers 2 on ${runtimeName}: both workers serve, and share rooms, history and board`, { timeout: 60_000 }, async () => {
+  const summary = new RegExp(`2 workers on port ${server!.port}: ${runtimeName === "node" ? "node:cluster" : "worker threads, reusePort"}`);
+  // The summary is printed right after the URL the start-up waits for.
+  await until(() => summary.test(server!.child.lines.join("\n")), "the launcher's summary line");
   const out = server!.child.lines.join("\n");
   assert.match(out, /\[worker 1\] listening on port (\d+)/);
   assert.match(out, /\[worker 2\] listening on port (\d+)/);
-  assert.match(out, new RegExp(`2 workers on port ${server!.port}: ${runtimeName === "node" ? "node:cluster" : "worker threads, reusePort"}`));
 
   const alice = await on(1, "alice", "lobby");
   const bob = await on(2, "bob", "lobby");
