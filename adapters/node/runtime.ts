@@ -113,8 +113,10 @@ class SocketTransport implements Transport {
       queued += chunk.byteLength;
     }
     this.#queued = queued;
+    // Enough bytes go now: the queue holds one write's worth, what waits beyond is the socket's.
+    if (queued >= COALESCE_LIMIT) this.#handOver();
     // What the socket's own write() would answer for these bytes: below its high-water mark.
-    const ok = !socket.writableNeedDrain && socket.writableLength + queued < socket.writableHighWaterMark;
+    const ok = !socket.writableNeedDrain && socket.writableLength + this.#queued < socket.writableHighWaterMark;
     if (!ok) this.#awaitingDrain = true;
     return ok;
   }
@@ -125,6 +127,13 @@ class SocketTransport implements Transport {
    * writev by cork.
    */
   flush(): void {
+    this.#handOver();
+    // A write() refused over the high-water mark owes onDrain; the socket only emits 'drain'
+    // when its own write() was refused, so when it took these bytes below the mark, it is now.
+    if (this.#awaitingDrain && this.#socket.writable && !this.#socket.writableNeedDrain) this.#onDrain();
+  }
+
+  #handOver(): void {
     const queue = this.#queue;
     const size = this.#queued;
     this.#queue = null;
@@ -146,15 +155,12 @@ class SocketTransport implements Transport {
       for (let i = 0; i < queue.length; i++) socket.write(queue[i]);
       socket.uncork();
     }
-    // A write() refused over the high-water mark owes onDrain; the socket only emits 'drain'
-    // when its own write() was refused, so when it took these bytes below the mark, it is now.
-    if (this.#awaitingDrain && !socket.writableNeedDrain) this.#onDrain();
   }
 
   end(): void {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
-    this.flush();
+    this.#handOver();
     socket.end(); // what is buffered, then FIN
     this.#armLinger();
     socket.once("finish", () => this.#armLinger()); // our FIN is out: give the peer time for its own
