@@ -22,6 +22,7 @@ import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "../zlib/codec.ts";
+import { Backplane, type BackplaneOptions } from "./backplane.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
@@ -78,6 +79,11 @@ export interface ServerOptions extends Omit<ConnectionOptions, "now" | "onWake" 
   extensions?: ServerExtensionFactory[];
   /** permessage-deflate (RFC 7692) on node:zlib: true, or its options. Default false (as in ws). */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Carries `publish` to the servers of other processes (see "anyws/backplane"). The driver
+   * starts with the server; `serve()` does not wait for it (`server.backplane.ready` does).
+   */
+  backplane?: BackplaneOptions;
 }
 
 export interface ServeOptions extends ServerOptions {
@@ -113,11 +119,18 @@ export class WebSocketServer<T = undefined> {
   private listener: Listener | null = null;
   private closing = false;
   private readonly extensions: ServerExtensionFactory[] | undefined;
+  /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
+  readonly backplane: Backplane | null;
 
   constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
     this.options = options;
     this.handlers = handlers;
     this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
+    this.backplane = options.backplane
+      ? new Backplane(options.backplane, (topic, payload, binary) => {
+        if (this.topics.has(topic)) this.deliver(topic, prepareMessage(payload, binary));
+      })
+      : null;
   }
 
   get port(): number {
@@ -162,11 +175,20 @@ export class WebSocketServer<T = undefined> {
     return session.bind(transport);
   }
 
-  /** Sends to every subscriber of `topic`, framed once. Returns how many sockets it went to. */
+  /**
+   * Sends to every subscriber of `topic`, framed once, then relays it through the backplane to
+   * other processes. Returns how many local sockets it went to.
+   */
   publish(topic: string, data: string | ArrayBuffer | ArrayBufferView, except?: ServerWebSocket<T>): number {
+    const payload = typeof data === "string" ? data : viewBytes(data);
+    const count = this.topics.has(topic) ? this.deliver(topic, prepareMessage(payload), except) : 0;
+    this.backplane?.publish(topic, payload);
+    return count;
+  }
+
+  private deliver(topic: string, message: PreparedMessage, except?: ServerWebSocket<T>): number {
     const subscribers = this.topics.get(topic);
-    if (!subscribers || subscribers.size === 0) return 0;
-    const message = prepareMessage(typeof data === "string" ? data : viewBytes(data));
+    if (!subscribers) return 0;
     let count = 0;
     for (const ws of subscribers) {
       if (ws !== except && ws.sendPrepared(message) !== 0) count++;
@@ -174,6 +196,7 @@ export class WebSocketServer<T = undefined> {
     return count;
   }
 
+  /** Sockets of this server (this process) subscribed to `topic`; other processes' are not counted. */
   subscriberCount(topic: string): number {
     return this.topics.get(topic)?.size ?? 0;
   }
@@ -197,7 +220,7 @@ export class WebSocketServer<T = undefined> {
     await Promise.race([Promise.all(closed), timeout]);
     clearTimeout(timer);
     for (const ws of this.clients) ws.terminate();
-    await Promise.all(closed);
+    await Promise.all([...closed, this.backplane?.close()]);
   }
 
   /**
@@ -268,7 +291,10 @@ export class WebSocketServer<T = undefined> {
   /** @internal */
   subscribe(ws: ServerWebSocket<T>, topic: string): void {
     let set = this.topics.get(topic);
-    if (!set) this.topics.set(topic, (set = new Set()));
+    if (!set) {
+      this.topics.set(topic, (set = new Set()));
+      this.backplane?.topicAdded(topic);
+    }
     set.add(ws);
   }
 
@@ -277,7 +303,10 @@ export class WebSocketServer<T = undefined> {
     const set = this.topics.get(topic);
     if (!set) return;
     set.delete(ws);
-    if (set.size === 0) this.topics.delete(topic);
+    if (set.size === 0) {
+      this.topics.delete(topic);
+      this.backplane?.topicRemoved(topic);
+    }
   }
 
   /** @internal */
@@ -488,7 +517,7 @@ export class ServerWebSocket<T = undefined> {
     return this.subscriptionSet === null ? [] : [...this.subscriptionSet];
   }
 
-  /** Sends to every other subscriber of `topic` (this socket excluded, as in Bun). */
+  /** Sends to every other subscriber of `topic` (this socket excluded, as in Bun), and to other processes through the backplane. */
   publish(topic: string, data: string | ArrayBuffer | ArrayBufferView): number {
     return this.server.publish(topic, data, this);
   }

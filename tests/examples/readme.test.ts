@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
+import { RedisServer } from "../support/redis.ts";
 
 const ROOT = new URL("../../", import.meta.url.replace("/dist/tests/", "/tests/"));
 const compiled = import.meta.url.endsWith(".js"); // Node runs the tsc output in dist/
@@ -26,6 +27,8 @@ interface Example {
   cwd?: string;
   /** Deno's permissions, when the README gives them. */
   denoFlags?: string[];
+  /** Needs a Redis: the test starts its own redis-server and passes its URL as REDIS_URL. */
+  redis?: true;
 }
 
 const ALL: Runtime[] = ["node", "deno", "bun"];
@@ -57,6 +60,11 @@ const examples: Record<string, Example | "a server"> = {
     cwd: "tests/fixtures/tls",
   },
   "attach.ts": { runtimes: ALL, prints: ["GET / -> a web page", "/ws -> hello"] },
+  "redis.ts": {
+    runtimes: ALL,
+    prints: ["bob, on the other server: hello from alice", "relayed 1, received 0; relayed 0, received 1"],
+    redis: true,
+  },
   "embed-core.ts": "a server", // runs until stopped: tests/examples/embed-core.test.ts drives it
 };
 
@@ -96,14 +104,20 @@ describe("the README's examples", () => {
       const file = fileURLToPath(new URL(path, ROOT));
       const args = runtimeName === "deno" ? ["run", ...(example.denoFlags ?? ["-A"]), file] : [file];
       const cwd = fileURLToPath(new URL(example.cwd ?? ".", ROOT));
-      const stdout = await new Promise<string>((resolve, reject) => {
-        // Bounded: an example that does not end by itself fails here.
-        execFile(process.execPath, args, { cwd, timeout: 20_000 }, (error, out, err) => {
-          if (error) reject(new Error(`${error.message}\nstdout:\n${out}\nstderr:\n${err}`));
-          else resolve(out);
+      const redis = example.redis ? await RedisServer.start() : null;
+      const env = redis ? { ...process.env, REDIS_URL: redis.url } : process.env;
+      try {
+        const stdout = await new Promise<string>((resolve, reject) => {
+          // Bounded: an example that does not end by itself fails here.
+          execFile(process.execPath, args, { cwd, env, timeout: 20_000 }, (error, out, err) => {
+            if (error) reject(new Error(`${error.message}\nstdout:\n${out}\nstderr:\n${err}`));
+            else resolve(out);
+          });
         });
-      });
-      assert.deepEqual(stdout.split("\n"), [...example.prints, ""]);
+        assert.deepEqual(stdout.split("\n"), [...example.prints, ""]);
+      } finally {
+        await redis?.stop();
+      }
     });
   }
 

@@ -375,7 +375,8 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
     writeFileSync(join(consumer, "deno.json"), JSON.stringify({ nodeModulesDir: "manual", lock: false }, null, 2));
     const install = await readmeCommand(`npm install --offline --no-audit --no-fund ${tarball}`, consumer).finish();
     assert.equal(install.code, 0, install.output);
-    for (const dev of ["typescript", "@types/node", "@types/bun"]) {
+    // ...and the Redis client the README's "Scaling out" example brings (node-redis and its @redis/ parts).
+    for (const dev of ["typescript", "@types/node", "@types/bun", "redis", "@redis"]) {
       mkdirSync(dirname(join(consumer, "node_modules", dev)), { recursive: true });
       symlinkSync(join(ROOT, "node_modules", dev), join(consumer, "node_modules", dev), "dir");
     }
@@ -388,7 +389,7 @@ describe("a newcomer's fresh clone, with only Node on the PATH", { timeout: 10 *
     for (const file of ["LICENSE", "package.json", "dist/adapters/auto.js", "dist/cli/main.js"]) {
       assert.ok(files.includes(`package/${file}`), `the tarball lacks ${file}`);
     }
-    for (const runtime of ["node", "deno", "bun", "streams"]) {
+    for (const runtime of ["node", "deno", "bun", "streams", "backplane"]) {
       assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.js`), `the tarball lacks the ${runtime} adapter`);
       assert.ok(files.includes(`package/dist/adapters/${runtime}/mod.d.ts`), `the tarball lacks the ${runtime} adapter's types`);
     }
