@@ -26,11 +26,23 @@
  * Options: --rooms=100x4,1000x1 (connections x publishers), --size=64 (bytes of text, ≥ 41),
  * --window=16, --warmup=MS (1000), --time=MS (3000), --rounds=N (3; the order of the servers
  * rotates from round to round), --verbose (every run's raw result).
+ *
+ * Other modes (run from Node: `node dist/bench/fanout.js --mode=…`):
+ *   --mode=redis    the same rooms over two Node server processes sharing them through a
+ *                   redis-server of its own (free loopback port, temporary directory, stopped by
+ *                   PID; --redis-server=PATH): anyws with its Redis backplane (node-redis) against
+ *                   socket.io with `@socket.io/redis-adapter`, and one anyws process without a
+ *                   broker. The load generator spreads connections (and publishers) over both.
+ *   --mode=memory   one fresh Node server per side (--servers=anyws-node,ws) holding --idle=N
+ *                   (100,000) idle connections in the room, opened from 127.0.0.2, 127.0.0.3, …;
+ *                   RSS and JS heap per connection after a full GC. N is capped by the open-file
+ *                   limit (each connection costs the server and the load generator a descriptor).
  * Nothing is asserted about timing.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
@@ -199,6 +211,8 @@ export interface LoadResult {
   seconds: number;
   loaderCpu: number;
   serverCpu: number;
+  /** CPU seconds of the broker (redis-server) over the window, when its pid was given. */
+  brokerCpu: number;
   latency: { p50: number; p90: number; p99: number; max: number };
   published: number;
   received: number;
@@ -304,4 +318,168 @@ async function main(): Promise<void> {
   console.log(`(${((performance.now() - started) / 1000).toFixed(0)} s)`);
 }
 
-await main();
+// ---- Memory: idle connections ------------------------------------------------------------------
+
+/** The soft and hard limits on open files of this process (children inherit them), from /proc. */
+function openFileLimits(): [number, number] {
+  try {
+    const line = readFileSync("/proc/self/limits", "latin1").split("\n").find((l) => l.startsWith("Max open files"));
+    const [soft, hard] = line!.slice("Max open files".length).trim().split(/\s+/).map(Number);
+    return [soft, hard];
+  } catch {
+    return [NaN, NaN];
+  }
+}
+
+/**
+ * One fresh Node server per side holding IDLE idle connections (all in the room), opened by the
+ * load generator from loopback source addresses 127.0.0.2, 127.0.0.3, … (25,000 each, within
+ * the ephemeral port range); RSS and JS heap after a full GC, minus the same with none open
+ * (after 200 were opened and closed, to load and warm the code), per connection.
+ */
+async function memory(): Promise<void> {
+  const [soft, hard] = openFileLimits();
+  // The server and the load generator each hold a descriptor per connection; leave room for the rest.
+  const ceiling = Number.isFinite(soft) ? Math.max(1000, Math.floor((soft - 500) / 1000) * 1000) : 100_000;
+  const idle = Math.min(numberOption(args, "idle", 100_000), ceiling);
+  const sources = Array.from({ length: Math.ceil(idle / 25_000) }, (_, i) => `127.0.0.${i + 2}`);
+  console.log(`memory: ${idle.toLocaleString("en-US")} idle connections per server, from ${sources.join(", ")}`);
+  if (idle < numberOption(args, "idle", 100_000)) {
+    console.log(`  (not more: this process may open ${soft} files, hard limit ${hard}, and the server needs one per connection)`);
+  }
+  const kinds = (option(args, "servers") ?? "anyws-node,ws").split(",").map((id) => KINDS.find((k) => k.id === id)!);
+  const rows = [["server", "RSS per connection", "JS heap per connection", "RSS with none", "RSS with all"]];
+  for (const kind of kinds) {
+    const server = await startServer(kind);
+    const loader = new Child(LOADGEN, ["--mode=idle", `--port=${server.port}`, `--sources=${sources.join(",")}`], "load generator (idle)");
+    const mem = async () => {
+      server.child.send("mem");
+      return (await server.child.next()) as { rss: number; heapUsed: number };
+    };
+    const open = async (command: string, expected: number) => {
+      loader.send(command);
+      const line = await loader.next(600_000);
+      if (line.open !== expected) throw new Error(`load generator: ${line.open} connections open, expected ${expected}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    };
+    try {
+      await open("open 200", 200);
+      await open("close", 0);
+      const before = await mem();
+      await open(`open ${idle}`, idle);
+      const after = await mem();
+      rows.push([
+        `${kind.id} (${server.name})`,
+        `${((after.rss - before.rss) / idle).toFixed(0)} B`,
+        `${((after.heapUsed - before.heapUsed) / idle).toFixed(0)} B`,
+        `${(before.rss / 2 ** 20).toFixed(1)} MiB`,
+        `${(after.rss / 2 ** 20).toFixed(1)} MiB`,
+      ]);
+      await open("close", 0);
+    } finally {
+      await loader.quit();
+      await server.child.quit();
+    }
+  }
+  console.log(table(rows));
+}
+
+// ---- Two processes and Redis --------------------------------------------------------------------
+
+/** A redis-server of our own on a free loopback port, with a temporary directory, no persistence. */
+async function startRedis(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "anyws-fanout-redis-"));
+  const port = await new Promise<number>((resolve) => {
+    const probe = createNetServer().listen(0, "127.0.0.1", () => {
+      const p = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  const redis = spawn(option(args, "redis-server") ?? "redis-server", [
+    "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  redis.stdout!.on("data", (d: Uint8Array) => (output += new TextDecoder().decode(d)));
+  const deadline = Date.now() + 10_000;
+  while (!output.includes("Ready to accept connections")) {
+    if (redis.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: redis.pid!,
+    async stop() {
+      redis.kill("SIGTERM");
+      if (redis.exitCode === null) await new Promise((resolve) => redis.once("exit", resolve));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The same rooms over two Node server processes sharing them through Redis (connections spread
+ * over both in turn, publishers too): anyws with its Redis backplane against socket.io with its
+ * Redis adapter, and one anyws process without a broker beside them.
+ */
+async function twoProcesses(): Promise<void> {
+  const redis = await startRedis();
+  console.log(`redis-server ${redis.url}, pid ${redis.pid}`);
+  const anyws = KINDS[0];
+  const sio: ServerKind = { id: "socketio", runtime: "node", impl: "socketio" };
+  const setups: { id: string; servers: Server[]; sio?: boolean; broker?: boolean }[] = [];
+  try {
+    setups.push({ id: "anyws, 1 process", servers: [await startServer(anyws)] });
+    setups.push({ id: "anyws, 2 processes + Redis", servers: [await startServer(anyws, [`--redis=${redis.url}`]), await startServer(anyws, [`--redis=${redis.url}`])], broker: true });
+    setups.push({ id: "socket.io, 2 processes + Redis", servers: [await startServer(sio, [`--redis=${redis.url}`]), await startServer(sio, [`--redis=${redis.url}`])], sio: true, broker: true });
+    for (const s of setups) console.log(`  ${s.id}: ${s.servers[0].name}, pids ${s.servers.map((x) => x.pid).join(", ")}`);
+    const results = ROOMS.map(() => new Map<string, LoadResult[]>());
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [r, room] of ROOMS.entries()) {
+        for (const [i] of setups.entries()) {
+          const s = setups[(i + round) % setups.length];
+          const extra = [...(s.sio ? ["--sio"] : []), ...(s.broker ? [`--broker-pid=${redis.pid}`] : [])];
+          const result = await runLoad(s.servers.map((x) => x.port), s.servers.map((x) => x.pid), room, extra);
+          if (VERBOSE) console.log(JSON.stringify({ round, room, setup: s.id, ...result }));
+          const list = results[r].get(s.id) ?? [];
+          list.push(result);
+          results[r].set(s.id, list);
+        }
+      }
+    }
+    for (const [r, room] of ROOMS.entries()) {
+      console.log(`\n${room.conns.toLocaleString("en-US")} connections in one room, ${room.pubs} publisher(s): median (min–max) of ${ROUNDS} round(s)`);
+      const cells = [["setup", "deliveries/s", "per server CPU-s", "servers' CPU", "Redis CPU", "loader CPU", "latency p50", "p99"]];
+      for (const s of setups) {
+        const list = results[r].get(s.id)!;
+        cells.push([
+          s.id,
+          spread(list.map((x) => x.deliveries / x.seconds), k),
+          spread(list.map((x) => x.deliveries / x.serverCpu), k),
+          `${Math.round(median(list.map((x) => x.serverCpu / x.seconds)) * 100)}%`,
+          s.broker ? `${Math.round(median(list.map((x) => x.brokerCpu / x.seconds)) * 100)}%` : "",
+          `${Math.round(median(list.map((x) => x.loaderCpu / x.seconds)) * 100)}%`,
+          `${(median(list.map((x) => x.latency.p50)) / 1000).toFixed(1)} ms`,
+          `${(median(list.map((x) => x.latency.p99)) / 1000).toFixed(1)} ms`,
+        ]);
+      }
+      console.log(table(cells));
+      const a = results[r].get(setups[1].id)!;
+      const b = results[r].get(setups[2].id)!;
+      const one = results[r].get(setups[0].id)!;
+      const each = a.map((x, i) => (x.deliveries / x.serverCpu) / (b[i].deliveries / b[i].serverCpu));
+      const grow = a.map((x, i) => (x.deliveries / x.seconds) / (one[i].deliveries / one[i].seconds));
+      console.log(`anyws / socket.io, 2 processes + Redis, per server CPU-s: ${spread(each, (x) => `${x.toFixed(2)}x`)}`);
+      console.log(`anyws, deliveries/s on 2 processes + Redis / on 1 process: ${spread(grow, (x) => `${x.toFixed(2)}x`)}`);
+    }
+    console.log("\nCPU: share of one core over the measured window (servers: both processes added up). 2 cores in all.");
+  } finally {
+    for (const s of setups) for (const x of s.servers) await x.child.quit();
+    await redis.stop();
+  }
+}
+
+const MODE = option(args, "mode") ?? "fanout";
+if (MODE === "memory") await (ensureLoadgen(), memory());
+else if (MODE === "redis") await (ensureLoadgen(), twoProcesses());
+else if (MODE === "fanout") await main();
+else throw new Error(`--mode=${MODE}: fanout, redis or memory`);

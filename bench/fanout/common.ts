@@ -13,9 +13,16 @@ export interface FanoutServer {
   readonly name: string;
 }
 
+export interface StartOptions {
+  hostname: string;
+  port: number;
+  /** A Redis URL: share the room with the servers of other processes through it. */
+  redis?: string;
+}
+
 /** What each bench/fanout/<impl>.ts exports. */
 export interface FanoutModule {
-  start(options: { hostname: string; port: number }): Promise<FanoutServer>;
+  start(options: StartOptions): Promise<FanoutServer>;
 }
 
 /** `--name=value` from an argument list. */

@@ -4,7 +4,7 @@
  * the loader takes as little of the CPU the server needs as it can.
  *
  *   loadgen --mode=fanout --port=P[,P2…] --conns=N --pubs=M [--window=W] [--size=64]
- *           [--warmup=MS] [--time=MS] [--server-pids=PID,PID] [--host=127.0.0.1]
+ *           [--warmup=MS] [--time=MS] [--server-pids=PID,PID] [--broker-pid=PID] [--host=127.0.0.1]
  *     Opens N WebSocket connections (connection i to the i-th port in turn); the first M are publishers too. Each publisher keeps W
  *     masked text messages in flight (a new one when one of its own comes back to it). A
  *     message's payload carries its publisher, a per-publisher sequence number and its send
@@ -13,6 +13,9 @@
  *     stop and the loader waits until every connection has every message sent. Prints one
  *     JSON line (see `report`), with the server processes' CPU time over the window, read from
  *     /proc/PID/stat.
+ *
+ *     --sio: the server is socket.io (Engine.IO 4 over WebSocket): each connection joins the
+ *     default namespace, and messages are `42["m","<payload>"]` events.
  *
  *   loadgen --mode=idle --port=P [--sources=127.0.0.2,...]
  *     Reads commands on stdin: `open N` opens N more idle connections (source addresses in turn,
@@ -47,6 +50,12 @@
 
 static const char *host = "127.0.0.1";
 static const char *path = "/";
+/* socket.io's framing (--sio): `40` after the handshake, messages as `42["m","<payload>"]`. */
+static int sio = 0;
+static const char SIO_PREFIX[] = "42[\"m\",\"";
+static const char SIO_SUFFIX[] = "\"]";
+#define SIO_PREFIX_LEN (sizeof SIO_PREFIX - 1)
+#define SIO_SUFFIX_LEN (sizeof SIO_SUFFIX - 1)
 static int ports[16];
 static int nports = 0;
 static int port = 0; /* of the connection being opened: connection i goes to ports[i % nports] */
@@ -71,12 +80,16 @@ static double cpu_self(void) {
 /* utime + stime of the server processes (all their threads), in seconds. */
 static int server_pids[16];
 static int server_pid_count = 0;
-static double cpu_servers(void) {
+static int broker_pid = 0;
+static double cpu_of(const int *pids, int count);
+static double cpu_servers(void) { return cpu_of(server_pids, server_pid_count); }
+static double cpu_broker(void) { return broker_pid ? cpu_of(&broker_pid, 1) : 0; }
+static double cpu_of(const int *pids, int count) {
   double sum = 0;
   long hz = sysconf(_SC_CLK_TCK);
-  for (int i = 0; i < server_pid_count; i++) {
+  for (int i = 0; i < count; i++) {
     char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", server_pids[i]);
+    snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -155,6 +168,8 @@ static void read_response(Conn *c) {
   exit(2);
 }
 
+static void send_text(Conn *c, const uint8_t *payload, int size);
+
 /* Opens conns[from..to) in batches: connect and send every request, then read every response. */
 static void open_conns(Conn *conns, int from, int to, char **sources, int nsources) {
   char request[512];
@@ -168,6 +183,7 @@ static void open_conns(Conn *conns, int from, int to, char **sources, int nsourc
       if (write(conns[i].fd, request, (size_t)rlen) != rlen) die("handshake write");
     }
     for (int i = b; i < e; i++) read_response(&conns[i]);
+    if (sio) for (int i = b; i < e; i++) send_text(&conns[i], (const uint8_t *)"40", 2); /* join the default namespace */
   }
   for (int i = from; i < to; i++) fcntl(conns[i].fd, F_SETFL, fcntl(conns[i].fd, F_GETFL) | O_NONBLOCK);
 }
@@ -200,9 +216,13 @@ static int unhex(const uint8_t *in, int digits, uint64_t *out) {
 /* Payload: "P" pub(4 hex) " S" seq(16 hex) " T" send time ns (16 hex), padded with '.' to `size`. */
 #define PAYLOAD_MIN 41
 static void publish(Conn *c) {
-  uint8_t frame[14 + 65536];
   int p = c->pub;
-  uint8_t payload[65536];
+  uint8_t buf[65536 + 16];
+  uint8_t *payload = buf;
+  if (sio) {
+    memcpy(buf, SIO_PREFIX, SIO_PREFIX_LEN);
+    payload = buf + SIO_PREFIX_LEN;
+  }
   memset(payload, '.', (size_t)size);
   payload[0] = 'P';
   hex(payload + 1, (uint64_t)p, 4);
@@ -212,6 +232,15 @@ static void publish(Conn *c) {
   payload[23] = ' ';
   payload[24] = 'T';
   hex(payload + 25, now_ns(), 16);
+  if (sio) memcpy(payload + size, SIO_SUFFIX, SIO_SUFFIX_LEN);
+  send_text(c, buf, size + (sio ? (int)(SIO_PREFIX_LEN + SIO_SUFFIX_LEN) : 0));
+  sent[p]++;
+  inflight[p]++;
+}
+
+/* Writes one masked text frame (RFC 6455 §5.3), waiting for the socket if it is full. */
+static void send_text(Conn *c, const uint8_t *payload, int size) {
+  uint8_t frame[14 + 65536 + 16];
   size_t h = 0;
   frame[h++] = 0x81; /* FIN, text */
   if (size < 126) {
@@ -238,8 +267,6 @@ static void publish(Conn *c) {
       die("publish write");
     }
   }
-  sent[p]++;
-  inflight[p]++;
 }
 
 static uint64_t lat[LAT_BUCKETS];
@@ -270,6 +297,12 @@ static double percentile(double q) {
 
 static void on_message(Conn *c, const uint8_t *payload, size_t len, uint64_t t) {
   uint64_t p, seq, at;
+  if (sio) {
+    if (len < 2 || payload[0] != '4' || payload[1] != '2') return; /* socket.io's own packets: open, connect, ping */
+    if (len < SIO_PREFIX_LEN + SIO_SUFFIX_LEN || memcmp(payload, SIO_PREFIX, SIO_PREFIX_LEN) != 0) { bad++; return; }
+    payload += SIO_PREFIX_LEN;
+    len -= SIO_PREFIX_LEN + SIO_SUFFIX_LEN;
+  }
   if (len < PAYLOAD_MIN || payload[0] != 'P' || !unhex(payload + 1, 4, &p) || p >= (uint64_t)npubs ||
       !unhex(payload + 7, 16, &seq) || !unhex(payload + 25, 16, &at)) {
     bad++;
@@ -351,7 +384,7 @@ static int run_fanout(void) {
   uint64_t measure_at = start + (uint64_t)warmup_ms * 1000000ull;
   uint64_t end_at = measure_at + (uint64_t)time_ms * 1000000ull;
   uint64_t give_up = 0;
-  double cpu0 = 0, cpu1 = 0, srv0 = 0, srv1 = 0;
+  double cpu0 = 0, cpu1 = 0, srv0 = 0, srv1 = 0, brk0 = 0, brk1 = 0;
   uint64_t m0 = 0, m1 = 0;
   for (int p = 0; p < npubs; p++)
     for (int w = 0; w < window; w++) publish(&conns[p]);
@@ -363,11 +396,11 @@ static int run_fanout(void) {
     for (int i = 0; i < n; i++) on_readable(events[i].data.ptr, t);
     if (!measuring && !stopping && t >= measure_at) {
       measuring = 1;
-      m0 = t, cpu0 = cpu_self(), srv0 = cpu_servers();
+      m0 = t, cpu0 = cpu_self(), srv0 = cpu_servers(), brk0 = cpu_broker();
     } else if (measuring && t >= end_at) {
       measuring = 0;
       stopping = 1;
-      m1 = t, cpu1 = cpu_self(), srv1 = cpu_servers();
+      m1 = t, cpu1 = cpu_self(), srv1 = cpu_servers(), brk1 = cpu_broker();
       give_up = t + 20000000000ull;
     }
     if (stopping) {
@@ -386,11 +419,11 @@ static int run_fanout(void) {
   for (int i = 0; i < nconns; i++)
     for (int p = 0; p < npubs; p++) missing += sent[p] - conns[i].expected[p];
   double seconds = (double)(m1 - m0) / 1e9;
-  printf("{\"deliveries\":%llu,\"seconds\":%.6f,\"loaderCpu\":%.4f,\"serverCpu\":%.4f,"
+  printf("{\"deliveries\":%llu,\"seconds\":%.6f,\"loaderCpu\":%.4f,\"serverCpu\":%.4f,\"brokerCpu\":%.4f,"
          "\"latency\":{\"p50\":%.0f,\"p90\":%.0f,\"p99\":%.0f,\"max\":%.0f},"
          "\"published\":%llu,\"received\":%llu,\"expected\":%llu,\"lost\":%llu,\"reordered\":%llu,\"missing\":%llu,"
          "\"bad\":%llu,\"complete\":%s}\n",
-         (unsigned long long)delivered, seconds, cpu1 - cpu0, server_pid_count ? srv1 - srv0 : -1.0,
+         (unsigned long long)delivered, seconds, cpu1 - cpu0, server_pid_count ? srv1 - srv0 : -1.0, brk1 - brk0,
          percentile(0.5), percentile(0.9), percentile(0.99), percentile(1.0),
          (unsigned long long)published, (unsigned long long)received, (unsigned long long)(published * (uint64_t)nconns),
          (unsigned long long)lost, (unsigned long long)reordered, (unsigned long long)missing,
@@ -436,6 +469,7 @@ static const char *opt(int argc, char **argv, const char *name) {
 int main(int argc, char **argv) {
   const char *v;
   if ((v = opt(argc, argv, "host"))) host = v;
+  for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--sio") == 0) sio = 1, path = "/socket.io/?EIO=4&transport=websocket";
   if ((v = opt(argc, argv, "path"))) path = v;
   if ((v = opt(argc, argv, "port"))) {
     char *copy = strdup(v);
@@ -448,6 +482,7 @@ int main(int argc, char **argv) {
   if ((v = opt(argc, argv, "size"))) size = atoi(v);
   if ((v = opt(argc, argv, "warmup"))) warmup_ms = atol(v);
   if ((v = opt(argc, argv, "time"))) time_ms = atol(v);
+  if ((v = opt(argc, argv, "broker-pid"))) broker_pid = atoi(v);
   if ((v = opt(argc, argv, "server-pids"))) {
     char *copy = strdup(v);
     for (char *s = strtok(copy, ","); s && server_pid_count < 16; s = strtok(NULL, ",")) server_pids[server_pid_count++] = atoi(s);

@@ -1,7 +1,7 @@
 /**
  * One fan-out server under test, in its own process, started by bench/fanout.ts:
  *
- *   node --expose-gc dist/bench/fanout/server.js --impl=anyws|ws|uws
+ *   node --expose-gc dist/bench/fanout/server.js --impl=anyws|ws|uws|socketio [--redis=URL]
  *   deno run -A --v8-flags=--expose-gc bench/fanout/server.ts --impl=anyws|deno
  *   bun bench/fanout/server.ts --impl=anyws|bun
  *
@@ -13,7 +13,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { type FanoutModule, option } from "./common.ts";
 
-const MODULES: Record<string, string> = { anyws: "anyws", ws: "ws", uws: "uws", bun: "native.bun", deno: "native.deno" };
+const MODULES: Record<string, string> = { anyws: "anyws", ws: "ws", uws: "uws", bun: "native.bun", deno: "native.deno", socketio: "socketio" };
 
 const args = process.argv.slice(2);
 const impl = option(args, "impl") ?? "anyws";
@@ -23,7 +23,7 @@ if (!(impl in MODULES)) throw new Error(`--impl=${impl}: one of ${Object.keys(MO
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const specifier = new URL(`./${MODULES[impl]}${extension}`, import.meta.url).href;
 const { start } = (await import(specifier)) as FanoutModule;
-const server = await start({ hostname: option(args, "hostname") ?? "127.0.0.1", port: Number(option(args, "port") ?? 0) });
+const server = await start({ hostname: option(args, "hostname") ?? "127.0.0.1", port: Number(option(args, "port") ?? 0), redis: option(args, "redis") });
 process.stdout.write(JSON.stringify({ port: server.port, name: server.name, pid: process.pid }) + "\n");
 
 const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
