@@ -519,14 +519,25 @@ export abstract class Connection implements FrameHandler {
     if (!this.canSend()) return false;
     if (this.sendingOpcode !== 0) throw new WebSocketError("ERR_INVALID_STATE", "a fragmented message is being sent");
     this.lastSent = this.now;
+    const queue = this.outQueue;
+    if (queue === null || queue.immediate) {
+      // Nothing to wait for: written at once, as runOutgoing would, without a step to queue.
+      this.writePrepared(message);
+      return true;
+    }
     const size = message.size;
     this.pending += size;
-    this.runOutgoing(() => {
+    queue.run(() => {
       this.pending -= size;
-      if (this.closeWritten || this.state === ReadyState.CLOSED) return;
-      for (const chunk of message.chunks) this.pushOutput(chunk);
+      this.writePrepared(message);
     });
     return true;
+  }
+
+  private writePrepared(message: PreparedMessage): void {
+    if (this.closeWritten || this.state === ReadyState.CLOSED) return;
+    const chunks = message.chunks;
+    for (let i = 0; i < chunks.length; i++) this.pushOutput(chunks[i]);
   }
 
   /** Sends a ping (RFC 6455 §5.5.2). Returns true when queued, false when dropped (as `sendText`). */
