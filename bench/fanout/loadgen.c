@@ -5,13 +5,15 @@
  *
  *   loadgen --mode=fanout --port=P[,P2…] --conns=N --pubs=M [--window=W] [--size=64]
  *           [--warmup=MS] [--time=MS] [--server-pids=PID,PID] [--broker-pid=PID] [--host=127.0.0.1]
- *     Opens N WebSocket connections (connection i to the i-th port in turn); the first M are publishers too. Each publisher keeps W
- *     masked text messages in flight (a new one when one of its own comes back to it). A
+ *     Opens N WebSocket connections (connection i to the i-th port in turn); the first M are
+ *     publishers too. Each publisher keeps W masked text messages in flight: a new one when one
+ *     of its own reaches it back (with several servers: reaches the next connection, which is
+ *     on another server, so that the window covers the relay between servers). A
  *     message's payload carries its publisher, a per-publisher sequence number and its send
  *     time; every connection checks that it gets every publisher's messages in order, none
  *     missing, and measures each delivery's latency. After the measured window the publishers
  *     stop and the loader waits until every connection has every message sent. Prints one
- *     JSON line (see `report`), with the server processes' CPU time over the window, read from
+ *     JSON line, with the server processes' CPU time over the window, read from
  *     /proc/PID/stat.
  *
  *     --sio: the server is socket.io (Engine.IO 4 over WebSocket): each connection joins the
@@ -110,6 +112,7 @@ static double cpu_of(const int *pids, int count) {
 typedef struct {
   int fd;
   int pub;            /* publisher index, -1 for a subscriber only */
+  int acks;           /* the publisher whose messages, arriving here, let it send the next one (-1: none) */
   uint32_t rlen;
   uint8_t *rbuf;
   uint64_t *expected; /* next sequence number expected from each publisher */
@@ -274,6 +277,7 @@ static uint64_t delivered = 0;   /* inside the measured window */
 static uint64_t received = 0;    /* over the whole run */
 static uint64_t lost = 0, reordered = 0, bad = 0;
 static int measuring = 0, stopping = 0;
+static Conn *all_conns;
 static int epfd = -1;
 
 static void record_latency(uint64_t ns) {
@@ -319,9 +323,9 @@ static void on_message(Conn *c, const uint8_t *payload, size_t len, uint64_t t) 
     delivered++;
     record_latency(t > at ? t - at : 0);
   }
-  if ((int)p == c->pub) {
+  if ((int)p == c->acks) {
     inflight[p]--;
-    if (!stopping) publish(c);
+    if (!stopping) publish(&all_conns[p]);
   }
 }
 
@@ -368,8 +372,13 @@ static int run_fanout(void) {
   Conn *conns = calloc((size_t)nconns, sizeof(Conn));
   sent = calloc((size_t)npubs, sizeof(uint64_t));
   inflight = calloc((size_t)npubs, sizeof(int));
+  all_conns = conns;
   for (int i = 0; i < nconns; i++) {
     conns[i].pub = i < npubs ? i : -1;
+    /* One server: a publisher's own copy paces it. Several: the copy at the next connection,
+     * which is on another server, so that the window covers the path between servers. */
+    int acked = nports > 1 ? i - 1 : i;
+    conns[i].acks = acked >= 0 && acked < npubs ? acked : -1;
     conns[i].rbuf = malloc(RBUF);
     conns[i].expected = calloc((size_t)npubs, sizeof(uint64_t));
   }
