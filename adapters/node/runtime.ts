@@ -51,6 +51,12 @@ function transportOf(socket: net.Socket): SocketTransport {
  */
 const COALESCE_LIMIT = 16 * 1024;
 
+/**
+ * Once this many bytes are queued they go to the socket at once, without waiting for the end of
+ * the loop turn: what waits beyond it waits in the socket's buffer, as backpressure expects.
+ */
+const QUEUE_LIMIT = 64 * 1024;
+
 /** The check phase after a transport's first write of a loop turn: one function for all transports. */
 function flushQueue(transport: SocketTransport): void {
   transport.flush();
@@ -113,8 +119,7 @@ class SocketTransport implements Transport {
       queued += chunk.byteLength;
     }
     this.#queued = queued;
-    // Enough bytes go now: the queue holds one write's worth, what waits beyond is the socket's.
-    if (queued >= COALESCE_LIMIT) this.#handOver();
+    if (queued >= QUEUE_LIMIT) this.#handOver();
     // What the socket's own write() would answer for these bytes: below its high-water mark.
     const ok = !socket.writableNeedDrain && socket.writableLength + this.#queued < socket.writableHighWaterMark;
     if (!ok) this.#awaitingDrain = true;
