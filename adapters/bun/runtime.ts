@@ -10,9 +10,11 @@
  *   possibly fewer, 0 when full, -1 once the socket is closed or shut down. `drain` fires when it
  *   can take more (over TLS also once, spuriously, after the handshake). The rest is ours: a queue
  *   of the caller's chunks or views into them (no copy), written in order from `drain`.
- * - There is no writev. Small chunks written in one tick are queued and go out together at the
- *   end of the tick (a microtask), copied into writes of up to `COALESCE_LIMIT` bytes; as soon as
- *   that many bytes are queued they go out at once; a chunk that large is written uncopied.
+ * - There is no writev. Small chunks written in one turn of the event loop are queued and go out
+ *   together once every read of the turn was handled (`setImmediate`, as uWebSockets drains its
+ *   sockets: what several peers' reads publish to a socket goes in one write), copied into
+ *   writes of up to `COALESCE_LIMIT` bytes; as soon as that many bytes are queued they go out at
+ *   once; a chunk that large is written uncopied.
  * - The `data` callback's bytes are a fresh ArrayBuffer per read (TCP and TLS, checked over long
  *   transfers): the handler owns them, unmasking in place is safe, nothing is copied here.
  * - `pause()`/`resume()` exist and stop/restart reading, but a `data` callback can still come
@@ -58,7 +60,7 @@ export const HIGH_WATER_MARK = 64 * 1024;
 
 /**
  * Queued chunks smaller than this are copied together into writes of up to this many bytes, and
- * queued writes wait for the end of the tick until this many bytes are queued. Larger chunks are
+ * queued writes wait for the end of the loop turn until this many bytes are queued. Larger chunks are
  * written from the caller's memory. Measured on Bun 1.4.5 (see the test file's header): a 2-byte
  * header + 32-byte payload as one copied write costs 30% less CPU than two writes; 64 small
  * messages per tick batched cost 3-14x less than a write each. At 16 KiB a 16 KiB message's
@@ -153,11 +155,11 @@ class BunTransport implements Transport {
       this.#queued += chunk.byteLength;
     }
     if (!this.#blocked) {
-      // Small writes wait for the end of the tick, to go out together; enough bytes go now.
+      // Small writes wait for the end of the loop turn, to go out together; enough bytes go now.
       if (this.#queued >= COALESCE_LIMIT) this.#flush();
       else if (!this.#scheduled && this.#queued !== 0) {
         this.#scheduled = true;
-        queueMicrotask(this.#flushTask);
+        setImmediate(this.#flushTask);
       }
     }
     if (this.#queued <= this.#settings.highWaterMark) return true;

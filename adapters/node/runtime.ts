@@ -46,13 +46,36 @@ function transportOf(socket: net.Socket): SocketTransport {
   return (socket as net.Socket & { [kTransport]: SocketTransport })[kTransport];
 }
 
+/**
+ * Queued chunks of up to this many bytes in all are copied into one buffer before they are
+ * written; more are written as they are (one writev), since copying them would cost more.
+ */
+const COALESCE_LIMIT = 16 * 1024;
+
+/**
+ * Once this many bytes are queued they go to the socket at once, without waiting for the end of
+ * the loop turn: what waits beyond it waits in the socket's buffer, as backpressure expects.
+ */
+const QUEUE_LIMIT = 64 * 1024;
+
+/** The check phase after a transport's first write of a loop turn: one function for all transports. */
+function flushQueue(transport: SocketTransport): void {
+  transport.flush();
+}
+
 class SocketTransport implements Transport {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly #socket: net.Socket;
   readonly #handler: TransportHandler;
   readonly #lingerMs: number;
-  #corked = false;
+  /**
+   * Chunks written since the event loop's last check phase, handed to the socket together then
+   * (null: none): after every read of this turn was handled, as uWebSockets drains its sockets,
+   * so that messages published to a socket by several peers' reads go out in one write.
+   */
+  #queue: Uint8Array[] | null = null;
+  #queued = 0;
   #awaitingDrain = false;
   #closed = false;
   #error: Error | undefined;
@@ -78,28 +101,80 @@ class SocketTransport implements Transport {
   }
 
   get bufferedAmount(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + this.#queued;
   }
 
   write(chunks: readonly Uint8Array[]): boolean {
     const socket = this.#socket;
     if (!socket.writable) return false; // after end() or destroy(): dropped
-    this.#cork();
-    for (const chunk of chunks) if (chunk.byteLength > 0) socket.write(chunk);
-    const ok = !socket.writableNeedDrain;
+    let queue = this.#queue;
+    if (queue === null) {
+      queue = this.#queue = [];
+      setImmediate(flushQueue, this);
+    }
+    let queued = this.#queued;
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i];
+      if (chunk.byteLength === 0) continue;
+      queue.push(chunk);
+      queued += chunk.byteLength;
+    }
+    this.#queued = queued;
+    if (queued >= QUEUE_LIMIT) this.#handOver();
+    // What the socket's own write() would answer for these bytes: below its high-water mark.
+    const ok = !socket.writableNeedDrain && socket.writableLength + this.#queued < socket.writableHighWaterMark;
     if (!ok) this.#awaitingDrain = true;
     return ok;
+  }
+
+  /**
+   * Hands the queued chunks to the socket in one write: small ones copied together (a stream
+   * write per chunk costs far more than the copy), larger ones as they are, batched into one
+   * writev by cork.
+   */
+  flush(): void {
+    this.#handOver();
+    // A write() refused over the high-water mark owes onDrain; the socket only emits 'drain'
+    // when its own write() was refused, so when it took these bytes below the mark, it is now.
+    if (this.#awaitingDrain && this.#socket.writable && !this.#socket.writableNeedDrain) this.#onDrain();
+  }
+
+  #handOver(): void {
+    const queue = this.#queue;
+    const size = this.#queued;
+    this.#queue = null;
+    this.#queued = 0;
+    const socket = this.#socket;
+    if (queue === null || !socket.writable) return;
+    if (queue.length === 1) {
+      socket.write(queue[0]);
+    } else if (size <= COALESCE_LIMIT) {
+      const merged = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (let i = 0; i < queue.length; i++) {
+        merged.set(queue[i], at);
+        at += queue[i].byteLength;
+      }
+      socket.write(merged);
+    } else {
+      socket.cork();
+      for (let i = 0; i < queue.length; i++) socket.write(queue[i]);
+      socket.uncork();
+    }
   }
 
   end(): void {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
-    socket.end(); // flushes (and uncorks) what is buffered, then FIN
+    this.#handOver();
+    socket.end(); // what is buffered, then FIN
     this.#armLinger();
     socket.once("finish", () => this.#armLinger()); // our FIN is out: give the peer time for its own
   }
 
   destroy(): void {
+    this.#queue = null;
+    this.#queued = 0;
     this.#socket.destroy();
   }
 
@@ -109,17 +184,6 @@ class SocketTransport implements Transport {
 
   resume(): void {
     this.#socket.resume();
-  }
-
-  /** Batches every write of this tick into one writev (measured: far fewer syscalls, TLS records). */
-  #cork(): void {
-    if (this.#corked) return;
-    this.#corked = true;
-    this.#socket.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      this.#socket.uncork();
-    });
   }
 
   /**

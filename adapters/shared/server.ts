@@ -614,9 +614,7 @@ export class ServerWebSocket<T = undefined> {
 
   /** Writes what this call queued and says how it went: -1 when this write left the transport over its high-water mark. */
   private flushed(size: number): SendResult {
-    const written = this.session.write();
-    this.session.flush();
-    return written ? Math.max(size, 1) : -1;
+    return this.session.write() ? Math.max(size, 1) : -1;
   }
 
   /** Reads a Blob, keeping every later send behind it. */

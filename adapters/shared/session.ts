@@ -278,13 +278,16 @@ export class Session implements TransportHandler {
   /**
    * Writes the connection's output at once, from inside `flush` too (a handler's send), so that
    * a sender learns what the transport made of its own message. False when the transport is over
-   * its high-water mark after this write.
+   * its high-water mark after this write. All a send needs: it raises no event and moves no
+   * deadline earlier, so the rest of `flush` (done once per message published to many sockets)
+   * has nothing to do for it.
    */
   write(): boolean {
     const output = this.connection.pollOutput();
     if (output.length === 0 || this.transport === null || this.closed || this.ended) return true;
     if (this.transport.write(output)) return true;
     this.backpressured = true;
+    if (!this.readPaused) this.checkReadLimit();
     return false;
   }
 

@@ -7,6 +7,7 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
+import process from "node:process";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
@@ -186,6 +187,21 @@ describe("node runtime: writes and backpressure", () => {
   }
 
   writeCases(rig);
+
+  test("small writes of one loop turn wait in bufferedAmount, past nextTick, until the turn ends, then go out as one", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag, { recorder: () => new Recorder() });
+    const client = await connect(bag, "127.0.0.1", listener.port);
+    for (let i = 0; i < 100; i++) client.transport.write([new Uint8Array([i]), new Uint8Array(9).fill(i)]);
+    assert.equal(client.transport.bufferedAmount, 1000);
+    await new Promise((resolve) => process.nextTick(resolve)); // other sockets' reads of this turn may still add to the write
+    assert.equal(client.transport.bufferedAmount, 1000);
+    await new Promise((resolve) => setImmediate(resolve)); // the flush runs in the same phase, queued first
+    await until(() => accepted[0]?.received === 1000, "the 1000 bytes");
+    assert.ok(accepted[0].chunks.length <= 2, `${accepted[0].chunks.length} reads for one write`);
+    const bytes = Buffer.concat(accepted[0].chunks);
+    for (let i = 0; i < 100; i++) assert.deepEqual([...bytes.subarray(i * 10, i * 10 + 10)], new Array(10).fill(i));
+  });
 
   test("no onDrain without a false write", async (t) => {
     const bag = track(t);
