@@ -44,13 +44,13 @@
  * warns when the numbers it kept are still disturbed.
  * Nothing is asserted about timing; the targets of issue 3 are reported as met or not.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { Child } from "./shared/child.ts";
 import { type LoadResult, type MemoryReport, numberOption, option, RUNTIME } from "./echo/common.ts";
 
 // ---- Options ------------------------------------------------------------------------------------
@@ -128,78 +128,6 @@ const SCENARIOS: Scenario[] = [
 
 // ---- Child processes ----------------------------------------------------------------------------
 
-/** A child process whose stdout is read as JSON lines. */
-class Child {
-  readonly process: ChildProcess;
-  private readonly lines: string[] = [];
-  private waiting: (() => void) | null = null;
-  private stderr = "";
-  readonly exited: Promise<number | null>;
-
-  constructor(command: string, argv: string[], what: string) {
-    this.process = spawn(command, argv, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    this.process.stderr!.on("data", (d: Uint8Array) => {
-      this.stderr += new TextDecoder().decode(d);
-      if (this.stderr.length > 20_000) this.stderr = this.stderr.slice(-10_000);
-    });
-    createInterface({ input: this.process.stdout! }).on("line", (line) => {
-      this.lines.push(line);
-      this.waiting?.();
-    });
-    this.exited = new Promise((resolve) => this.process.on("exit", (code) => {
-      resolve(code);
-      this.waiting?.();
-    }));
-    this.exited.then((code) => {
-      if (code !== 0 && code !== null && !this.quitting) console.error(`${what} exited with ${code}: ${this.stderr.trim()}`);
-    });
-    this.what = what;
-  }
-
-  private readonly what: string;
-  private quitting = false;
-
-  /** The next JSON line (waits for it). */
-  async next(timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = this.lines.shift();
-      if (line !== undefined) {
-        try {
-          return JSON.parse(line);
-        } catch {
-          continue; // something else the process printed
-        }
-      }
-      if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        throw new Error(`${this.what} exited (${this.process.exitCode ?? this.process.signalCode}): ${this.stderr.trim()}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.what}: no answer within ${timeoutMs} ms. ${this.stderr.trim()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiting = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiting = null;
-    }
-  }
-
-  send(line: string): void {
-    this.process.stdin!.write(line + "\n");
-  }
-
-  async quit(): Promise<void> {
-    this.quitting = true;
-    this.process.stdin!.end();
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
 /**
  * CPU seconds used so far by every user-space process but `exclude` (the run's own), by pid, from
  * /proc; null without /proc. Kernel threads are left out: on loopback, softirq work is the run's
@@ -259,10 +187,10 @@ const servers = {} as Record<Impl, Server>;
 async function startServer(impl: Impl): Promise<Server> {
   const argv = [`--impl=${impl}`];
   const child = RUNTIME === "node"
-    ? new Child(process.execPath, ["--expose-gc", ...SERVER_FLAGS, join(ROOT, "dist", "bench", "echo", "server.js"), ...argv], `${impl} server`)
+    ? new Child(process.execPath, ["--expose-gc", ...SERVER_FLAGS, join(ROOT, "dist", "bench", "echo", "server.js"), ...argv], `${impl} server`, ROOT)
     : RUNTIME === "deno"
-    ? new Child(process.execPath, ["run", "-A", "--v8-flags=--expose-gc", ...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`)
-    : new Child(process.execPath, [...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`);
+    ? new Child(process.execPath, ["run", "-A", "--v8-flags=--expose-gc", ...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`, ROOT)
+    : new Child(process.execPath, [...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`, ROOT);
   const ready = await child.next(30_000);
   return { child, port: ready.port as number, name: ready.name as string };
 }
@@ -305,7 +233,7 @@ async function load(server: Server, argv: string[]): Promise<Measured> {
 }
 
 async function loadOnce(server: Server, argv: string[]): Promise<Measured> {
-  const child = new Child(NODE, [LOAD_JS, `--port=${server.port}`, `--warmup=${WARMUP_MS}`, `--time=${TIME_MS}`, ...argv], "load generator");
+  const child = new Child(NODE, [LOAD_JS, `--port=${server.port}`, `--warmup=${WARMUP_MS}`, `--time=${TIME_MS}`, ...argv], "load generator", ROOT);
   const pid = server.child.process.pid;
   const exclude = new Set([process.pid, child.process.pid, ...Object.values(servers).map((s) => s.child.process.pid)]);
   const snapshot = () => ({ server: processCpu(pid), others: othersCpu(exclude) });
@@ -397,7 +325,7 @@ async function runMemory(s: Memory): Promise<void> {
   const heap: Row = { label: `memory, JS heap per conn: ${s.title}`, unit: "B", lower: true, values: {} };
   for (const impl of IMPLS) {
     const server = await startServer(impl);
-    const client = new Child(NODE, [LOAD_JS, `--port=${server.port}`, "--mode=idle"], "load generator (idle)");
+    const client = new Child(NODE, [LOAD_JS, `--port=${server.port}`, "--mode=idle"], "load generator (idle)", ROOT);
     try {
       const expectOpen = async (n: number) => {
         const line = await client.next(120_000);

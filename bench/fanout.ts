@@ -39,14 +39,14 @@
  *                   limit (each connection costs the server and the load generator a descriptor).
  * Nothing is asserted about timing.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer as createNetServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { Child } from "./shared/child.ts";
 import { numberOption, option, RUNTIME } from "./fanout/common.ts";
 
 const args = process.argv.slice(2);
@@ -97,76 +97,6 @@ const SELECTED = wanted === "all" ? KINDS : wanted.split(",").map((id) => {
   return kind;
 });
 
-/** A child process whose stdout is read as JSON lines. */
-class Child {
-  readonly process: ChildProcess;
-  private readonly lines: string[] = [];
-  private waiting: (() => void) | null = null;
-  private stderr = "";
-  readonly exited: Promise<number | null>;
-
-  readonly what: string;
-
-  constructor(command: string, argv: string[], what: string) {
-    this.what = what;
-    this.process = spawn(command, argv, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    this.process.stderr!.on("data", (d: Uint8Array) => {
-      this.stderr = (this.stderr + new TextDecoder().decode(d)).slice(-10_000);
-    });
-    createInterface({ input: this.process.stdout! }).on("line", (line) => {
-      this.lines.push(line);
-      this.waiting?.();
-    });
-    this.exited = new Promise((resolve) => this.process.on("exit", (code) => {
-      resolve(code);
-      this.waiting?.();
-    }));
-  }
-
-  /** The next JSON line (waits for it). */
-  async next(timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const line = this.lines.shift();
-      if (line !== undefined) {
-        try {
-          return JSON.parse(line);
-        } catch {
-          continue; // something else the process printed
-        }
-      }
-      if (this.process.exitCode !== null || this.process.signalCode !== null) {
-        throw new Error(`${this.what} exited (${this.process.exitCode ?? this.process.signalCode}): ${this.stderr.trim()}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.what}: no answer within ${timeoutMs} ms. ${this.stderr.trim()}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiting = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiting = null;
-    }
-  }
-
-  get errors(): string {
-    return this.stderr.trim();
-  }
-
-  send(line: string): void {
-    this.process.stdin!.write(line + "\n");
-  }
-
-  async quit(): Promise<void> {
-    this.process.stdin!.end();
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
 export interface Server {
   kind: ServerKind;
   child: Child;
@@ -187,7 +117,7 @@ export function runtimeCommand(runtime: Runtime, script: string, flags: { gc?: b
 
 export async function startServer(kind: ServerKind, extra: string[] = []): Promise<Server> {
   const [command, argv] = runtimeCommand(kind.runtime, join("bench", "fanout", "server"), { gc: true });
-  const child = new Child(command, [...argv, `--impl=${kind.impl}`, ...extra], `${kind.id} server`);
+  const child = new Child(command, [...argv, `--impl=${kind.impl}`, ...extra], `${kind.id} server`, ROOT);
   const ready = await child.next(30_000);
   return { kind, child, port: ready.port as number, pid: ready.pid as number, name: ready.name as string };
 }
@@ -230,7 +160,7 @@ export async function runLoad(ports: number[], pids: number[], room: { conns: nu
     "--mode=fanout", `--port=${ports.join(",")}`, `--server-pids=${pids.join(",")}`, `--conns=${room.conns}`, `--pubs=${room.pubs}`,
     `--window=${WINDOW}`, `--size=${SIZE}`, `--warmup=${WARMUP_MS}`, `--time=${TIME_MS}`, ...extra,
   ];
-  const child = new Child(LOADGEN, argv, "load generator");
+  const child = new Child(LOADGEN, argv, "load generator", ROOT);
   const result = (await child.next(WARMUP_MS + TIME_MS + 120_000)) as unknown as LoadResult;
   const code = await child.exited;
   if (code !== 0 || !result.complete || result.lost || result.reordered || result.bad) {
@@ -351,7 +281,7 @@ async function memory(): Promise<void> {
   const rows = [["server", "RSS per connection", "JS heap per connection", "RSS with none", "RSS with all"]];
   for (const kind of kinds) {
     const server = await startServer(kind);
-    const loader = new Child(LOADGEN, ["--mode=idle", `--port=${server.port}`, `--sources=${sources.join(",")}`], "load generator (idle)");
+    const loader = new Child(LOADGEN, ["--mode=idle", `--port=${server.port}`, `--sources=${sources.join(",")}`], "load generator (idle)", ROOT);
     const mem = async () => {
       server.child.send("mem");
       return (await server.child.next()) as { rss: number; heapUsed: number };
