@@ -1,6 +1,6 @@
 /**
  * Conformance of our server: the fuzzing client runs the whole catalogue (Autobahn's sections
- * 1–7, 9, 10; 12 and 13 PENDING) against an echo server built with `serve()`, over real
+ * 1–7, 9, 10, 12, 13) against an echo server built with `serve()`, over real
  * loopback sockets, on the runtime running this file. Any FAILED case fails its section.
  */
 import { runtimeName } from "../../adapters/auto.ts";
