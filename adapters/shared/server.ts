@@ -49,7 +49,7 @@ export interface ServerHandlers<T = undefined> {
    */
   upgrade?(request: UpgradeInfo): UpgradeResponse<T> | void | Promise<UpgradeResponse<T> | void>;
   open?(ws: ServerWebSocket<T>): void;
-  /** Text arrives as a string, binary as a Uint8Array view (valid until the handler returns, unless kept). */
+  /** Text arrives as a string, binary as a Uint8Array view of the received bytes, valid until the handler returns: copy it (`data.slice()`) to keep it. */
   message?(ws: ServerWebSocket<T>, data: string | Uint8Array, isBinary: boolean): void;
   /**
    * The connection is closed: `code` and `reason` are the peer's (1005: its close frame had no
