@@ -1,8 +1,8 @@
 /**
  * The Deno adapter: `Deno.listen` / `Deno.listenTls` for servers, `Deno.connect` (+
  * `Deno.startTls`) for clients. It only moves bytes: each `Deno.Conn` becomes a `ByteChannel`
- * over `Conn#read` / `Conn#write`, driven by the same `createTransport` machinery as the Web
- * Streams adapter (write queue, `bufferedAmount`, drain, pause, end, the one `onClose`).
+ * over `Conn#read` / `Conn#write`, driven by the shared channel transport
+ * (adapters/shared/channel.ts), as the Web Streams adapter is.
  *
  * Why `read()`/`write()` and not `conn.readable`/`conn.writable`: on loopback, a 32-byte
  * request/response ping-pong ran at about 36k round trips/s this way against about 18k through the
@@ -36,7 +36,7 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { type ByteChannel, createTransport, type TransportOptions } from "../streams/runtime.ts";
+import { type ByteChannel, createTransport, type TransportOptions } from "../shared/channel.ts";
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
 const MIN_READ_SIZE = 4 * 1024;

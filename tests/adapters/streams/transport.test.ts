@@ -5,12 +5,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type ByteChannel,
-  createTransport,
-  streamTransport,
-  type StreamTransportOptions,
-} from "../../../adapters/streams/runtime.ts";
+import { type ByteChannel, createTransport } from "../../../adapters/shared/channel.ts";
+import { streamTransport, type StreamTransportOptions } from "../../../adapters/streams/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
 import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { delay } from "../../support/time.ts";
