@@ -6,6 +6,7 @@ import {
   type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
+  type DeflateCodec,
   type HeadersInit,
   type PerMessageDeflateOptions,
   type PreparedMessage,
@@ -21,7 +22,7 @@ import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
-import { serverExtensions } from "../zlib/codec.ts";
+import { serverExtensions } from "./deflate.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
@@ -114,10 +115,11 @@ export class WebSocketServer<T = undefined> {
   private closing = false;
   private readonly extensions: ServerExtensionFactory[] | undefined;
 
-  constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
+  /** `codec` runs `perMessageDeflate` (each runtime entry's class passes its own). */
+  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec?: DeflateCodec) {
     this.options = options;
     this.handlers = handlers;
-    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
+    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate, codec);
   }
 
   get port(): number {
@@ -619,8 +621,11 @@ export function checkOrigin(
 }
 
 /** Builds a runtime's `serve()`. */
-export function createServe(runtime: Runtime): <T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>) => Promise<WebSocketServer<T>> {
+export function createServe(
+  runtime: Runtime,
+  codec?: DeflateCodec,
+): <T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>) => Promise<WebSocketServer<T>> {
   return function serve<T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>): Promise<WebSocketServer<T>> {
-    return new WebSocketServer<T>(options, handlers).listen(runtime, options);
+    return new WebSocketServer<T>(options, handlers, codec).listen(runtime, options);
   };
 }

@@ -8,6 +8,7 @@ import {
   type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
+  type DeflateCodec,
   type HeadersInit,
   type PerMessageDeflateOptions,
   ReadyState,
@@ -18,7 +19,7 @@ import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, toArrayBuffer, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
-import { clientExtensions } from "../zlib/codec.ts";
+import { clientExtensions } from "./deflate.ts";
 
 export type BinaryType = "blob" | "arraybuffer" | "uint8array";
 
@@ -160,14 +161,14 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private readonly handlers = new Map<string, { handler: AnyHandler; listener: EventListener }>();
   private readonly origin: string;
 
-  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime) {
+  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime, codec?: DeflateCodec) {
     super();
     const parsed = parseUrl(url);
     const offered = parseProtocols(protocols);
     this.url = parsed.href;
     this.origin = parsed.origin;
     if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
-    this.connect(runtime, parsed, offered, options);
+    this.connect(runtime, parsed, offered, options, codec);
   }
 
   get readyState(): ReadyState {
@@ -304,11 +305,11 @@ export class WebSocket extends EventTarget implements SessionOwner {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Builds the connection now, so that bad options (a header value) throw from the constructor. */
-  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): void {
+  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions, codec: DeflateCodec | undefined): void {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
     const connection = new ClientConnection({
       ...options,
-      extensions: clientExtensions(options.extensions, options.perMessageDeflate),
+      extensions: clientExtensions(options.extensions, options.perMessageDeflate, codec),
       host: url.host,
       path: (url.pathname || "/") + url.search,
       protocols,
@@ -437,10 +438,10 @@ export interface WebSocket {
 }
 
 /** Builds a runtime's WebSocket class: `new WebSocket(url, protocols?, options?)`. */
-export function createWebSocketClass(runtime: Runtime): typeof WebSocket {
+export function createWebSocketClass(runtime: Runtime, codec?: DeflateCodec): typeof WebSocket {
   return class extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[], options?: WebSocketOptions) {
-      super(url, protocols, options, runtime);
+      super(url, protocols, options, runtime, codec);
     }
   };
 }

@@ -632,25 +632,3 @@ export function createZlibCodec(options: ZlibCodecOptions = {}): ZlibCodec {
 
 /** The codec every connection uses unless told otherwise: at most 10 zlib jobs at once, process-wide. */
 export const zlibCodec: ZlibCodec = createZlibCodec();
-
-// ---- The `perMessageDeflate` option of the server and the client ------------------------------
-
-/** `perMessageDeflate: true` or options; false or absent: off. Adds nothing if `extensions` has it already. */
-export function serverExtensions(
-  extensions: ServerExtensionFactory[] | undefined,
-  perMessageDeflate: boolean | PerMessageDeflateOptions | undefined,
-): ServerExtensionFactory[] | undefined {
-  if (!perMessageDeflate || extensions?.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
-  const options = perMessageDeflate === true ? {} : perMessageDeflate;
-  return [...(extensions ?? []), perMessageDeflateServer({ codec: zlibCodec, ...options })];
-}
-
-/** `perMessageDeflate` true (the default) or options; false: off. Adds nothing if `extensions` has it already. */
-export function clientExtensions(
-  extensions: ClientExtensionFactory[] | undefined,
-  perMessageDeflate: boolean | PerMessageDeflateOptions | undefined,
-): ClientExtensionFactory[] | undefined {
-  if (perMessageDeflate === false || extensions?.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
-  const options = perMessageDeflate === true || perMessageDeflate === undefined ? {} : perMessageDeflate;
-  return [...(extensions ?? []), perMessageDeflateClient({ codec: zlibCodec, ...options })];
-}
