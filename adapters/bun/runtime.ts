@@ -21,13 +21,12 @@
  * - `end()` closes a TCP socket at once (its `close` callback runs inside `end()`) but leaves a
  *   TLS socket open until the peer's FIN; `shutdown()` is the half-close on both. So `end()` here
  *   is: flush the queue, `shutdown()`, wait for the peer's FIN (Bun then closes a TCP socket by
- *   itself; a TLS socket is closed from the `end` callback), at most `lingerMs` — a wait that
- *   restarts while queued bytes are still moving.
+ *   itself; a TLS socket is closed from the `end` callback). How long to wait is the session's
+ *   decision (adapters/shared/session.ts), as on every transport.
  * - `close()` closes gracefully (the kernel still delivers what it holds, then a FIN) and calls
  *   `close` synchronously on TCP; on TLS it first sends close_notify and, to a peer that does not
  *   read, never completes (the socket is then detached and even `terminate()` is ignored).
- *   `terminate()` resets (SO_LINGER 0) and closes at once. So `destroy()`, and giving up after the
- *   linger, is `close()` on TCP (as Node's `socket.destroy()`: the peer sees a FIN) and
+ *   `terminate()` resets (SO_LINGER 0) and closes at once. So `destroy()` is `close()` on TCP (as Node's `socket.destroy()`: the peer sees a FIN) and
  *   `terminate()` on TLS (the peer sees a reset).
  * - A client's TLS verdict: with a `handshake` callback, `open` and the `Bun.connect` promise come
  *   before the handshake, and a refused certificate closes the socket without an error anywhere
@@ -67,19 +66,8 @@ export const HIGH_WATER_MARK = 64 * 1024;
  */
 export const COALESCE_LIMIT = 64 * 1024;
 
-/** After `end()`, how long to wait for the peer's FIN (or for any write progress) before closing. */
-export const END_LINGER_MS = 3000;
-
-export interface BunRuntimeOptions {
-  /** Overrides `HIGH_WATER_MARK`. */
-  highWaterMark?: number;
-  /** Overrides `END_LINGER_MS`. */
-  lingerMs?: number;
-}
-
 interface Settings {
   readonly highWaterMark: number;
-  readonly lingerMs: number;
 }
 
 /** What a Bun socket carries in `socket.data`: its transport, once there is one. */
@@ -119,9 +107,6 @@ class BunTransport implements Transport {
   #held: Uint8Array[] | null = null;
   #endHeld = false;
   #error: Error | undefined;
-  #linger: ReturnType<typeof setTimeout> | undefined;
-  /** `performance.now()` of the last flush that moved bytes, while flushing for `end()`. */
-  #progressAt = 0;
 
   constructor(socket: BunSocket, tls: boolean, settings: Settings) {
     this.#socket = socket;
@@ -167,8 +152,6 @@ class BunTransport implements Transport {
   end(): void {
     if (this.#state !== OPEN) return;
     this.#state = FLUSHING;
-    this.#progressAt = performance.now();
-    this.#armLinger();
     if (!this.#blocked) this.#flush(); // and, once the queue is empty, shutdown
   }
 
@@ -224,13 +207,12 @@ class BunTransport implements Transport {
     else this.#peerEnd();
   }
 
-  /** Like the Node adapter: tells the handler, then ends our side once the handler has had its say. */
+  /** Tells the handler; our side stays open until `end()` (the contract). */
   #peerEnd(): void {
     this.#peerEnded = true;
     this.#handler!.onEnd();
-    if (this.#state === OPEN) this.end();
     // Both FINs are out: Bun closes TCP sockets by itself, TLS ones on `end()`.
-    else if (this.#state === SHUT) this.#socket.end();
+    if (this.#state === SHUT) this.#socket.end();
   }
 
   /** Bun's `error`: an exception from a handler, or a failed TLS session. */
@@ -321,7 +303,6 @@ class BunTransport implements Transport {
     } else {
       this.#head = head;
     }
-    if (moved > 0 && this.#state === FLUSHING) this.#progressAt = performance.now();
     if (this.#head !== this.#queue.length) return;
     if (this.#state === FLUSHING) this.#shutdown();
     else if (this.#owesDrain && this.#state === OPEN) {
@@ -332,34 +313,13 @@ class BunTransport implements Transport {
 
   // --- closing ---
 
-  /** Everything is written: send our FIN and wait (at most `lingerMs`) for the peer's. */
+  /** Everything is written: send our FIN and wait for the peer's. */
   #shutdown(): void {
     this.#state = SHUT;
-    this.#armLinger();
     this.#socket.shutdown();
     // Both FINs are out: close now (Bun would too, a moment later).
     if (this.#peerEnded && this.#state === SHUT) this.#socket.end();
   }
-
-  #armLinger(): void {
-    clearTimeout(this.#linger);
-    this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs);
-  }
-
-  readonly #lingerExpired = (): void => {
-    this.#linger = undefined;
-    if (this.#state === FLUSHING) {
-      // Still flushing: wait on while bytes move, give up once they have not for `lingerMs`.
-      const idle = performance.now() - this.#progressAt;
-      if (idle < this.#settings.lingerMs) {
-        this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs - idle);
-        return;
-      }
-      this.#close(undefined); // as the Node adapter: what was left unsent is dropped silently
-      return;
-    }
-    if (this.#state === SHUT) this.#close(undefined); // no FIN from the peer: close anyway
-  };
 
   /** Closes now, dropping the queue; `onClose(error)` once. */
   #close(error: Error | undefined): void {
@@ -377,8 +337,6 @@ class BunTransport implements Transport {
   #finish(error: Error | undefined): void {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
-    clearTimeout(this.#linger);
-    this.#linger = undefined;
     this.#dropQueue();
     this.#owesDrain = false;
     this.#held = null;
@@ -569,13 +527,6 @@ function makeDial(settings: Settings): Dial {
 
 // ---------------------------------------------------------------------------------------------
 
-/** A Bun runtime with its own high-water mark or linger time. */
-export function createBunRuntime(options: BunRuntimeOptions = {}): Runtime {
-  const settings: Settings = {
-    highWaterMark: options.highWaterMark ?? HIGH_WATER_MARK,
-    lingerMs: options.lingerMs ?? END_LINGER_MS,
-  };
-  return { name: "bun", listen: makeListen(settings), dial: makeDial(settings) };
-}
+const settings: Settings = { highWaterMark: HIGH_WATER_MARK };
 
-export const bunRuntime: Runtime = createBunRuntime();
+export const bunRuntime: Runtime = { name: "bun", listen: makeListen(settings), dial: makeDial(settings) };

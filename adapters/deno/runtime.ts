@@ -36,7 +36,7 @@ import type {
   Transport,
   TransportHandler,
 } from "../shared/transport.ts";
-import { type ByteChannel, createTransport, type TransportOptions } from "../shared/channel.ts";
+import { type ByteChannel, createTransport } from "../shared/channel.ts";
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
 const MIN_READ_SIZE = 4 * 1024;
@@ -120,15 +120,8 @@ function connChannel(conn: Deno.Conn): ByteChannel {
   };
 }
 
-/**
- * A `Transport` over an open `Deno.Conn` (TCP, TLS or Unix). The runtime below uses it for
- * every connection; it is exported for connections opened some other way.
- */
-export function denoConnTransport(
-  conn: Deno.Conn,
-  bind: (t: Transport) => TransportHandler,
-  options: TransportOptions = {},
-): Transport {
+/** A `Transport` over an open `Deno.Conn` (TCP or TLS), for every connection of the runtime below. */
+function connTransport(conn: Deno.Conn, bind: (t: Transport) => TransportHandler): Transport {
   // A NetAddr for TCP and TLS (a connection from Deno.startTls has no `transport` field).
   const addr = conn.remoteAddr as Partial<Deno.NetAddr>;
   const net = typeof addr.hostname === "string" ? addr : undefined;
@@ -138,7 +131,6 @@ export function denoConnTransport(
     // Conn#write has no writev: every chunk is a syscall and an async op. Merging up to 128 KiB
     // keeps a frame header and a payload of up to 128 KiB in one write (a copy costs far less).
     coalesceBytes: DENO_COALESCE_BYTES,
-    ...options,
   });
 }
 
@@ -181,7 +173,7 @@ const listen: Listen = async (options, accept) => {
 
   const start = (conn: Deno.Conn): void => {
     try {
-      denoConnTransport(conn, accept);
+      connTransport(conn, accept);
     } catch {
       // `accept` threw: createTransport has closed the connection; keep listening.
     }
@@ -289,7 +281,7 @@ const dial: Dial = async (options, bind) => {
   }
   tcp.setNoDelay(true); // before TLS wraps it: a TlsConn has no setNoDelay()
   const conn = tls ? await startTls(tcp, host, port, tls) : tcp;
-  return denoConnTransport(conn, bind);
+  return connTransport(conn, bind);
 };
 
 /** Listening and dialing with Deno's own APIs. */

@@ -18,25 +18,13 @@ import type {
   TransportHandler,
 } from "../shared/transport.ts";
 
-/** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
-export const END_LINGER_MS = 3000;
-
-export interface SocketTransportOptions {
-  /** Overrides `END_LINGER_MS`. */
-  lingerMs?: number;
-}
-
 /**
  * Wraps an already-connected socket. `bind` gets the transport before any of its events.
- * The socket is switched to half-open mode so that writes made inside `onEnd` still go out;
- * when `onEnd` returns, the transport ends itself unless the handler already did.
+ * The socket is switched to half-open mode: after the peer's FIN our side stays writable until
+ * `end()`.
  */
-export function socketTransport(
-  socket: net.Socket | tls.TLSSocket,
-  bind: (transport: Transport) => TransportHandler,
-  options: SocketTransportOptions = {},
-): Transport {
-  return new SocketTransport(socket, bind, options.lingerMs ?? END_LINGER_MS);
+export function socketTransport(socket: net.Socket | tls.TLSSocket, bind: (transport: Transport) => TransportHandler): Transport {
+  return new SocketTransport(socket, bind);
 }
 
 const kTransport = Symbol("anyws transport");
@@ -50,20 +38,16 @@ class SocketTransport implements Transport {
   readonly remotePort: number;
   readonly #socket: net.Socket;
   readonly #handler: TransportHandler;
-  readonly #lingerMs: number;
   #corked = false;
   #awaitingDrain = false;
   #closed = false;
   #error: Error | undefined;
-  #linger: ReturnType<typeof setTimeout> | undefined;
-  #lingerBuffered = 0;
 
-  constructor(socket: net.Socket, bind: (t: Transport) => TransportHandler, lingerMs: number) {
+  constructor(socket: net.Socket, bind: (t: Transport) => TransportHandler) {
     this.#socket = socket;
-    this.#lingerMs = lingerMs;
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
-    socket.allowHalfOpen = true; // we decide when to end after the peer's FIN (see onEnd)
+    socket.allowHalfOpen = true; // the session decides when to end after the peer's FIN
     socket.setNoDelay(true);
     try {
       this.#handler = bind(this);
@@ -82,7 +66,7 @@ class SocketTransport implements Transport {
 
   write(chunks: readonly Uint8Array[]): boolean {
     const socket = this.#socket;
-    if (!socket.writable) return false; // after end() or destroy(): dropped
+    if (!socket.writable) return false; // after end(), destroy() or the close: dropped (the contract)
     this.#cork();
     for (const chunk of chunks) if (chunk.byteLength > 0) socket.write(chunk);
     const ok = !socket.writableNeedDrain;
@@ -94,8 +78,6 @@ class SocketTransport implements Transport {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
     socket.end(); // flushes (and uncorks) what is buffered, then FIN
-    this.#armLinger();
-    socket.once("finish", () => this.#armLinger()); // our FIN is out: give the peer time for its own
   }
 
   destroy(): void {
@@ -157,7 +139,6 @@ class SocketTransport implements Transport {
 
   #onEnd(): void {
     this.#handler.onEnd();
-    this.end(); // WebSocket never writes after the peer's FIN, beyond what onEnd just wrote
   }
 
   #onDrain(): void {
@@ -169,23 +150,7 @@ class SocketTransport implements Transport {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#linger);
     this.#handler.onClose(this.#error);
-  }
-
-  /** Destroys the socket after `lingerMs` without the peer's FIN, unless writes are still progressing. */
-  #armLinger(): void {
-    clearTimeout(this.#linger);
-    if (this.#socket.destroyed) return;
-    this.#lingerBuffered = this.#socket.writableLength;
-    this.#linger = setTimeout(() => this.#lingerExpired(), this.#lingerMs);
-    this.#linger.unref();
-  }
-
-  #lingerExpired(): void {
-    const buffered = this.#socket.writableLength;
-    if (buffered > 0 && buffered < this.#lingerBuffered) this.#armLinger();
-    else this.#socket.destroy();
   }
 }
 

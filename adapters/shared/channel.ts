@@ -25,10 +25,8 @@
  *   one 64 KiB chunk plus whatever follows it, Linux's default pipe buffer and Deno's read size;
  *   smaller marks (Node's sockets use 16 KiB) cost throughput, and the shared layer has its own
  *   buffering above this one.
- * - `end()` waits up to `endTimeout` (2 s) for the peer's end after closing the writable, then
- *   cancels the readable. Before that, while what is buffered is still being written, it waits
- *   as long as writes complete, and gives up (closes) once none has for `endTimeout`: a peer
- *   that reads nothing cannot keep the transport open.
+ * - `end()` writes what is buffered, closes the writable (a half-close) and waits for the
+ *   peer's end; how long is the caller's decision (the session's `endTimeout`, then `destroy()`).
  * - `onClose` is called asynchronously (never from inside `end()`/`destroy()`), after the reader
  *   loop has stopped. After `destroy()` no other event is delivered.
  */
@@ -41,11 +39,6 @@ export interface TransportOptions {
   highWaterMark?: number;
   /** Consecutive queued chunks are merged into one write while the result stays at most this big. Default 16384; 0 disables. */
   coalesceBytes?: number;
-  /**
-   * After `end()` has closed the writing side, how long to wait for the peer's end before closing
-   * anyway (ms); also how long a flush after `end()` may go without a write completing. Default 2000.
-   */
-  endTimeout?: number;
   /** Copy each received chunk before `onData` (for sources that reuse their buffers). Default false. */
   copyReads?: boolean;
   /** The peer's address (IPv6 without brackets); "" if none. */
@@ -81,7 +74,6 @@ export interface ByteChannel {
 
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 export const DEFAULT_COALESCE_BYTES = 16 * 1024;
-export const DEFAULT_END_TIMEOUT = 2000;
 
 /**
  * Merge buffers of `writeReleasesChunk` channels, kept for the next merged write: a fresh,
@@ -116,7 +108,6 @@ class ChannelTransport implements Transport {
   #handler!: TransportHandler;
   readonly #highWaterMark: number;
   readonly #coalesce: number;
-  readonly #endTimeout: number;
   readonly #copyReads: boolean;
   readonly #reuseMerges: boolean;
 
@@ -140,7 +131,6 @@ class ChannelTransport implements Transport {
   #writeClosing = false; // closeWrite() started
   #writeClosed = false; // closeWrite() resolved
   #closed = false; // finishing or finished: no event but onClose from here on
-  #endTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(channel: ByteChannel, options: TransportOptions) {
     this.#channel = channel;
@@ -148,7 +138,6 @@ class ChannelTransport implements Transport {
     this.remotePort = options.remotePort ?? 0;
     this.#highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.#coalesce = options.coalesceBytes ?? DEFAULT_COALESCE_BYTES;
-    this.#endTimeout = options.endTimeout ?? DEFAULT_END_TIMEOUT;
     this.#copyReads = options.copyReads ?? false;
     this.#reuseMerges = channel.writeReleasesChunk === true;
   }
@@ -164,10 +153,7 @@ class ChannelTransport implements Transport {
   }
 
   write(chunks: readonly Uint8Array[]): boolean {
-    if (this.#ended || this.#destroyed) {
-      throw new Error(`anyws: write() after ${this.#destroyed ? "destroy()" : "end()"}`);
-    }
-    if (this.#closed) return true; // closed by the peer or an error; onClose is on its way
+    if (this.#ended || this.#closed) return false; // after end(), destroy() or the close: dropped (the contract)
     for (const chunk of chunks) {
       if (chunk.length === 0) continue;
       this.#queue.push(chunk);
@@ -185,17 +171,6 @@ class ChannelTransport implements Transport {
     if (this.#ended || this.#destroyed || this.#closed) return;
     this.#ended = true;
     this.#pump();
-    if (!this.#writeClosing) this.#armFlushTimer(this.#buffered);
-  }
-
-  /** While `end()` flushes: close if no write has completed for `endTimeout` (the peer reads nothing). */
-  #armFlushTimer(buffered: number): void {
-    this.#endTimer = setTimeout(() => {
-      this.#endTimer = undefined;
-      if (this.#closed || this.#writeClosing) return;
-      if (this.#buffered < buffered) this.#armFlushTimer(this.#buffered);
-      else this.#finish(undefined, new Error("anyws: the peer read nothing for the end timeout"));
-    }, this.#endTimeout);
   }
 
   destroy(): void {
@@ -355,8 +330,6 @@ class ChannelTransport implements Transport {
 
   #closeWrite(): void {
     this.#writeClosing = true;
-    if (this.#endTimer !== undefined) clearTimeout(this.#endTimer);
-    this.#endTimer = undefined;
     let closed: Promise<void>;
     try {
       closed = this.#channel.closeWrite();
@@ -366,13 +339,7 @@ class ChannelTransport implements Transport {
     closed.then(
       () => {
         this.#writeClosed = true;
-        if (this.#closed) return;
-        if (!this.#maybeFinish()) {
-          this.#endTimer = setTimeout(() => {
-            this.#endTimer = undefined;
-            this.#finish();
-          }, this.#endTimeout);
-        }
+        if (!this.#closed) this.#maybeFinish();
       },
       (error) => {
         if (!this.#closed) this.#finish(toError(error, "closing the stream failed"));
@@ -397,8 +364,6 @@ class ChannelTransport implements Transport {
   #finish(error?: Error, reason: Error | undefined = error): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#endTimer !== undefined) clearTimeout(this.#endTimer);
-    this.#endTimer = undefined;
     this.#queue = [];
     this.#head = 0;
     this.#buffered = 0;

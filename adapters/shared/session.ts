@@ -29,6 +29,14 @@ export function wakeSession(connection: Connection): void {
   sessions.get(connection)?.flush();
 }
 
+/**
+ * After the transport is ended, how long (ms) the peer has to end its side before the transport
+ * is destroyed; the wait starts again while bytes buffered before the end are still being
+ * written, so a slow reader gets its close frame and one that reads nothing cannot hold the
+ * connection open.
+ */
+export const DEFAULT_END_TIMEOUT = 2000;
+
 /** The clock every connection is told the time with. */
 export const now: () => number = () => performance.now();
 
@@ -168,6 +176,12 @@ export class Session implements TransportHandler {
    */
   readLimit = Infinity;
   private readPaused = false;
+  /** See DEFAULT_END_TIMEOUT. */
+  endTimeout = DEFAULT_END_TIMEOUT;
+  /** When the wait for the peer's end runs out (Infinity: not ended, or closed). */
+  private endAt = Infinity;
+  /** The transport's `bufferedAmount` when `endAt` was set. */
+  private endBuffered = 0;
 
   /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
   deadlineAt = Infinity;
@@ -257,10 +271,7 @@ export class Session implements TransportHandler {
         for (let i = 0; i < events.length; i++) this.owner.onEvent(events[i]);
         if (events.length !== 0) this.again = true;
       } while (this.again);
-      if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) {
-        this.ended = true;
-        this.transport.end();
-      }
+      if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) this.end(this.transport);
     } finally {
       this.flushing = false;
     }
@@ -300,6 +311,31 @@ export class Session implements TransportHandler {
     this.owner.onReadLimit?.();
   }
 
+  /**
+   * The connection expects the transport closed (RFC 6455 §7.1.1): its output was written just
+   * before, so the end follows the last bytes in order. The transport sends what it holds and
+   * its FIN; the peer then has `endTimeout` to end its side, as long as the buffered bytes keep
+   * moving, before the transport is destroyed.
+   */
+  private end(transport: Transport): void {
+    this.ended = true;
+    transport.end();
+    this.endBuffered = transport.bufferedAmount;
+    this.endAt = now() + this.endTimeout;
+  }
+
+  /** The end wait ran out: wait on while the buffered bytes still move, else destroy. */
+  private endWaited(transport: Transport): void {
+    const buffered = transport.bufferedAmount;
+    if (buffered !== 0 && buffered < this.endBuffered) {
+      this.endBuffered = buffered;
+      this.endAt = now() + this.endTimeout;
+    } else {
+      this.endAt = Infinity;
+      transport.destroy();
+    }
+  }
+
   /** Ends the connection at once: no closing handshake, the transport is destroyed. */
   destroy(): void {
     this.connection.abort();
@@ -307,14 +343,18 @@ export class Session implements TransportHandler {
     if (this.transport !== null && !this.closed) this.transport.destroy();
   }
 
-  /** Sets the connection's deadline; a later one waits for the earlier one to be reached first. */
+  /** Sets the connection's deadline, or the end wait's; a later one waits for the earlier one to be reached first. */
   private arm(): void {
-    const at = this.connection.deadline;
+    const at = Math.min(this.connection.deadline, this.endAt);
     if (at < this.deadlineAt) deadlines.set(this, at);
   }
 
   /** Called by `deadlines` when the deadline set by `arm` has come. */
   deadlineReached(): void {
+    if (this.endAt <= now() && this.transport !== null && !this.closed) {
+      this.endWaited(this.transport);
+      if (this.closed) return;
+    }
     this.connection.tick(now());
     this.flush();
   }

@@ -8,7 +8,10 @@
 export interface TransportHandler {
   /** Bytes received. The handler takes ownership of `chunk`: the adapter must not reuse its memory. */
   onData(chunk: Uint8Array): void;
-  /** The peer ended its side of the stream (TCP FIN, stream end). */
+  /**
+   * The peer ended its side of the stream (TCP FIN, stream end). Our side stays open for writing
+   * until `end()`: the transport never ends itself.
+   */
   onEnd(): void;
   /** The write buffer has emptied after a `write()` that returned false. */
   onDrain(): void;
@@ -21,14 +24,21 @@ export interface Transport {
   /**
    * Writes chunks in order; the transport keeps references to them until written. Returns false
    * when its buffer is above its high-water mark: the data is still queued, and `onDrain` follows
-   * once the buffer is empty.
+   * once the buffer is empty. After `end()` or `destroy()`, and once the transport is closed,
+   * the chunks are dropped and it returns false (no `onDrain` follows): a write that races with
+   * the end is not an error, as a send that races with the peer's close is not one in the core.
    */
   write(chunks: readonly Uint8Array[]): boolean;
   /** Bytes accepted by `write()` and not yet handed to the operating system. */
   readonly bufferedAmount: number;
-  /** Sends what is buffered, then closes the stream (TCP: FIN, then close once the peer's FIN arrives or after a short while). */
+  /**
+   * Sends what is buffered, then ends our side (TCP: FIN); `onClose` follows once the peer has
+   * ended its side too. The transport sets no timer of its own: how long to wait for the peer
+   * is the caller's decision (adapters/shared/session.ts: `endTimeout`, then `destroy()`).
+   * Calling it again, or after `destroy()`, does nothing.
+   */
   end(): void;
-  /** Closes at once and drops anything buffered. */
+  /** Closes at once and drops anything buffered; `onClose` follows (at once or soon). */
   destroy(): void;
   /** Stops reading (the kernel buffers, then TCP flow control pushes back on the peer). */
   pause(): void;
