@@ -57,12 +57,9 @@ export const HIGH_WATER_MARK = 64 * 1024;
 /**
  * Queued chunks smaller than this are copied together into writes of up to this many bytes, and
  * queued writes wait for the end of the tick until this many bytes are queued. Larger chunks are
- * written from the caller's memory. Measured on Bun 1.4.5 (see the test file's header): a 2-byte
- * header + 32-byte payload as one copied write costs 30% less CPU than two writes; 64 small
- * messages per tick batched cost 3-14x less than a write each. At 16 KiB a 16 KiB message's
- * header went out in a send(2) of its own (2 per message): in the echo benchmark (16 KiB, 16
- * connections × 4 in flight) 64 KiB made ~0.5 send(2) per message and the server ~40-60% faster
- * per CPU-second; 128 KiB was no better.
+ * written from the caller's memory. 64 KiB because Bun has no writev and a send(2) costs more
+ * than copying a small chunk, and a smaller limit sends a 16 KiB message's header on its own
+ * (bench/NOTES.md, Adapters).
  */
 export const COALESCE_LIMIT = 64 * 1024;
 
@@ -354,8 +351,8 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * The buffer small chunks are merged in before a write, shared by every socket: `socket.write()`
- * has taken (or refused) the bytes when it returns. A fresh one per write cost ~15-20% more CPU
- * per message (16 KiB echo). Null while in use.
+ * has taken (or refused) the bytes when it returns, and a fresh one per write costs more than the
+ * copy (bench/NOTES.md, Adapters). Null while in use.
  */
 let mergeBuffer: Uint8Array | null = null;
 

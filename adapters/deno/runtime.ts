@@ -4,11 +4,9 @@
  * over `Conn#read` / `Conn#write`, driven by the shared channel transport
  * (adapters/shared/channel.ts), as the Web Streams adapter is.
  *
- * Why `read()`/`write()` and not `conn.readable`/`conn.writable`: on loopback, a 32-byte
- * request/response ping-pong ran at about 36k round trips/s this way against about 18k through the
- * streams (the readable allocates a fresh 64 KiB buffer per read, however few bytes arrived, and a
- * 10-byte chunk then pins 64 KiB); bulk throughput was the same within noise (~1.1-1.5 GB/s with
- * 64 KiB and 1 MiB writes). Closing `conn.writable` also closes the whole connection, where
+ * Why `read()`/`write()` and not `conn.readable`/`conn.writable`: the readable allocates a fresh
+ * 64 KiB buffer per read, however few bytes arrived, so small round trips cost more through it
+ * (bench/NOTES.md, Adapters). Closing `conn.writable` also closes the whole connection, where
  * `end()` needs a half-close (`closeWrite()`) to keep receiving the peer's last bytes.
  *
  * Reads go into one reused buffer (4 KiB, growing to 128 KiB while reads fill it). A read that
@@ -43,9 +41,7 @@ const MIN_READ_SIZE = 4 * 1024;
 /**
  * …and grow fourfold each time a read fills the buffer, up to this. Not 64 KiB: a burst is often
  * 64 KiB and a few bytes (4 frames of 16 KiB + 4-byte headers are 65552), and a 64 KiB read left
- * those for a second read and split a frame across chunks, which the core then copies together
- * (16 KiB echo on Deno 2.9: with the write changes below, ~30% less server CPU per message than
- * 64 KiB reads and merges with fresh buffers).
+ * those for a second read and split a frame across chunks, which the core then copies together.
  */
 const MAX_READ_SIZE = 128 * 1024;
 /** This many reads in a row that fill less than an eighth of a grown buffer shrink it back. */
@@ -92,8 +88,8 @@ function connChannel(conn: Deno.Conn): ByteChannel {
           buffer = new Uint8Array(size);
           return chunk;
         }
-        // Handing over costs a new buffer of `size` (zeroed), copying out about 1.2× `n`: with a
-        // 128 KiB buffer and 64 KiB reads, copying them out was ~5% cheaper than at half.
+        // Handing over costs a new zeroed buffer of `size`, so a read that filled less than three
+        // quarters of it is cheaper copied out.
         if (n < (size * 3) / 4) return buffer.slice(0, n);
         smallReads = 0;
         const chunk = buffer.subarray(0, n);

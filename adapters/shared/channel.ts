@@ -76,16 +76,14 @@ export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 export const DEFAULT_COALESCE_BYTES = 16 * 1024;
 
 /**
- * Merge buffers of `writeReleasesChunk` channels, kept for the next merged write: a fresh,
- * zeroed buffer per write cost more than the copy into it (Deno 2.9, 16 KiB echo, 16
- * connections: ~20% more server CPU per message). One is in use per write in flight; at most
- * this many exist, in use or waiting here (8 were too few for 16 busy connections).
+ * Merge buffers of `writeReleasesChunk` channels, kept for the next merged write, because a
+ * fresh zeroed buffer per write costs more than the copy into it (bench/NOTES.md, Adapters).
+ * One is in use per write in flight; at most this many exist, in use or waiting here.
  */
 const MERGE_POOL_MAX = 16;
 /**
- * Merges smaller than this get a buffer of their own, of their size: cheap to allocate, where a
- * pool buffer (`coalesceBytes`, up to 128 KiB) per write made a server echoing 32-byte messages
- * to 64 connections about half as fast per CPU-second.
+ * Merges smaller than this get a buffer of their own, of their size, because a small buffer is
+ * cheap to allocate and a pool buffer of `coalesceBytes` per small write is not (bench/NOTES.md).
  */
 const MERGE_POOL_MIN = 16 * 1024;
 const mergePool: Uint8Array[] = [];

@@ -6,14 +6,12 @@
  * Two ways to run a message through a zlib stream:
  * - At once, on the calling thread, through the stream's native handle (`writeSync`, what
  *   node:zlib's own `*Sync` functions use inside, on all three runtimes), when nothing else is
- *   pending on that stream: compressing a message of at most `syncCompressLimit` bytes (16 KiB,
- *   about 0.25 ms of work for JSON at level 6), and inflating until the output passes
- *   `syncInflateLimit` bytes (256 KiB, about 0.3 ms; the rest of the input then goes the other
- *   way, so a small zip bomb does not hold the thread). No thread hop, no promise: on Node and
- *   Bun a hop to zlib's thread pool costs more than compressing 1 KiB, and inflating takes one
- *   per 16 KiB of output. Compressing larger messages in the pool costs more CPU time than at
- *   once (about a quarter more for 64 KiB), but runs beside the calling thread: with 64 KiB
- *   messages on 2 cores, more messages per second.
+ *   pending on that stream: compressing a message of at most `syncCompressLimit` bytes (16 KiB),
+ *   and inflating until the output passes `syncInflateLimit` bytes (256 KiB; the rest of the
+ *   input then goes the other way, so a small zip bomb does not hold the thread). No thread hop,
+ *   no promise: on Node and Bun a hop to zlib's thread pool costs more than compressing a small
+ *   message. Larger messages go to the pool, which costs more CPU time but runs beside the
+ *   calling thread (bench/NOTES.md, Adapters).
  * - Otherwise asynchronously, as a stream write (on Node and Bun in zlib's thread pool), with a
  *   bound on the jobs running at once across all connections (as `ws` does with its
  *   `concurrencyLimit`).
