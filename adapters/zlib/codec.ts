@@ -185,6 +185,21 @@ function nativeOf(stream: ZlibStream): NativeZlib | null {
   return { handle, state };
 }
 
+/**
+ * Which way this runtime's node:zlib lets the codec run a job on the calling thread: "native"
+ * when a fresh stream has everything `nativeOf` looks for (the one probe of node:zlib's private
+ * internals), "stream" when every job has to go through the stream's asynchronous writes.
+ */
+export async function zlibSyncPath(): Promise<"native" | "stream"> {
+  const z = await loadZlib();
+  const stream = z.createDeflateRaw();
+  try {
+    return nativeOf(stream) === null ? "stream" : "native";
+  } finally {
+    stream.close();
+  }
+}
+
 /** The zlib error a synchronous write left on `stream`, if any. */
 function nativeError(stream: ZlibStream): unknown {
   const error = (stream as unknown as Record<symbol, unknown>)[kError!];
