@@ -10,9 +10,8 @@
  *   possibly fewer, 0 when full, -1 once the socket is closed or shut down. `drain` fires when it
  *   can take more (over TLS also once, spuriously, after the handshake). The rest is ours: a queue
  *   of the caller's chunks or views into them (no copy), written in order from `drain`.
- * - There is no writev. Small chunks written in one tick are queued and go out together at the
- *   end of the tick (a microtask), copied into writes of up to `COALESCE_LIMIT` bytes; as soon as
- *   that many bytes are queued they go out at once; a chunk that large is written uncopied.
+ * - There is no writev: each chunk is one send(2). The session (adapters/shared/session.ts) gives
+ *   a tick's small frames as one chunk, so the transport writes chunks as they come.
  * - The `data` callback's bytes are a fresh ArrayBuffer per read (TCP and TLS, checked over long
  *   transfers): the handler owns them, unmasking in place is safe, nothing is copied here.
  * - `pause()`/`resume()` exist and stop/restart reading, but a `data` callback can still come
@@ -54,15 +53,6 @@ import type {
  */
 export const HIGH_WATER_MARK = 64 * 1024;
 
-/**
- * Queued chunks smaller than this are copied together into writes of up to this many bytes, and
- * queued writes wait for the end of the tick until this many bytes are queued. Larger chunks are
- * written from the caller's memory. 64 KiB because Bun has no writev and a send(2) costs more
- * than copying a small chunk, and a smaller limit sends a 16 KiB message's header on its own
- * (bench/NOTES.md, Adapters).
- */
-export const COALESCE_LIMIT = 64 * 1024;
-
 interface Settings {
   readonly highWaterMark: number;
 }
@@ -96,8 +86,6 @@ class BunTransport implements Transport {
   #owesDrain = false;
   /** The socket took less than it was given: nothing more until `drain`. */
   #blocked = false;
-  /** A flush is queued for the end of this tick. */
-  #scheduled = false;
   #peerEnded = false;
   #paused = false;
   /** Chunks read while paused, for resume(); and whether the peer's FIN came behind them. */
@@ -124,6 +112,13 @@ class BunTransport implements Transport {
     return this.#queued;
   }
 
+  get highWaterMark(): number {
+    return this.#settings.highWaterMark;
+  }
+
+  /** `socket.write()` copies what it takes; the queue holds the rest until written. */
+  readonly releasesChunks = true;
+
   write(chunks: readonly Uint8Array[]): boolean {
     if (this.#state !== OPEN) return false; // after end() or destroy(): dropped
     const queue = this.#queue;
@@ -133,14 +128,7 @@ class BunTransport implements Transport {
       queue.push(chunk);
       this.#queued += chunk.byteLength;
     }
-    if (!this.#blocked) {
-      // Small writes wait for the end of the tick, to go out together; enough bytes go now.
-      if (this.#queued >= COALESCE_LIMIT) this.#flush();
-      else if (!this.#scheduled && this.#queued !== 0) {
-        this.#scheduled = true;
-        queueMicrotask(this.#flushTask);
-      }
-    }
+    if (!this.#blocked) this.#flush();
     if (this.#queued <= this.#settings.highWaterMark) return true;
     this.#owesDrain = true;
     return false;
@@ -238,15 +226,7 @@ class BunTransport implements Transport {
 
   // --- writing ---
 
-  readonly #flushTask = (): void => {
-    this.#scheduled = false;
-    if (!this.#blocked && (this.#state === OPEN || this.#state === FLUSHING)) this.#flush();
-  };
-
-  /**
-   * Writes what is queued, in order, until the socket takes no more (then `drain` follows): small
-   * neighbours copied into one write, larger chunks from the caller's memory as they are.
-   */
+  /** Writes what is queued, in order, until the socket takes no more (then `drain` follows). */
   #flush(): void {
     const socket = this.#socket;
     const queue = this.#queue;
@@ -254,40 +234,15 @@ class BunTransport implements Transport {
     let moved = 0;
     while (head < queue.length) {
       const chunk = queue[head];
-      let last = head;
-      let merge: Uint8Array | null = null;
-      let size = chunk.byteLength;
-      if (size < COALESCE_LIMIT && head + 1 < queue.length) {
-        // Copy it and the small chunks after it into one write of up to COALESCE_LIMIT bytes.
-        let total = size;
-        while (last + 1 < queue.length && total + queue[last + 1].byteLength <= COALESCE_LIMIT) {
-          total += queue[++last].byteLength;
-        }
-        if (last > head) {
-          // Taken from the slot while in use: a flush nested in one of Bun's callbacks during the
-          // write below allocates its own.
-          merge = mergeBuffer ?? new Uint8Array(COALESCE_LIMIT);
-          mergeBuffer = null;
-          for (let k = head, offset = 0; k <= last; offset += queue[k++].byteLength) merge.set(queue[k], offset);
-          size = total;
-        }
-      }
-      // The merged bytes are written by offset and length: a view of the buffer would cost more.
-      const written = merge !== null ? socket.write(merge, 0, size) : socket.write(chunk);
-      if (merge !== null) mergeBuffer = merge;
+      const written = socket.write(chunk);
       if (written < 0) break; // closed or shutting down: `close` follows
       moved += written;
-      if (written < size) {
+      if (written < chunk.length) {
         this.#blocked = true;
-        // What is left of a coalesced write takes the last slot it was copied from (copied out of
-        // the shared merge buffer, which the next flush reuses).
-        queue[last] = merge !== null ? merge.slice(written, size) : chunk.subarray(written);
-        for (let k = head; k < last; k++) queue[k] = EMPTY;
-        head = last;
+        queue[head] = chunk.subarray(written);
         break;
       }
-      for (let k = head; k <= last; k++) queue[k] = EMPTY;
-      head = last + 1;
+      queue[head++] = EMPTY;
     }
     if (this.#state === CLOSED) return; // closed from inside write(): the queue is gone
     this.#queued -= moved;
@@ -348,13 +303,6 @@ class BunTransport implements Transport {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * The buffer small chunks are merged in before a write, shared by every socket: `socket.write()`
- * has taken (or refused) the bytes when it returns, and a fresh one per write costs more than the
- * copy (bench/NOTES.md, Adapters). Null while in use.
- */
-let mergeBuffer: Uint8Array | null = null;
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -12,8 +12,8 @@
  * Reads go into one reused buffer (4 KiB, growing to 128 KiB while reads fill it). A read that
  * filled less than three quarters of it is copied out (exactly its size); a bigger one is handed
  * over whole and a new buffer is allocated. So `onData` always owns its chunk, and a small chunk
- * never pins a big buffer. Merged writes reuse their buffers (`writeReleasesChunk`): Conn#write
- * is done with the bytes once it resolves.
+ * never pins a big buffer. Conn#write is done with the bytes once it resolves
+ * (`writeReleasesChunk`).
  *
  * Known limits of Deno 2.9 (documented, not worked around):
  * - `Deno.listenTls` connections expose no `setNoDelay()`, and Deno leaves Nagle's algorithm on:
@@ -46,11 +46,6 @@ const MIN_READ_SIZE = 4 * 1024;
 const MAX_READ_SIZE = 128 * 1024;
 /** This many reads in a row that fill less than an eighth of a grown buffer shrink it back. */
 const SHRINK_AFTER = 16;
-/**
- * Queued chunks are merged into writes of up to this many bytes (the streams default is 16 KiB),
- * for the same reason as MAX_READ_SIZE: at 64 KiB, 4 × (header + 16 KiB) went out as 2 writes.
- */
-const DENO_COALESCE_BYTES = 128 * 1024;
 /** How long an accepted TLS connection may take to finish its handshake. */
 const TLS_HANDSHAKE_TIMEOUT = 10_000;
 /** Pause before accepting again after an unexpected accept error (EMFILE and the like). */
@@ -121,13 +116,7 @@ function connTransport(conn: Deno.Conn, bind: (t: Transport) => TransportHandler
   // A NetAddr for TCP and TLS (a connection from Deno.startTls has no `transport` field).
   const addr = conn.remoteAddr as Partial<Deno.NetAddr>;
   const net = typeof addr.hostname === "string" ? addr : undefined;
-  return createTransport(connChannel(conn), bind, {
-    remoteAddress: net?.hostname ?? "",
-    remotePort: net?.port ?? 0,
-    // Conn#write has no writev: every chunk is a syscall and an async op. Merging up to 128 KiB
-    // keeps a frame header and a payload of up to 128 KiB in one write (a copy costs far less).
-    coalesceBytes: DENO_COALESCE_BYTES,
-  });
+  return createTransport(connChannel(conn), bind, { remoteAddress: net?.hostname ?? "", remotePort: net?.port ?? 0 });
 }
 
 function pem(text: string | Uint8Array): string {

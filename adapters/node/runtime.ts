@@ -38,7 +38,6 @@ class SocketTransport implements Transport {
   readonly remotePort: number;
   readonly #socket: net.Socket;
   readonly #handler: TransportHandler;
-  #corked = false;
   #awaitingDrain = false;
   #closed = false;
   #error: Error | undefined;
@@ -64,11 +63,23 @@ class SocketTransport implements Transport {
     return this.#socket.writableLength;
   }
 
+  get highWaterMark(): number {
+    return this.#socket.writableHighWaterMark;
+  }
+
+  /** Node drops its reference to a chunk once libuv has written it, when `writableLength` drops. */
+  readonly releasesChunks = true;
+
   write(chunks: readonly Uint8Array[]): boolean {
     const socket = this.#socket;
     if (!socket.writable) return false; // after end(), destroy() or the close: dropped (the contract)
-    this.#cork();
-    for (const chunk of chunks) if (chunk.byteLength > 0) socket.write(chunk);
+    if (chunks.length === 1) socket.write(chunks[0]);
+    else {
+      // The chunks of one call go out in one writev, as they are.
+      socket.cork();
+      for (const chunk of chunks) if (chunk.byteLength > 0) socket.write(chunk);
+      socket.uncork();
+    }
     const ok = !socket.writableNeedDrain;
     if (!ok) this.#awaitingDrain = true;
     return ok;
@@ -90,17 +101,6 @@ class SocketTransport implements Transport {
 
   resume(): void {
     this.#socket.resume();
-  }
-
-  /** Batches every write of this tick into one writev, so that a tick's frames cost one syscall and one TLS record. */
-  #cork(): void {
-    if (this.#corked) return;
-    this.#corked = true;
-    this.#socket.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      this.#socket.uncork();
-    });
   }
 
   /**

@@ -13,12 +13,10 @@
  *   whoever reads it, and the sources this adapter is meant for (sockets, pipes, fetch bodies,
  *   `TransformStream`s) allocate a new buffer per chunk. A source that reuses its buffers must
  *   be wrapped with `copyReads: true`.
- * - Writes are queued and given to the writable one at a time, in order. Runs of small chunks
- *   (a frame header and a small payload, many small messages queued during one slow write) are
- *   merged into one buffer of at most `coalesceBytes` (16 KiB), so a socket sees one write
- *   instead of many; a chunk larger than that is passed through as is, without a copy. A small
- *   frame cut from a slab (a tuning's `SlabAllocator`, core/bytes.ts) is copied when it goes alone
- *   to a channel that may keep it.
+ * - Writes are queued and given to the writable one at a time, in order, as they are: the
+ *   session merges a tick's small frames before they get here (adapters/shared/session.ts). A
+ *   frame cut from a slab (a tuning's `SlabAllocator`, core/bytes.ts) is copied when it goes to
+ *   a channel that may keep it.
  *   Through an in-process pipe (a `TransformStream`), a large chunk the caller wrote is the very
  *   memory the other end receives: the caller must not modify chunks after `write()`.
  * - `highWaterMark` is 64 KiB: `write()` returns false while more than that is buffered. That is
@@ -37,8 +35,6 @@ import type { Transport, TransportHandler } from "./transport.ts";
 export interface TransportOptions {
   /** `write()` returns false while more than this many bytes are buffered. Default 65536. */
   highWaterMark?: number;
-  /** Consecutive queued chunks are merged into one write while the result stays at most this big. Default 16384; 0 disables. */
-  coalesceBytes?: number;
   /** Copy each received chunk before `onData` (for sources that reuse their buffers). Default false. */
   copyReads?: boolean;
   /** The peer's address (IPv6 without brackets); "" if none. */
@@ -66,28 +62,13 @@ export interface ByteChannel {
   close(reason?: Error): void | Promise<unknown>;
   /**
    * True if `write()` is done with a chunk's memory once its promise settles (it sent or copied
-   * the bytes, as `Deno.Conn#write` does): the buffers of merged writes are then reused. Never
+   * the bytes, as `Deno.Conn#write` does): a piece of a slab may then be written as it is. Never
    * for a pipe whose other end receives the very chunk written.
    */
   readonly writeReleasesChunk?: boolean;
 }
 
 export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
-export const DEFAULT_COALESCE_BYTES = 16 * 1024;
-
-/**
- * Merge buffers of `writeReleasesChunk` channels, kept for the next merged write, because a
- * fresh zeroed buffer per write costs more than the copy into it (bench/NOTES.md, Adapters).
- * One is in use per write in flight; at most this many exist, in use or waiting here.
- */
-const MERGE_POOL_MAX = 16;
-/**
- * Merges smaller than this get a buffer of their own, of their size, because a small buffer is
- * cheap to allocate and a pool buffer of `coalesceBytes` per small write is not (bench/NOTES.md).
- */
-const MERGE_POOL_MIN = 16 * 1024;
-const mergePool: Uint8Array[] = [];
-let mergeBuffersInUse = 0;
 
 /** An `Error` for anything a stream rejected with (streams may error with any value, even undefined). */
 export function toError(reason: unknown, fallback = "stream error"): Error {
@@ -105,9 +86,8 @@ class ChannelTransport implements Transport {
   #channel: ByteChannel;
   #handler!: TransportHandler;
   readonly #highWaterMark: number;
-  readonly #coalesce: number;
   readonly #copyReads: boolean;
-  readonly #reuseMerges: boolean;
+  readonly #keepsNoChunk: boolean;
 
   // writing
   #queue: (Uint8Array | undefined)[] = [];
@@ -115,7 +95,6 @@ class ChannelTransport implements Transport {
   #buffered = 0; // bytes in #queue plus the write in flight
   #writing = false;
   #needDrain = false;
-  #mergeBuffer: Uint8Array | null = null; // the pooled buffer under the write in flight
 
   // reading
   #paused = false;
@@ -135,9 +114,8 @@ class ChannelTransport implements Transport {
     this.remoteAddress = options.remoteAddress ?? "";
     this.remotePort = options.remotePort ?? 0;
     this.#highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
-    this.#coalesce = options.coalesceBytes ?? DEFAULT_COALESCE_BYTES;
     this.#copyReads = options.copyReads ?? false;
-    this.#reuseMerges = channel.writeReleasesChunk === true;
+    this.#keepsNoChunk = channel.writeReleasesChunk === true;
   }
 
   /** Binds the handler and starts reading. */
@@ -148,6 +126,14 @@ class ChannelTransport implements Transport {
 
   get bufferedAmount(): number {
     return this.#buffered;
+  }
+
+  get highWaterMark(): number {
+    return this.#highWaterMark;
+  }
+
+  get releasesChunks(): boolean {
+    return this.#keepsNoChunk;
   }
 
   write(chunks: readonly Uint8Array[]): boolean {
@@ -229,7 +215,7 @@ class ChannelTransport implements Transport {
   // ---------------------------------------------------------------------------------------
   // Writing
 
-  /** The next thing to write: one chunk, or a run of small chunks merged into one. */
+  /** The next chunk to write. */
   #take(): Uint8Array | null {
     const q = this.#queue;
     if (this.#head === q.length) {
@@ -238,25 +224,7 @@ class ChannelTransport implements Transport {
       return null;
     }
     const first = q[this.#head]!;
-    let end = this.#head + 1;
-    let total = first.length;
-    while (end < q.length && total + q[end]!.length <= this.#coalesce) total += q[end++]!.length;
-    let out: Uint8Array;
-    if (end === this.#head + 1) {
-      // A channel that may keep the chunk (an in-process pipe hands it to the other end's
-      // application) gets no piece of a shared slab: a transfer there would reach other pieces.
-      out = this.#reuseMerges ? first : unpooled(first);
-      q[this.#head] = undefined;
-    } else {
-      out = this.#reuseMerges && total >= MERGE_POOL_MIN ? this.#pooledBuffer(total) : new Uint8Array(total);
-      let offset = 0;
-      for (let i = this.#head; i < end; i++) {
-        out.set(q[i]!, offset);
-        offset += q[i]!.length;
-        q[i] = undefined;
-      }
-    }
-    this.#head = end;
+    q[this.#head++] = undefined;
     if (this.#head === q.length) {
       this.#queue = [];
       this.#head = 0;
@@ -264,20 +232,9 @@ class ChannelTransport implements Transport {
       this.#queue = q.slice(this.#head);
       this.#head = 0;
     }
-    return out;
-  }
-
-  /** `size` bytes of a pooled merge buffer, held until the write settles. */
-  #pooledBuffer(size: number): Uint8Array {
-    let buffer = mergePool.pop();
-    if (buffer === undefined || buffer.length < size) {
-      // More writes in flight than the pool holds: this one gets a buffer of its own.
-      if (mergeBuffersInUse >= MERGE_POOL_MAX) return new Uint8Array(size);
-      buffer = new Uint8Array(Math.max(size, this.#coalesce));
-    }
-    mergeBuffersInUse++;
-    this.#mergeBuffer = buffer;
-    return buffer.subarray(0, size);
+    // A channel that may keep the chunk (an in-process pipe hands it to the other end's
+    // application) gets no piece of a shared slab: a transfer there would reach other pieces.
+    return this.#keepsNoChunk ? first : unpooled(first);
   }
 
   #pump(): void {
@@ -294,16 +251,8 @@ class ChannelTransport implements Transport {
     } catch (error) {
       written = Promise.reject(error);
     }
-    const merged = this.#mergeBuffer;
-    this.#mergeBuffer = null;
-    const release = () => {
-      if (merged === null) return;
-      mergeBuffersInUse--;
-      if (mergePool.length < MERGE_POOL_MAX) mergePool.push(merged);
-    };
     written.then(
       () => {
-        release();
         this.#writing = false;
         if (this.#closed) return;
         this.#buffered -= chunk.length;
@@ -319,7 +268,6 @@ class ChannelTransport implements Transport {
         this.#pump();
       },
       (error) => {
-        release();
         this.#writing = false;
         if (!this.#closed) this.#finish(toError(error, "write failed"));
       },

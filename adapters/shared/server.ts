@@ -403,7 +403,7 @@ export class ServerWebSocket<T = undefined> {
 
   /** Bytes waiting in the send buffer, of messages sent but still being compressed, and of Blobs being read (and sends queued behind one). */
   get bufferedAmount(): number {
-    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
+    return this.session.bufferedAmount + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
   }
 
   /**

@@ -37,6 +37,65 @@ export function wakeSession(connection: Connection): void {
  */
 export const DEFAULT_END_TIMEOUT = 2000;
 
+/**
+ * The one place where small writes are merged (the core and the transports write what they are
+ * given): a session gives its transport what its connection produced in one tick as one
+ * `write()`, at the end of the tick, or at once when this many bytes wait; runs of chunks that
+ * together stay within it are copied into one, so that a transport without writev (Bun, Deno,
+ * a Web Stream) makes one system call or stream write for them. 128 KiB so that a burst of
+ * 64 KiB and its frame headers goes in one write (bench/NOTES.md, Adapters).
+ */
+export const COALESCE_LIMIT = 128 * 1024;
+
+/**
+ * Merge buffers (COALESCE_LIMIT bytes) that no transport holds any more, for the next merges,
+ * because a fresh zeroed buffer per write costs more than the copy into it (bench/NOTES.md).
+ */
+const mergePool: Uint8Array[] = [];
+const MERGE_POOL_MAX = 16;
+/** Merges smaller than this get a buffer of their own size: cheap to allocate, and a pool buffer would be mostly idle. */
+const MERGE_POOL_MIN = 16 * 1024;
+
+/**
+ * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
+ * one chunk; a chunk that fits in no run is kept as it is, uncopied. Pool buffers used are added
+ * to `lent` when given.
+ */
+function coalesce(chunks: Uint8Array[], bytes: number, lent: Uint8Array[] | null): Uint8Array[] {
+  const n = chunks.length;
+  if (n === 1) return chunks;
+  if (bytes <= COALESCE_LIMIT) return [concat(chunks, 0, n, bytes, lent)];
+  const out: Uint8Array[] = [];
+  let i = 0;
+  while (i < n) {
+    let end = i + 1;
+    let total = chunks[i].length;
+    while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
+    out.push(end === i + 1 ? chunks[i] : concat(chunks, i, end, total, lent));
+    i = end;
+  }
+  return out;
+}
+
+function concat(chunks: Uint8Array[], from: number, to: number, total: number, lent: Uint8Array[] | null): Uint8Array {
+  let merged: Uint8Array;
+  if (lent !== null && total >= MERGE_POOL_MIN) {
+    const buffer = mergePool.pop() ?? new Uint8Array(COALESCE_LIMIT);
+    lent.push(buffer);
+    merged = buffer.subarray(0, total);
+  } else merged = new Uint8Array(total);
+  for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
+  return merged;
+}
+
+/** Sessions with output waiting for the end of this tick, handed out by one microtask. */
+let due: Session[] = [];
+function handOutDue(): void {
+  const sessions = due;
+  due = [];
+  for (let i = 0; i < sessions.length; i++) sessions[i].handOut();
+}
+
 /** The clock every connection is told the time with. */
 export const now: () => number = () => performance.now();
 
@@ -189,6 +248,12 @@ export class Session implements TransportHandler {
   heapIndex = -1;
 
   private owner: SessionOwner;
+  /** Output taken from the connection and not yet given to the transport (null: none). */
+  private out: Uint8Array[] | null = null;
+  private outBytes = 0;
+  private outDue = false;
+  /** Pool buffers under chunks given to the transport, back to the pool once it holds nothing. */
+  private lent: Uint8Array[] | null = null;
   private flushing = false;
   private again = false;
   private ended = false;
@@ -216,6 +281,11 @@ export class Session implements TransportHandler {
     return this.closed;
   }
 
+  /** Bytes written by the connection and not yet sent: the transport's and those waiting for the end of the tick. */
+  get bufferedAmount(): number {
+    return (this.transport?.bufferedAmount ?? 0) + this.outBytes;
+  }
+
   onData(chunk: Uint8Array): void {
     const connection = this.connection;
     connection.tick(now());
@@ -231,6 +301,7 @@ export class Session implements TransportHandler {
 
   onDrain(): void {
     this.backpressured = false;
+    if (this.transport !== null) this.reclaim(this.transport);
     this.drainWanted = false;
     if (this.readPaused) {
       this.readPaused = false;
@@ -263,40 +334,103 @@ export class Session implements TransportHandler {
     try {
       do {
         this.again = false;
-        const output = connection.pollOutput();
-        if (output.length !== 0 && this.transport !== null && !this.closed && !this.ended) {
-          if (!this.transport.write(output)) this.backpressured = true;
-        }
+        this.collect();
         const events = connection.pollEvents();
         for (let i = 0; i < events.length; i++) this.owner.onEvent(events[i]);
         if (events.length !== 0) this.again = true;
       } while (this.again);
-      if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) this.end(this.transport);
+      if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) {
+        this.handOut(); // the end follows the last bytes, in order
+        this.end(this.transport);
+      } else this.scheduleOut();
     } finally {
       this.flushing = false;
     }
-    if (this.drainWanted && !this.backpressured && connection.pendingBytes === 0 && !this.closed) {
-      // The owner refused a send while messages were being compressed; they are written now.
-      this.drainWanted = false;
-      this.owner.onDrain();
-    }
-    if (!this.closed) {
-      this.arm();
-      if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
-    }
+    this.afterWrite();
+    if (!this.closed) this.arm();
   }
 
   /**
-   * Writes the connection's output at once, from inside `flush` too (a handler's send), so that
-   * a sender learns what the transport made of its own message. False when the transport is over
-   * its high-water mark after this write.
+   * Takes the connection's output, from inside `flush` too (a handler's send), for the transport.
+   * False when the bytes waiting to be sent are now over the transport's high-water mark: the
+   * owner then gets `onDrain` once they are sent or the transport has drained.
    */
   write(): boolean {
-    const output = this.connection.pollOutput();
-    if (output.length === 0 || this.transport === null || this.closed || this.ended) return true;
-    if (this.transport.write(output)) return true;
-    this.backpressured = true;
+    this.collect();
+    const transport = this.transport;
+    if (transport === null || this.closed || this.ended) return true;
+    this.scheduleOut();
+    if (transport.bufferedAmount + this.outBytes <= transport.highWaterMark) return true;
+    this.drainWanted = true;
     return false;
+  }
+
+  /** Moves the connection's output to `out`. */
+  private collect(): void {
+    const output = this.connection.pollOutput();
+    if (output.length === 0) return;
+    if (this.closed || this.ended) return; // nothing more goes out
+    const out = (this.out ??= []);
+    for (let i = 0; i < output.length; i++) {
+      const chunk = output[i];
+      if (chunk.length === 0) continue;
+      out.push(chunk);
+      this.outBytes += chunk.length;
+    }
+  }
+
+  /** `out` goes to the transport at the end of the tick, or now once COALESCE_LIMIT bytes wait. */
+  private scheduleOut(): void {
+    if (this.out === null || this.transport === null) return;
+    if (this.outBytes >= COALESCE_LIMIT) {
+      this.handOut();
+      return;
+    }
+    if (this.outDue) return;
+    this.outDue = true;
+    if (due.length === 0) queueMicrotask(handOutDue);
+    due.push(this);
+  }
+
+  /** Gives `out` to the transport, as one write. */
+  handOut(): void {
+    const out = this.out;
+    const transport = this.transport;
+    const scheduled = this.outDue;
+    this.outDue = false;
+    if (out === null || transport === null) return;
+    this.out = null;
+    const bytes = this.outBytes;
+    this.outBytes = 0;
+    if (this.closed || this.ended) return;
+    let lent: Uint8Array[] | null = null;
+    if (transport.releasesChunks) {
+      this.reclaim(transport);
+      lent = this.lent ??= [];
+    }
+    if (!transport.write(coalesce(out, bytes, lent))) this.backpressured = true;
+    if (lent !== null && lent.length === 0) this.lent = null;
+    if (scheduled && !this.flushing) this.afterWrite();
+  }
+
+  /** Once the transport holds none of the bytes given, the pool buffers under them are free. */
+  private reclaim(transport: Transport): void {
+    const lent = this.lent;
+    if (lent === null || transport.bufferedAmount !== 0) return;
+    this.lent = null;
+    for (let i = 0; i < lent.length && mergePool.length < MERGE_POOL_MAX; i++) mergePool.push(lent[i]);
+  }
+
+  /** Drain owed to the owner, and the read limit, once output went to the transport. */
+  private afterWrite(): void {
+    if (this.closed) return;
+    if (this.drainWanted && !this.backpressured && this.out === null && this.connection.pendingBytes === 0) {
+      // The owner was refused or told to wait while bytes waited here or were being compressed;
+      // they are with the transport now, under its high-water mark.
+      this.drainWanted = false;
+      this.owner.onDrain();
+    }
+    if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
   }
 
   /**
@@ -305,7 +439,7 @@ export class Session implements TransportHandler {
    */
   private checkReadLimit(): void {
     const transport = this.transport;
-    if (transport === null || transport.bufferedAmount + this.connection.pendingBytes <= this.readLimit) return;
+    if (transport === null || transport.bufferedAmount + this.outBytes + this.connection.pendingBytes <= this.readLimit) return;
     this.readPaused = true;
     transport.pause();
     this.owner.onReadLimit?.();
@@ -339,6 +473,8 @@ export class Session implements TransportHandler {
   /** Ends the connection at once: no closing handshake, the transport is destroyed. */
   destroy(): void {
     this.connection.abort();
+    this.out = null;
+    this.outBytes = 0;
     this.flush();
     if (this.transport !== null && !this.closed) this.transport.destroy();
   }

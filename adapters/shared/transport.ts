@@ -22,7 +22,9 @@ export interface TransportHandler {
 /** One byte stream, as the shared layer uses it. */
 export interface Transport {
   /**
-   * Writes chunks in order; the transport keeps references to them until written. Returns false
+   * Writes chunks in order, as they are: merging small writes is the session's job
+   * (adapters/shared/session.ts), so a transport neither copies chunks together nor waits for
+   * more. It keeps references to them until written. Returns false
    * when its buffer is above its high-water mark: the data is still queued, and `onDrain` follows
    * once the buffer is empty. After `end()` or `destroy()`, and once the transport is closed,
    * the chunks are dropped and it returns false (no `onDrain` follows): a write that races with
@@ -31,6 +33,14 @@ export interface Transport {
   write(chunks: readonly Uint8Array[]): boolean;
   /** Bytes accepted by `write()` and not yet handed to the operating system. */
   readonly bufferedAmount: number;
+  /** `write()` returns false once `bufferedAmount` is over this. */
+  readonly highWaterMark: number;
+  /**
+   * True when the transport holds no reference to a written chunk's memory once `bufferedAmount`
+   * no longer counts it (sent or copied): the session then reuses its merge buffers. False where
+   * the chunk itself reaches the other end (an in-process pipe).
+   */
+  readonly releasesChunks: boolean;
   /**
    * Sends what is buffered, then ends our side (TCP: FIN); `onClose` follows once the peer has
    * ended its side too. The transport sets no timer of its own: how long to wait for the peer

@@ -207,7 +207,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
   /** Bytes queued for sending and not yet handed to the network (messages being compressed included). */
   get bufferedAmount(): number {
     const session = this.session;
-    return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + (this.blobQueue?.bytes ?? 0) + this.discarded;
+    return (session?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + (this.blobQueue?.bytes ?? 0) + this.discarded;
   }
 
   get onopen(): WebSocketEventHandler<"open"> {

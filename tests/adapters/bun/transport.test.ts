@@ -18,17 +18,17 @@
  *
  * (send(2) calls, strace: 500000 vs 7815 for 500000 32-byte messages, 64 per tick.) Bun has no
  * writev and does not cork writes made inside its callbacks (64 writes in a `data` callback are
- * 64 send(2) calls), hence the adapter's per-tick batching of small chunks. Copying a header
+ * 64 send(2) calls), hence the per-tick batching of small chunks, done by the session
+ * (adapters/shared/session.ts) for every transport. Copying a header
  * together with a 16 KiB payload into one write measured worse here (~24 µs), with a 256 KiB
  * payload no better; but a server echoing 16 KiB messages (bench/echo.ts, server CPU only) spent
  * 30-45% less CPU per message with them merged up to 64 KiB (one send(2) instead of two per
- * message), so COALESCE_LIMIT is 64 KiB; chunks that large and more go out uncopied.
+ * message); the session (adapters/shared/session.ts) merges up to its COALESCE_LIMIT.
  */
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import {
   bunRuntime,
-  COALESCE_LIMIT,
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
@@ -99,7 +99,7 @@ const errorCode = (e: Error | undefined) => (e as (Error & { code?: string }) | 
 describe("bun runtime: listen and dial", () => {
   test("is named bun", () => {
     assert.equal(bunRuntime.name, "bun");
-    assert.ok(HIGH_WATER_MARK > 0 && COALESCE_LIMIT > 0);
+    assert.ok(HIGH_WATER_MARK > 0);
   });
 
   listenAndDialCases(rig);
@@ -241,35 +241,6 @@ describe("bun runtime: writes and backpressure", () => {
     assertBytes(accepted[0].data(), expected, "32 MiB then 300 small writes");
   });
 
-  test("the rest of a merged write the kernel took only part of is not overwritten by other sockets' writes", async (t) => {
-    const bag = track(t);
-    const { listener, accepted } = await serve(bag, { pause: true, recorder: () => new Recorder() });
-    const a = await connect(bag, "127.0.0.1", listener.port);
-    await until(() => accepted.length === 1, "the first accept");
-    // Pairs of chunks below COALESCE_LIMIT, merged into one write each, until one goes out in part.
-    const size = COALESCE_LIMIT / 2 - 1;
-    const sent: Uint8Array[] = [];
-    let offset = 0;
-    for (let i = 0; i < 4096 && a.transport.bufferedAmount === 0; i++) {
-      const pair = [pattern(offset, size), pattern(offset + size, size)];
-      offset += 2 * size;
-      sent.push(...pair);
-      a.transport.write(pair);
-      await delay(0); // the end-of-tick flush
-    }
-    assert.ok(a.transport.bufferedAmount > 0, "a write the kernel took only part of");
-    // Another socket's merged writes reuse the merge buffer.
-    const b = await connect(bag, "127.0.0.1", listener.port);
-    for (let i = 0; i < 4; i++) {
-      b.transport.write([new Uint8Array(size).fill(0xaa), new Uint8Array(size).fill(0x55)]);
-      await delay(0);
-    }
-    accepted[0].transport.resume();
-    const expected = concatBytes(sent);
-    await until(() => accepted[0].received >= expected.length, "everything", 30_000);
-    assertBytes(accepted[0].data(), expected, "the merged writes");
-  });
-
   writeCases(rig);
 
   test("no onDrain without a false write; small writes are true", async (t) => {
@@ -281,19 +252,6 @@ describe("bun runtime: writes and backpressure", () => {
     await delay(20);
     assert.equal(client.drains, 0);
     assert.equal(client.transport.bufferedAmount, 0);
-  });
-
-  test("small writes of one tick wait in bufferedAmount until the tick ends, then go out as one", async (t) => {
-    const bag = track(t);
-    const { listener, accepted } = await serve(bag, { recorder: () => new Recorder() });
-    const client = await connect(bag, "127.0.0.1", listener.port);
-    for (let i = 0; i < 100; i++) client.transport.write([new Uint8Array([i]), new Uint8Array(9).fill(i)]);
-    assert.equal(client.transport.bufferedAmount, 1000);
-    await Promise.resolve(); // the flush runs as a microtask
-    await Promise.resolve();
-    assert.equal(client.transport.bufferedAmount, 0);
-    await until(() => accepted[0]?.received === 1000, "the 1000 bytes");
-    assert.ok(accepted[0].chunks.length <= 2, `${accepted[0].chunks.length} reads for one write`);
   });
 
   test("the highWaterMark: false as soon as the queue passes it", async (t) => {
