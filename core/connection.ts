@@ -11,7 +11,7 @@
  * Peer misbehaviour never throws: it becomes an `error` event and a close frame with the
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
-import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, copyPrefix, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
+import { ByteAccumulator, EMPTY_BYTES, SerialQueue, allocateBytes, concatBytes, encodeUtf8, textEncoder, unpooled } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
 import type { ClientExtensionFactory, EncodedPayload, Extension, ServerExtensionFactory } from "./extension.ts";
 import { ExtensionError } from "./extension.ts";
@@ -206,19 +206,6 @@ const TEXT_SCRATCH = new Uint8Array(new ArrayBuffer(SHORT_TEXT_MAX));
 /** `TEXT_SCRATCH`'s first n bytes at index n, each view made once: a view per message costs. */
 const textScratchViews: Uint8Array[] = [];
 
-/**
- * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
- * is written into the connection's staging buffer, behind the frames staged before it. They leave
- * it together, copied into one chunk: when the output is polled, or before anything else is added
- * to it. So a read of 16 small messages is answered with two chunks (the first frame, then the
- * other 15) rather than 16 arrays for the transport to merge. A frame sent alone gets a buffer of
- * its own and is never copied. A staging buffer that fills up is replaced by one twice its size,
- * up to STAGE_MAX; the connection keeps one of STAGE_MIN bytes between polls while it stages,
- * and lets it go at a poll with nothing staged since the last (an idle connection holds none).
- */
-const STAGE_MIN = 1024;
-const STAGE_MAX = 16384;
-
 function defaultRandom(target: Uint8Array): void {
   crypto.getRandomValues(target);
 }
@@ -241,9 +228,6 @@ export abstract class Connection implements FrameHandler {
   // Created by the first event or output after a poll: an idle connection holds neither.
   private events: ConnectionEvent[] | null = null;
   private output: Uint8Array[] | null = null;
-  // Small frames sent while output waits, written behind each other (see STAGE_MIN).
-  private stage: Uint8Array | null = null;
-  private stagedLength = 0;
   private transportDone = false;
   private readonly onWake: (connection: Connection) => void;
   // Received messages and control frames, and frames to write, each in order. Created when
@@ -366,9 +350,6 @@ export abstract class Connection implements FrameHandler {
 
   /** Bytes to write to the transport since the last call, in order. */
   pollOutput(): readonly Uint8Array[] {
-    if (this.stagedLength !== 0) this.unstage();
-    else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
-    if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -562,8 +543,6 @@ export abstract class Connection implements FrameHandler {
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
     this.releaseEnding(); // its events are kept; its output is discarded below
-    this.stage = null;
-    this.stagedLength = 0;
     this.output = null;
     this.pongCount = 0;
     this.pongAt = -1;
@@ -857,16 +836,9 @@ export abstract class Connection implements FrameHandler {
     if (text.length > MERGE_PAYLOAD_MAX) return false;
     const key = this.isClient ? this.maskKey() : null;
     const size = frameHeaderSize(text.length, key !== null) + text.length;
-    if (this.outputWaits()) {
-      const at = this.stageAt(size);
-      const end = writeAsciiTextFrame(this.stage!, at, text, key);
-      if (end < 0) return false;
-      this.stagedLength = end;
-    } else {
-      const frame = allocateBytes(size, this.allocator);
-      if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
-      this.pushOutput(frame);
-    }
+    const frame = allocateBytes(size, this.allocator);
+    if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
+    this.pushOutput(frame);
     this.lastSent = this.now;
     return true;
   }
@@ -887,11 +859,6 @@ export abstract class Connection implements FrameHandler {
 
   private writeFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
     const key = this.isClient ? this.maskKey() : null;
-    if (payload.length <= MERGE_PAYLOAD_MAX && this.outputWaits()) {
-      const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
-      this.stagedLength = writeSmallFrame(this.stage!, at, opcode, payload, fin, rsv, key);
-      return;
-    }
     const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, this.allocator, this.maskWordSize);
     for (const chunk of chunks) this.pushOutput(chunk);
   }
@@ -914,7 +881,7 @@ export abstract class Connection implements FrameHandler {
   private autoPong(payload: Uint8Array): void {
     if (this.pongCount < MAX_PENDING_PONGS - 1) {
       this.pongCount++;
-      this.writeFrame(Opcode.PONG, payload); // staged with the frames around it, like any small frame
+      this.writeFrame(Opcode.PONG, payload);
       return;
     }
     const key = this.isClient ? this.maskKey() : null;
@@ -1006,33 +973,9 @@ export abstract class Connection implements FrameHandler {
     (this.events ??= []).push(event);
   }
 
+  /** Adds a chunk to the output; merging small writes is the owner's job (adapters/shared/session.ts). */
   protected pushOutput(bytes: Uint8Array): void {
-    if (this.stagedLength !== 0) this.unstage();
     (this.output ??= []).push(bytes);
-  }
-
-  /** Output is waiting to be polled: a small frame sent now is staged. */
-  private outputWaits(): boolean {
-    return this.output !== null || this.stagedLength !== 0;
-  }
-
-  /** Where `size` more bytes of frames go in `stage`, behind those there; a full stage goes to the output first. */
-  private stageAt(size: number): number {
-    const stage = this.stage;
-    if (stage === null) {
-      this.stage = new Uint8Array(size > STAGE_MIN ? size : STAGE_MIN);
-    } else if (this.stagedLength + size > stage.length) {
-      if (this.stagedLength !== 0) this.unstage();
-      const grown = Math.min(stage.length * 2, STAGE_MAX);
-      if (grown > stage.length || size > stage.length) this.stage = new Uint8Array(size > grown ? size : grown);
-    }
-    return this.stagedLength;
-  }
-
-  /** Moves the staged frames to the output, as one chunk of their own. */
-  private unstage(): void {
-    (this.output ??= []).push(copyPrefix(this.stage!, this.stagedLength, this.allocator));
-    this.stagedLength = 0;
   }
 
   /** The transport is to be closed once the output is written. */
