@@ -26,7 +26,6 @@
  *   makes `dial` reject with an error saying so.
  */
 import type {
-  AfterReads,
   Dial,
   Listen,
   Listener,
@@ -114,23 +113,16 @@ function connChannel(conn: Deno.Conn): ByteChannel {
 }
 
 /**
- * After the reads of the loop turn were handled (Deno 2 has `setImmediate`): the session hands its
- * writes out there, so what several peers' reads send to one connection goes in one write.
+ * A `Transport` over an open `Deno.Conn` (TCP or TLS), for every connection of the runtime below.
+ * It gives no `afterReads`, so the session hands its writes out at the end of the tick: with
+ * `setImmediate` a client flooding without reading kept the server reading past
+ * closeOnBackpressureLimit (tests/hostile/flood.test.ts).
  */
-const afterLoopReads: AfterReads = (task) => {
-  setImmediate(task);
-};
-
-/** A `Transport` over an open `Deno.Conn` (TCP or TLS), for every connection of the runtime below. */
 function connTransport(conn: Deno.Conn, bind: (t: Transport) => TransportHandler): Transport {
   // A NetAddr for TCP and TLS (a connection from Deno.startTls has no `transport` field).
   const addr = conn.remoteAddr as Partial<Deno.NetAddr>;
   const net = typeof addr.hostname === "string" ? addr : undefined;
-  return createTransport(connChannel(conn), bind, {
-    remoteAddress: net?.hostname ?? "",
-    remotePort: net?.port ?? 0,
-    afterReads: afterLoopReads,
-  });
+  return createTransport(connChannel(conn), bind, { remoteAddress: net?.hostname ?? "", remotePort: net?.port ?? 0 });
 }
 
 function pem(text: string | Uint8Array): string {

@@ -29,7 +29,7 @@
  *   loop has stopped. After `destroy()` no other event is delivered.
  */
 import { unpooled } from "../../core/bytes.ts";
-import type { AfterReads, Transport, TransportHandler } from "./transport.ts";
+import type { Transport, TransportHandler } from "./transport.ts";
 
 /** Tuning of a channel transport. */
 export interface TransportOptions {
@@ -41,8 +41,6 @@ export interface TransportOptions {
   remoteAddress?: string;
   /** The peer's port; 0 if none. */
   remotePort?: number;
-  /** `Transport.afterReads`: when the session hands its writes out; default the end of the tick. */
-  afterReads?: AfterReads;
 }
 
 /**
@@ -84,7 +82,6 @@ export const noop = (): void => {};
 class ChannelTransport implements Transport {
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly afterReads: AfterReads | undefined;
 
   #channel: ByteChannel;
   #handler!: TransportHandler;
@@ -116,7 +113,6 @@ class ChannelTransport implements Transport {
     this.#channel = channel;
     this.remoteAddress = options.remoteAddress ?? "";
     this.remotePort = options.remotePort ?? 0;
-    this.afterReads = options.afterReads;
     this.#highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.#copyReads = options.copyReads ?? false;
     this.#keepsNoChunk = channel.writeReleasesChunk === true;

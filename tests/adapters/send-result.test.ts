@@ -1,7 +1,7 @@
 /**
  * What a server socket's `send()` returns, on the runtime running the test: the message's size
  * in bytes (UTF-8 for text), and -1 exactly when, after that call, the bytes waiting to be sent
- * (`bufferedAmount`: the transport's and those the session holds until the end of the tick) are
+ * (`bufferedAmount`: the transport's and those the session holds until the loop turn's reads were handled) are
  * over the transport's high-water mark, from inside a handler as from outside. The transport
  * under the server is the runtime's real one, watched by a wrapper that records what each
  * `write()` returned.

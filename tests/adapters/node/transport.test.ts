@@ -7,7 +7,6 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
-import process from "node:process";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
