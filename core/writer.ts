@@ -1,10 +1,11 @@
 /**
  * The frame writer and the output (RFC 6455 §5): frames of outgoing messages, split by
- * `fragmentSize` (§5.4), masked with a fresh key each on the client (§5.3), small ones coalesced
- * into one staging buffer while output waits; automatic pongs; the plan that routes each message
+ * `fragmentSize` (§5.4), masked with a fresh key each on the client (§5.3), every frame a chunk
+ * of its own (merging small writes is the session's job, adapters/shared/session.ts); automatic
+ * pongs; the plan that routes each message
  * and the one fast path it allows.
  */
-import { allocateBytes, copyPrefix, textEncoder, unpooled } from "./bytes.ts";
+import { allocateBytes, textEncoder, unpooled } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { MERGE_PAYLOAD_MAX, Opcode, encodeFrame, frameHeaderSize, writeAsciiTextFrame, writeSmallFrame } from "./frame.ts";
 import { type TraceSink, TRACE_PREVIEW_BYTES, frameRecord } from "./trace.ts";
@@ -20,19 +21,6 @@ export const MAX_PENDING_PONGS = 16;
 
 const RANDOM_POOL_SIZE = 4096;
 const NO_OUTPUT: readonly Uint8Array[] = Object.freeze([]);
-
-/**
- * A small frame (payload up to MERGE_PAYLOAD_MAX) sent while the connection has output waiting
- * is written into the connection's staging buffer, behind the frames staged before it. They leave
- * it together, copied into one chunk: when the output is polled, or before anything else is added
- * to it. So a read of 16 small messages is answered with two chunks (the first frame, then the
- * other 15) rather than 16 arrays for the transport to merge. A frame sent alone gets a buffer of
- * its own and is never copied. A staging buffer that fills up is replaced by one twice its size,
- * up to STAGE_MAX; the connection keeps one of STAGE_MIN bytes between polls while it stages,
- * and lets it go at a poll with nothing staged since the last (an idle connection holds none).
- */
-const STAGE_MIN = 1024;
-const STAGE_MAX = 16384;
 
 /**
  * How a message is sent, decided once by `planSend` for the general path and the fast path
@@ -66,9 +54,6 @@ export function planSend(length: number, whole: boolean, transform: boolean, imm
 export class FrameWriter {
   // Created by the first output after a poll: an idle connection holds none.
   output: Uint8Array[] | null = null;
-  // Small frames written while output waits, behind each other (see STAGE_MIN).
-  stage: Uint8Array | null = null;
-  stagedLength = 0;
   /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
   private pongCount = 0;
   private pongAt = -1;
@@ -103,9 +88,6 @@ export class FrameWriter {
 
   /** Bytes to write to the transport since the last call, in order. */
   poll(): readonly Uint8Array[] {
-    if (this.stagedLength !== 0) this.unstage();
-    else if (this.stage !== null) this.stage = null; // nothing staged since the last poll
-    if (this.stage !== null && this.stage.length > STAGE_MIN) this.stage = null;
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -116,8 +98,6 @@ export class FrameWriter {
 
   /** Drops everything not yet polled (the connection is aborted). */
   discard(): void {
-    this.stage = null;
-    this.stagedLength = 0;
     this.output = null;
     this.pongCount = 0;
     this.pongAt = -1;
@@ -125,7 +105,6 @@ export class FrameWriter {
 
   /** Bytes that are not frames (the handshake's HTTP head), or frames made elsewhere. */
   push(bytes: Uint8Array): void {
-    if (this.stagedLength !== 0) this.unstage();
     (this.output ??= []).push(bytes);
   }
 
@@ -144,16 +123,9 @@ export class FrameWriter {
   asciiText(text: string): boolean {
     const key = this.masks ? this.maskKey() : null;
     const size = frameHeaderSize(text.length, key !== null) + text.length;
-    if (this.waits()) {
-      const at = this.stageAt(size);
-      const end = writeAsciiTextFrame(this.stage!, at, text, key);
-      if (end < 0) return false;
-      this.stagedLength = end;
-    } else {
-      const frame = allocateBytes(size, this.allocator);
-      if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
-      this.push(frame);
-    }
+    const frame = allocateBytes(size, this.allocator);
+    if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
+    this.push(frame);
     if (this.trace !== null) this.trace(frameRecord("out", Opcode.TEXT, true, 0, text.length, textEncoder.encode(text.slice(0, TRACE_PREVIEW_BYTES))));
     return true;
   }
@@ -174,11 +146,6 @@ export class FrameWriter {
   frame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
     const key = this.masks ? this.maskKey() : null;
     if (this.trace !== null) this.traceFrame(opcode, fin, rsv, payload);
-    if (payload.length <= MERGE_PAYLOAD_MAX && this.waits()) {
-      const at = this.stageAt(frameHeaderSize(payload.length, key !== null) + payload.length);
-      this.stagedLength = writeSmallFrame(this.stage!, at, opcode, payload, fin, rsv, key);
-      return;
-    }
     const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, this.allocator, this.maskWordSize);
     for (const chunk of chunks) this.push(chunk);
   }
@@ -191,7 +158,7 @@ export class FrameWriter {
   autoPong(payload: Uint8Array): void {
     if (this.pongCount < MAX_PENDING_PONGS - 1) {
       this.pongCount++;
-      this.frame(Opcode.PONG, payload); // staged with the frames around it, like any small frame
+      this.frame(Opcode.PONG, payload);
       return;
     }
     const key = this.masks ? this.maskKey() : null;
@@ -212,30 +179,6 @@ export class FrameWriter {
     let frame = output[this.pongAt];
     if (frame.length !== size) frame = output[this.pongAt] = new Uint8Array(size);
     writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
-  }
-
-  /** Output is waiting to be polled: a small frame written now is staged. */
-  private waits(): boolean {
-    return this.output !== null || this.stagedLength !== 0;
-  }
-
-  /** Where `size` more bytes of frames go in `stage`, behind those there; a full stage goes to the output first. */
-  private stageAt(size: number): number {
-    const stage = this.stage;
-    if (stage === null) {
-      this.stage = new Uint8Array(size > STAGE_MIN ? size : STAGE_MIN);
-    } else if (this.stagedLength + size > stage.length) {
-      if (this.stagedLength !== 0) this.unstage();
-      const grown = Math.min(stage.length * 2, STAGE_MAX);
-      if (grown > stage.length || size > stage.length) this.stage = new Uint8Array(size > grown ? size : grown);
-    }
-    return this.stagedLength;
-  }
-
-  /** Moves the staged frames to the output, as one chunk of their own. */
-  private unstage(): void {
-    (this.output ??= []).push(copyPrefix(this.stage!, this.stagedLength, this.allocator));
-    this.stagedLength = 0;
   }
 
   /**

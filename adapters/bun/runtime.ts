@@ -10,11 +10,8 @@
  *   possibly fewer, 0 when full, -1 once the socket is closed or shut down. `drain` fires when it
  *   can take more (over TLS also once, spuriously, after the handshake). The rest is ours: a queue
  *   of the caller's chunks or views into them (no copy), written in order from `drain`.
- * - There is no writev. Small chunks written in one turn of the event loop are queued and go out
- *   together once every read of the turn was handled (`setImmediate`, as uWebSockets drains its
- *   sockets: what several peers' reads publish to a socket goes in one write), copied into
- *   writes of up to `COALESCE_LIMIT` bytes; as soon as that many bytes are queued they go out at
- *   once; a chunk that large is written uncopied.
+ * - There is no writev: each chunk is one send(2). The session (adapters/shared/session.ts) gives
+ *   a loop turn's small frames as one chunk, so the transport writes chunks as they come.
  * - The `data` callback's bytes are a fresh ArrayBuffer per read (TCP and TLS, checked over long
  *   transfers): the handler owns them, unmasking in place is safe, nothing is copied here.
  * - `pause()`/`resume()` exist and stop/restart reading, but a `data` callback can still come
@@ -23,13 +20,12 @@
  * - `end()` closes a TCP socket at once (its `close` callback runs inside `end()`) but leaves a
  *   TLS socket open until the peer's FIN; `shutdown()` is the half-close on both. So `end()` here
  *   is: flush the queue, `shutdown()`, wait for the peer's FIN (Bun then closes a TCP socket by
- *   itself; a TLS socket is closed from the `end` callback), at most `lingerMs` — a wait that
- *   restarts while queued bytes are still moving.
+ *   itself; a TLS socket is closed from the `end` callback). How long to wait is the session's
+ *   decision (adapters/shared/session.ts), as on every transport.
  * - `close()` closes gracefully (the kernel still delivers what it holds, then a FIN) and calls
  *   `close` synchronously on TCP; on TLS it first sends close_notify and, to a peer that does not
  *   read, never completes (the socket is then detached and even `terminate()` is ignored).
- *   `terminate()` resets (SO_LINGER 0) and closes at once. So `destroy()`, and giving up after the
- *   linger, is `close()` on TCP (as Node's `socket.destroy()`: the peer sees a FIN) and
+ *   `terminate()` resets (SO_LINGER 0) and closes at once. So `destroy()` is `close()` on TCP (as Node's `socket.destroy()`: the peer sees a FIN) and
  *   `terminate()` on TLS (the peer sees a reset).
  * - A client's TLS verdict: with a `handshake` callback, `open` and the `Bun.connect` promise come
  *   before the handshake, and a refused certificate closes the socket without an error anywhere
@@ -39,6 +35,7 @@
  */
 import { rootCertificates } from "node:tls";
 import type {
+  AfterReads,
   Dial,
   DialOptions,
   Listen,
@@ -52,37 +49,22 @@ import type {
 import { checkReusePortPlatform } from "../shared/reuse-port.ts";
 
 /**
+ * The check phase, after every read of the loop turn was handled: the session hands its writes
+ * out there, so what several peers' reads send to one socket goes in one write.
+ */
+const afterLoopReads: AfterReads = (task) => {
+  setImmediate(task);
+};
+
+/**
  * `write()` returns false once more than this many bytes wait in the transport's own queue, i.e.
  * beyond what the kernel already took (its send buffer, often several MiB, comes first). As Node's
  * default socket high-water mark (64 KiB since Node 22).
  */
 export const HIGH_WATER_MARK = 64 * 1024;
 
-/**
- * Queued chunks smaller than this are copied together into writes of up to this many bytes, and
- * queued writes wait for the end of the loop turn until this many bytes are queued. Larger chunks are
- * written from the caller's memory. Measured on Bun 1.4.5 (see the test file's header): a 2-byte
- * header + 32-byte payload as one copied write costs 30% less CPU than two writes; 64 small
- * messages per tick batched cost 3-14x less than a write each. At 16 KiB a 16 KiB message's
- * header went out in a send(2) of its own (2 per message): in the echo benchmark (16 KiB, 16
- * connections × 4 in flight) 64 KiB made ~0.5 send(2) per message and the server ~40-60% faster
- * per CPU-second; 128 KiB was no better.
- */
-export const COALESCE_LIMIT = 64 * 1024;
-
-/** After `end()`, how long to wait for the peer's FIN (or for any write progress) before closing. */
-export const END_LINGER_MS = 3000;
-
-export interface BunRuntimeOptions {
-  /** Overrides `HIGH_WATER_MARK`. */
-  highWaterMark?: number;
-  /** Overrides `END_LINGER_MS`. */
-  lingerMs?: number;
-}
-
 interface Settings {
   readonly highWaterMark: number;
-  readonly lingerMs: number;
 }
 
 /** What a Bun socket carries in `socket.data`: its transport, once there is one. */
@@ -114,17 +96,12 @@ class BunTransport implements Transport {
   #owesDrain = false;
   /** The socket took less than it was given: nothing more until `drain`. */
   #blocked = false;
-  /** A flush is queued for the end of this tick. */
-  #scheduled = false;
   #peerEnded = false;
   #paused = false;
   /** Chunks read while paused, for resume(); and whether the peer's FIN came behind them. */
   #held: Uint8Array[] | null = null;
   #endHeld = false;
   #error: Error | undefined;
-  #linger: ReturnType<typeof setTimeout> | undefined;
-  /** `performance.now()` of the last flush that moved bytes, while flushing for `end()`. */
-  #progressAt = 0;
 
   constructor(socket: BunSocket, tls: boolean, settings: Settings) {
     this.#socket = socket;
@@ -145,6 +122,15 @@ class BunTransport implements Transport {
     return this.#queued;
   }
 
+  get highWaterMark(): number {
+    return this.#settings.highWaterMark;
+  }
+
+  /** `socket.write()` copies what it takes; the queue holds the rest until written. */
+  readonly releasesChunks = true;
+
+  readonly afterReads = afterLoopReads;
+
   write(chunks: readonly Uint8Array[]): boolean {
     if (this.#state !== OPEN) return false; // after end() or destroy(): dropped
     const queue = this.#queue;
@@ -154,14 +140,7 @@ class BunTransport implements Transport {
       queue.push(chunk);
       this.#queued += chunk.byteLength;
     }
-    if (!this.#blocked) {
-      // Small writes wait for the end of the loop turn, to go out together; enough bytes go now.
-      if (this.#queued >= COALESCE_LIMIT) this.#flush();
-      else if (!this.#scheduled && this.#queued !== 0) {
-        this.#scheduled = true;
-        setImmediate(this.#flushTask);
-      }
-    }
+    if (!this.#blocked) this.#flush();
     if (this.#queued <= this.#settings.highWaterMark) return true;
     this.#owesDrain = true;
     return false;
@@ -170,8 +149,6 @@ class BunTransport implements Transport {
   end(): void {
     if (this.#state !== OPEN) return;
     this.#state = FLUSHING;
-    this.#progressAt = performance.now();
-    this.#armLinger();
     if (!this.#blocked) this.#flush(); // and, once the queue is empty, shutdown
   }
 
@@ -227,13 +204,12 @@ class BunTransport implements Transport {
     else this.#peerEnd();
   }
 
-  /** Like the Node adapter: tells the handler, then ends our side once the handler has had its say. */
+  /** Tells the handler; our side stays open until `end()` (the contract). */
   #peerEnd(): void {
     this.#peerEnded = true;
     this.#handler!.onEnd();
-    if (this.#state === OPEN) this.end();
     // Both FINs are out: Bun closes TCP sockets by itself, TLS ones on `end()`.
-    else if (this.#state === SHUT) this.#socket.end();
+    if (this.#state === SHUT) this.#socket.end();
   }
 
   /** Bun's `error`: an exception from a handler, or a failed TLS session. */
@@ -262,15 +238,7 @@ class BunTransport implements Transport {
 
   // --- writing ---
 
-  readonly #flushTask = (): void => {
-    this.#scheduled = false;
-    if (!this.#blocked && (this.#state === OPEN || this.#state === FLUSHING)) this.#flush();
-  };
-
-  /**
-   * Writes what is queued, in order, until the socket takes no more (then `drain` follows): small
-   * neighbours copied into one write, larger chunks from the caller's memory as they are.
-   */
+  /** Writes what is queued, in order, until the socket takes no more (then `drain` follows). */
   #flush(): void {
     const socket = this.#socket;
     const queue = this.#queue;
@@ -278,40 +246,15 @@ class BunTransport implements Transport {
     let moved = 0;
     while (head < queue.length) {
       const chunk = queue[head];
-      let last = head;
-      let merge: Uint8Array | null = null;
-      let size = chunk.byteLength;
-      if (size < COALESCE_LIMIT && head + 1 < queue.length) {
-        // Copy it and the small chunks after it into one write of up to COALESCE_LIMIT bytes.
-        let total = size;
-        while (last + 1 < queue.length && total + queue[last + 1].byteLength <= COALESCE_LIMIT) {
-          total += queue[++last].byteLength;
-        }
-        if (last > head) {
-          // Taken from the slot while in use: a flush nested in one of Bun's callbacks during the
-          // write below allocates its own.
-          merge = mergeBuffer ?? new Uint8Array(COALESCE_LIMIT);
-          mergeBuffer = null;
-          for (let k = head, offset = 0; k <= last; offset += queue[k++].byteLength) merge.set(queue[k], offset);
-          size = total;
-        }
-      }
-      // The merged bytes are written by offset and length: a view of the buffer would cost more.
-      const written = merge !== null ? socket.write(merge, 0, size) : socket.write(chunk);
-      if (merge !== null) mergeBuffer = merge;
+      const written = socket.write(chunk);
       if (written < 0) break; // closed or shutting down: `close` follows
       moved += written;
-      if (written < size) {
+      if (written < chunk.length) {
         this.#blocked = true;
-        // What is left of a coalesced write takes the last slot it was copied from (copied out of
-        // the shared merge buffer, which the next flush reuses).
-        queue[last] = merge !== null ? merge.slice(written, size) : chunk.subarray(written);
-        for (let k = head; k < last; k++) queue[k] = EMPTY;
-        head = last;
+        queue[head] = chunk.subarray(written);
         break;
       }
-      for (let k = head; k <= last; k++) queue[k] = EMPTY;
-      head = last + 1;
+      queue[head++] = EMPTY;
     }
     if (this.#state === CLOSED) return; // closed from inside write(): the queue is gone
     this.#queued -= moved;
@@ -324,7 +267,6 @@ class BunTransport implements Transport {
     } else {
       this.#head = head;
     }
-    if (moved > 0 && this.#state === FLUSHING) this.#progressAt = performance.now();
     if (this.#head !== this.#queue.length) return;
     if (this.#state === FLUSHING) this.#shutdown();
     else if (this.#owesDrain && this.#state === OPEN) {
@@ -335,34 +277,13 @@ class BunTransport implements Transport {
 
   // --- closing ---
 
-  /** Everything is written: send our FIN and wait (at most `lingerMs`) for the peer's. */
+  /** Everything is written: send our FIN and wait for the peer's. */
   #shutdown(): void {
     this.#state = SHUT;
-    this.#armLinger();
     this.#socket.shutdown();
     // Both FINs are out: close now (Bun would too, a moment later).
     if (this.#peerEnded && this.#state === SHUT) this.#socket.end();
   }
-
-  #armLinger(): void {
-    clearTimeout(this.#linger);
-    this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs);
-  }
-
-  readonly #lingerExpired = (): void => {
-    this.#linger = undefined;
-    if (this.#state === FLUSHING) {
-      // Still flushing: wait on while bytes move, give up once they have not for `lingerMs`.
-      const idle = performance.now() - this.#progressAt;
-      if (idle < this.#settings.lingerMs) {
-        this.#linger = setTimeout(this.#lingerExpired, this.#settings.lingerMs - idle);
-        return;
-      }
-      this.#close(undefined); // as the Node adapter: what was left unsent is dropped silently
-      return;
-    }
-    if (this.#state === SHUT) this.#close(undefined); // no FIN from the peer: close anyway
-  };
 
   /** Closes now, dropping the queue; `onClose(error)` once. */
   #close(error: Error | undefined): void {
@@ -380,8 +301,6 @@ class BunTransport implements Transport {
   #finish(error: Error | undefined): void {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
-    clearTimeout(this.#linger);
-    this.#linger = undefined;
     this.#dropQueue();
     this.#owesDrain = false;
     this.#held = null;
@@ -396,13 +315,6 @@ class BunTransport implements Transport {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * The buffer small chunks are merged in before a write, shared by every socket: `socket.write()`
- * has taken (or refused) the bytes when it returns. A fresh one per write cost ~15-20% more CPU
- * per message (16 KiB echo). Null while in use.
- */
-let mergeBuffer: Uint8Array | null = null;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -575,13 +487,6 @@ function makeDial(settings: Settings): Dial {
 
 // ---------------------------------------------------------------------------------------------
 
-/** A Bun runtime with its own high-water mark or linger time. */
-export function createBunRuntime(options: BunRuntimeOptions = {}): Runtime {
-  const settings: Settings = {
-    highWaterMark: options.highWaterMark ?? HIGH_WATER_MARK,
-    lingerMs: options.lingerMs ?? END_LINGER_MS,
-  };
-  return { name: "bun", listen: makeListen(settings), dial: makeDial(settings) };
-}
+const settings: Settings = { highWaterMark: HIGH_WATER_MARK };
 
-export const bunRuntime: Runtime = createBunRuntime();
+export const bunRuntime: Runtime = { name: "bun", listen: makeListen(settings), dial: makeDial(settings) };

@@ -1,21 +1,19 @@
 /**
  * The Deno adapter: `Deno.listen` / `Deno.listenTls` for servers, `Deno.connect` (+
  * `Deno.startTls`) for clients. It only moves bytes: each `Deno.Conn` becomes a `ByteChannel`
- * over `Conn#read` / `Conn#write`, driven by the same `createTransport` machinery as the Web
- * Streams adapter (write queue, `bufferedAmount`, drain, pause, end, the one `onClose`).
+ * over `Conn#read` / `Conn#write`, driven by the shared channel transport
+ * (adapters/shared/channel.ts), as the Web Streams adapter is.
  *
- * Why `read()`/`write()` and not `conn.readable`/`conn.writable`: on loopback, a 32-byte
- * request/response ping-pong ran at about 36k round trips/s this way against about 18k through the
- * streams (the readable allocates a fresh 64 KiB buffer per read, however few bytes arrived, and a
- * 10-byte chunk then pins 64 KiB); bulk throughput was the same within noise (~1.1-1.5 GB/s with
- * 64 KiB and 1 MiB writes). Closing `conn.writable` also closes the whole connection, where
+ * Why `read()`/`write()` and not `conn.readable`/`conn.writable`: the readable allocates a fresh
+ * 64 KiB buffer per read, however few bytes arrived, so small round trips cost more through it
+ * (bench/NOTES.md, Adapters). Closing `conn.writable` also closes the whole connection, where
  * `end()` needs a half-close (`closeWrite()`) to keep receiving the peer's last bytes.
  *
  * Reads go into one reused buffer (4 KiB, growing to 128 KiB while reads fill it). A read that
  * filled less than three quarters of it is copied out (exactly its size); a bigger one is handed
  * over whole and a new buffer is allocated. So `onData` always owns its chunk, and a small chunk
- * never pins a big buffer. Merged writes reuse their buffers (`writeReleasesChunk`): Conn#write
- * is done with the bytes once it resolves.
+ * never pins a big buffer. Conn#write is done with the bytes once it resolves
+ * (`writeReleasesChunk`).
  *
  * Known limits of Deno 2.9 (documented, not worked around):
  * - `Deno.listenTls` connections expose no `setNoDelay()`, and Deno leaves Nagle's algorithm on:
@@ -37,25 +35,18 @@ import type {
   TransportHandler,
 } from "../shared/transport.ts";
 import { checkReusePortPlatform } from "../shared/reuse-port.ts";
-import { type ByteChannel, createTransport, type TransportOptions } from "../streams/runtime.ts";
+import { type ByteChannel, createTransport } from "../shared/channel.ts";
 
 /** Reads start this small (an idle connection keeps its pending read's buffer: many of them add up)… */
 const MIN_READ_SIZE = 4 * 1024;
 /**
  * …and grow fourfold each time a read fills the buffer, up to this. Not 64 KiB: a burst is often
  * 64 KiB and a few bytes (4 frames of 16 KiB + 4-byte headers are 65552), and a 64 KiB read left
- * those for a second read and split a frame across chunks, which the core then copies together
- * (16 KiB echo on Deno 2.9: with the write changes below, ~30% less server CPU per message than
- * 64 KiB reads and merges with fresh buffers).
+ * those for a second read and split a frame across chunks, which the core then copies together.
  */
 const MAX_READ_SIZE = 128 * 1024;
 /** This many reads in a row that fill less than an eighth of a grown buffer shrink it back. */
 const SHRINK_AFTER = 16;
-/**
- * Queued chunks are merged into writes of up to this many bytes (the streams default is 16 KiB),
- * for the same reason as MAX_READ_SIZE: at 64 KiB, 4 × (header + 16 KiB) went out as 2 writes.
- */
-const DENO_COALESCE_BYTES = 128 * 1024;
 /** How long an accepted TLS connection may take to finish its handshake. */
 const TLS_HANDSHAKE_TIMEOUT = 10_000;
 /** Pause before accepting again after an unexpected accept error (EMFILE and the like). */
@@ -93,8 +84,8 @@ function connChannel(conn: Deno.Conn): ByteChannel {
           buffer = new Uint8Array(size);
           return chunk;
         }
-        // Handing over costs a new buffer of `size` (zeroed), copying out about 1.2× `n`: with a
-        // 128 KiB buffer and 64 KiB reads, copying them out was ~5% cheaper than at half.
+        // Handing over costs a new zeroed buffer of `size`, so a read that filled less than three
+        // quarters of it is cheaper copied out.
         if (n < (size * 3) / 4) return buffer.slice(0, n);
         smallReads = 0;
         const chunk = buffer.subarray(0, n);
@@ -122,25 +113,16 @@ function connChannel(conn: Deno.Conn): ByteChannel {
 }
 
 /**
- * A `Transport` over an open `Deno.Conn` (TCP, TLS or Unix). The runtime below uses it for
- * every connection; it is exported for connections opened some other way.
+ * A `Transport` over an open `Deno.Conn` (TCP or TLS), for every connection of the runtime below.
+ * It gives no `afterReads`, so the session hands its writes out at the end of the tick: with
+ * `setImmediate` a client flooding without reading kept the server reading past
+ * closeOnBackpressureLimit (tests/hostile/flood.test.ts).
  */
-export function denoConnTransport(
-  conn: Deno.Conn,
-  bind: (t: Transport) => TransportHandler,
-  options: TransportOptions = {},
-): Transport {
+function connTransport(conn: Deno.Conn, bind: (t: Transport) => TransportHandler): Transport {
   // A NetAddr for TCP and TLS (a connection from Deno.startTls has no `transport` field).
   const addr = conn.remoteAddr as Partial<Deno.NetAddr>;
   const net = typeof addr.hostname === "string" ? addr : undefined;
-  return createTransport(connChannel(conn), bind, {
-    remoteAddress: net?.hostname ?? "",
-    remotePort: net?.port ?? 0,
-    // Conn#write has no writev: every chunk is a syscall and an async op. Merging up to 128 KiB
-    // keeps a frame header and a payload of up to 128 KiB in one write (a copy costs far less).
-    coalesceBytes: DENO_COALESCE_BYTES,
-    ...options,
-  });
+  return createTransport(connChannel(conn), bind, { remoteAddress: net?.hostname ?? "", remotePort: net?.port ?? 0 });
 }
 
 function pem(text: string | Uint8Array): string {
@@ -191,7 +173,7 @@ const listen: Listen = async (options, accept) => {
 
   const start = (conn: Deno.Conn): void => {
     try {
-      denoConnTransport(conn, accept);
+      connTransport(conn, accept);
     } catch {
       // `accept` threw: createTransport has closed the connection; keep listening.
     }
@@ -299,7 +281,7 @@ const dial: Dial = async (options, bind) => {
   }
   tcp.setNoDelay(true); // before TLS wraps it: a TlsConn has no setNoDelay()
   const conn = tls ? await startTls(tcp, host, port, tls) : tcp;
-  return denoConnTransport(conn, bind);
+  return connTransport(conn, bind);
 };
 
 /** Listening and dialing with Deno's own APIs. */

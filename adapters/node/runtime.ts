@@ -7,6 +7,7 @@ import * as net from "node:net";
 import process from "node:process";
 import * as tls from "node:tls";
 import type {
+  AfterReads,
   Dial,
   DialOptions,
   Listen,
@@ -19,26 +20,22 @@ import type {
 } from "../shared/transport.ts";
 import { checkReusePortPlatform } from "../shared/reuse-port.ts";
 
-/** After `end()`, how long to wait for the peer's FIN (or for any write progress) before destroying. */
-export const END_LINGER_MS = 3000;
-
-export interface SocketTransportOptions {
-  /** Overrides `END_LINGER_MS`. */
-  lingerMs?: number;
+/**
+ * Wraps an already-connected socket. `bind` gets the transport before any of its events.
+ * The socket is switched to half-open mode: after the peer's FIN our side stays writable until
+ * `end()`.
+ */
+export function socketTransport(socket: net.Socket | tls.TLSSocket, bind: (transport: Transport) => TransportHandler): Transport {
+  return new SocketTransport(socket, bind);
 }
 
 /**
- * Wraps an already-connected socket. `bind` gets the transport before any of its events.
- * The socket is switched to half-open mode so that writes made inside `onEnd` still go out;
- * when `onEnd` returns, the transport ends itself unless the handler already did.
+ * The check phase, after every read of the loop turn was handled: the session hands its writes
+ * out there, so what several peers' reads send to one socket goes in one write.
  */
-export function socketTransport(
-  socket: net.Socket | tls.TLSSocket,
-  bind: (transport: Transport) => TransportHandler,
-  options: SocketTransportOptions = {},
-): Transport {
-  return new SocketTransport(socket, bind, options.lingerMs ?? END_LINGER_MS);
-}
+const afterLoopReads: AfterReads = (task) => {
+  setImmediate(task);
+};
 
 const kTransport = Symbol("anyws transport");
 
@@ -46,48 +43,20 @@ function transportOf(socket: net.Socket): SocketTransport {
   return (socket as net.Socket & { [kTransport]: SocketTransport })[kTransport];
 }
 
-/**
- * Queued chunks of up to this many bytes in all are copied into one buffer before they are
- * written; more are written as they are (one writev), since copying them would cost more.
- */
-const COALESCE_LIMIT = 16 * 1024;
-
-/**
- * Once this many bytes are queued they go to the socket at once, without waiting for the end of
- * the loop turn: what waits beyond it waits in the socket's buffer, as backpressure expects.
- */
-const QUEUE_LIMIT = 64 * 1024;
-
-/** The check phase after a transport's first write of a loop turn: one function for all transports. */
-function flushQueue(transport: SocketTransport): void {
-  transport.flush();
-}
-
 class SocketTransport implements Transport {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly #socket: net.Socket;
   readonly #handler: TransportHandler;
-  readonly #lingerMs: number;
-  /**
-   * Chunks written since the event loop's last check phase, handed to the socket together then
-   * (null: none): after every read of this turn was handled, as uWebSockets drains its sockets,
-   * so that messages published to a socket by several peers' reads go out in one write.
-   */
-  #queue: Uint8Array[] | null = null;
-  #queued = 0;
   #awaitingDrain = false;
   #closed = false;
   #error: Error | undefined;
-  #linger: ReturnType<typeof setTimeout> | undefined;
-  #lingerBuffered = 0;
 
-  constructor(socket: net.Socket, bind: (t: Transport) => TransportHandler, lingerMs: number) {
+  constructor(socket: net.Socket, bind: (t: Transport) => TransportHandler) {
     this.#socket = socket;
-    this.#lingerMs = lingerMs;
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
-    socket.allowHalfOpen = true; // we decide when to end after the peer's FIN (see onEnd)
+    socket.allowHalfOpen = true; // the session decides when to end after the peer's FIN
     socket.setNoDelay(true);
     try {
       this.#handler = bind(this);
@@ -101,80 +70,40 @@ class SocketTransport implements Transport {
   }
 
   get bufferedAmount(): number {
-    return this.#socket.writableLength + this.#queued;
+    return this.#socket.writableLength;
   }
+
+  get highWaterMark(): number {
+    return this.#socket.writableHighWaterMark;
+  }
+
+  /** Node drops its reference to a chunk once libuv has written it, when `writableLength` drops. */
+  readonly releasesChunks = true;
+
+  readonly afterReads = afterLoopReads;
 
   write(chunks: readonly Uint8Array[]): boolean {
     const socket = this.#socket;
-    if (!socket.writable) return false; // after end() or destroy(): dropped
-    let queue = this.#queue;
-    if (queue === null) {
-      queue = this.#queue = [];
-      setImmediate(flushQueue, this);
-    }
-    let queued = this.#queued;
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i];
-      if (chunk.byteLength === 0) continue;
-      queue.push(chunk);
-      queued += chunk.byteLength;
-    }
-    this.#queued = queued;
-    if (queued >= QUEUE_LIMIT) this.#handOver();
-    // What the socket's own write() would answer for these bytes: below its high-water mark.
-    const ok = !socket.writableNeedDrain && socket.writableLength + this.#queued < socket.writableHighWaterMark;
-    if (!ok) this.#awaitingDrain = true;
-    return ok;
-  }
-
-  /**
-   * Hands the queued chunks to the socket in one write: small ones copied together (a stream
-   * write per chunk costs far more than the copy), larger ones as they are, batched into one
-   * writev by cork.
-   */
-  flush(): void {
-    this.#handOver();
-    // A write() refused over the high-water mark owes onDrain; the socket only emits 'drain'
-    // when its own write() was refused, so when it took these bytes below the mark, it is now.
-    if (this.#awaitingDrain && this.#socket.writable && !this.#socket.writableNeedDrain) this.#onDrain();
-  }
-
-  #handOver(): void {
-    const queue = this.#queue;
-    const size = this.#queued;
-    this.#queue = null;
-    this.#queued = 0;
-    const socket = this.#socket;
-    if (queue === null || !socket.writable) return;
-    if (queue.length === 1) {
-      socket.write(queue[0]);
-    } else if (size <= COALESCE_LIMIT) {
-      const merged = Buffer.allocUnsafe(size);
-      let at = 0;
-      for (let i = 0; i < queue.length; i++) {
-        merged.set(queue[i], at);
-        at += queue[i].byteLength;
-      }
-      socket.write(merged);
-    } else {
+    if (!socket.writable) return false; // after end(), destroy() or the close: dropped (the contract)
+    if (chunks.length === 1) socket.write(chunks[0]);
+    else {
+      // The chunks of one call go out in one writev, as they are.
       socket.cork();
-      for (let i = 0; i < queue.length; i++) socket.write(queue[i]);
+      for (const chunk of chunks) if (chunk.byteLength > 0) socket.write(chunk);
       socket.uncork();
     }
+    const ok = !socket.writableNeedDrain;
+    if (!ok) this.#awaitingDrain = true;
+    return ok;
   }
 
   end(): void {
     const socket = this.#socket;
     if (socket.destroyed || socket.writableEnded) return;
-    this.#handOver();
-    socket.end(); // what is buffered, then FIN
-    this.#armLinger();
-    socket.once("finish", () => this.#armLinger()); // our FIN is out: give the peer time for its own
+    socket.end(); // flushes (and uncorks) what is buffered, then FIN
   }
 
   destroy(): void {
-    this.#queue = null;
-    this.#queued = 0;
     this.#socket.destroy();
   }
 
@@ -222,7 +151,6 @@ class SocketTransport implements Transport {
 
   #onEnd(): void {
     this.#handler.onEnd();
-    this.end(); // WebSocket never writes after the peer's FIN, beyond what onEnd just wrote
   }
 
   #onDrain(): void {
@@ -234,23 +162,7 @@ class SocketTransport implements Transport {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#linger);
     this.#handler.onClose(this.#error);
-  }
-
-  /** Destroys the socket after `lingerMs` without the peer's FIN, unless writes are still progressing. */
-  #armLinger(): void {
-    clearTimeout(this.#linger);
-    if (this.#socket.destroyed) return;
-    this.#lingerBuffered = this.#socket.writableLength;
-    this.#linger = setTimeout(() => this.#lingerExpired(), this.#lingerMs);
-    this.#linger.unref();
-  }
-
-  #lingerExpired(): void {
-    const buffered = this.#socket.writableLength;
-    if (buffered > 0 && buffered < this.#lingerBuffered) this.#armLinger();
-    else this.#socket.destroy();
   }
 }
 
@@ -355,7 +267,7 @@ function connectTls(options: DialOptions, tlsOptions: TlsClientOptions): tls.TLS
   });
 }
 
-/** Secure contexts trusting Node's root CAs plus extra ones, by their PEM text (building one takes ~30 ms). */
+/** Secure contexts trusting Node's root CAs plus extra ones, by their PEM text, because building one parses every root CA. */
 const extraCaContexts = new Map<string, tls.SecureContext>();
 const MAX_CACHED_CONTEXTS = 16;
 

@@ -14,13 +14,6 @@ export function isBlob(data: unknown): data is Blob {
   return typeof Blob !== "undefined" && data instanceof Blob;
 }
 
-/** Size in bytes as far as it is known without encoding (a string counts one byte per code unit). */
-export function approximateSize(data: SendData): number {
-  if (typeof data === "string") return data.length;
-  if (isBlob(data)) return data.size;
-  return data.byteLength;
-}
-
 /** Bytes of `text` in UTF-8, as the core encodes it (a lone surrogate becomes U+FFFD, 3 bytes). */
 export function utf8Length(text: string): number {
   let length = text.length;

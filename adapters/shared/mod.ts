@@ -36,5 +36,4 @@ export type {
   Transport,
   TransportHandler,
 } from "./transport.ts";
-export { CloseCode, type CloseFrame, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";
-export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
+export { CloseCode, type CloseFrame, type DeflateCodec, HeaderList, type PerMessageDeflateOptions, ReadyState, WebSocketError } from "../../core/mod.ts";

@@ -6,6 +6,7 @@ import {
   type CloseFrame,
   type ConnectionEvent,
   type ConnectionOptions,
+  type DeflateCodec,
   type HeadersInit,
   type PerMessageDeflateOptions,
   type PreparedMessage,
@@ -22,7 +23,7 @@ import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
-import { serverExtensions } from "../zlib/codec.ts";
+import { serverExtensions } from "./deflate.ts";
 
 /** What the upgrade hook sees: the request, and who sent it. */
 export interface UpgradeInfo extends UpgradeRequest {
@@ -128,7 +129,8 @@ export class WebSocketServer<T = undefined> {
   /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
   readonly backplane: Backplane | null;
 
-  constructor(options: ServerOptions, handlers: ServerHandlers<T>) {
+  /** `codec` runs `perMessageDeflate` (each runtime entry's class passes its own). */
+  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec?: DeflateCodec) {
     this.options = options;
     this.backplane = options.backplane
       ? new Backplane(options.backplane, (topic, payload, binary) => {
@@ -136,7 +138,7 @@ export class WebSocketServer<T = undefined> {
       })
       : null;
     this.handlers = handlers;
-    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate);
+    this.extensions = serverExtensions(options.extensions, options.perMessageDeflate, codec);
   }
 
   get port(): number {
@@ -436,7 +438,7 @@ export class ServerWebSocket<T = undefined> {
 
   /** Bytes waiting in the send buffer, of messages sent but still being compressed, and of Blobs being read (and sends queued behind one). */
   get bufferedAmount(): number {
-    return (this.session.transport?.bufferedAmount ?? 0) + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
+    return this.session.bufferedAmount + this.session.connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
   }
 
   /**
@@ -652,8 +654,11 @@ export function checkOrigin(
 }
 
 /** Builds a runtime's `serve()`. */
-export function createServe(runtime: Runtime): <T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>) => Promise<WebSocketServer<T>> {
+export function createServe(
+  runtime: Runtime,
+  codec?: DeflateCodec,
+): <T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>) => Promise<WebSocketServer<T>> {
   return function serve<T = undefined>(options: ServeOptions, handlers: ServerHandlers<T>): Promise<WebSocketServer<T>> {
-    return new WebSocketServer<T>(options, handlers).listen(runtime, options);
+    return new WebSocketServer<T>(options, handlers, codec).listen(runtime, options);
   };
 }

@@ -4,7 +4,7 @@
  * and its events go to the owner (a server-side socket or a client WebSocket).
  */
 import type { Connection, ConnectionEvent } from "../../core/mod.ts";
-import type { Transport, TransportHandler } from "./transport.ts";
+import type { AfterReads, Transport, TransportHandler } from "./transport.ts";
 
 /** What a session tells its owner. */
 export interface SessionOwner {
@@ -27,6 +27,94 @@ const sessions = new WeakMap<Connection, Session>();
  */
 export function wakeSession(connection: Connection): void {
   sessions.get(connection)?.flush();
+}
+
+/**
+ * After the transport is ended, how long (ms) the peer has to end its side before the transport
+ * is destroyed; the wait starts again while bytes buffered before the end are still being
+ * written, so a slow reader gets its close frame and one that reads nothing cannot hold the
+ * connection open.
+ */
+export const DEFAULT_END_TIMEOUT = 2000;
+
+/**
+ * The one place where small writes are merged (the core and the transports write what they are
+ * given): a session gives its transport what its connection produced in one turn of the event
+ * loop as one `write()`, once every read of the turn was handled (`Transport.afterReads`: what
+ * several peers' reads publish to one socket goes out together), or at once when this many bytes wait; runs of chunks that
+ * together stay within it are copied into one, so that a transport without writev (Bun, Deno,
+ * a Web Stream) makes one system call or stream write for them. 128 KiB so that a burst of
+ * 64 KiB and its frame headers goes in one write (bench/NOTES.md, Adapters).
+ */
+export const COALESCE_LIMIT = 128 * 1024;
+
+/**
+ * Merge buffers (COALESCE_LIMIT bytes) that no transport holds any more, for the next merges,
+ * because a fresh zeroed buffer per write costs more than the copy into it (bench/NOTES.md).
+ */
+const mergePool: Uint8Array[] = [];
+const MERGE_POOL_MAX = 16;
+/** Merges smaller than this get a buffer of their own size: cheap to allocate, and a pool buffer would be mostly idle. */
+const MERGE_POOL_MIN = 16 * 1024;
+
+/**
+ * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
+ * one chunk; a chunk that fits in no run is kept as it is, uncopied. Pool buffers used are added
+ * to `lent` when given.
+ */
+function coalesce(chunks: Uint8Array[], bytes: number, lent: Uint8Array[] | null): Uint8Array[] {
+  const n = chunks.length;
+  if (n === 1) return chunks;
+  if (bytes <= COALESCE_LIMIT) return [concat(chunks, 0, n, bytes, lent)];
+  const out: Uint8Array[] = [];
+  let i = 0;
+  while (i < n) {
+    let end = i + 1;
+    let total = chunks[i].length;
+    while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
+    out.push(end === i + 1 ? chunks[i] : concat(chunks, i, end, total, lent));
+    i = end;
+  }
+  return out;
+}
+
+function concat(chunks: Uint8Array[], from: number, to: number, total: number, lent: Uint8Array[] | null): Uint8Array {
+  let merged: Uint8Array;
+  if (lent !== null && total >= MERGE_POOL_MIN) {
+    const buffer = mergePool.pop() ?? new Uint8Array(COALESCE_LIMIT);
+    lent.push(buffer);
+    merged = buffer.subarray(0, total);
+  } else merged = new Uint8Array(total);
+  for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
+  return merged;
+}
+
+/** Sessions whose output waits for one scheduler's task, all handed out by that one task. */
+class DueList {
+  private sessions: Session[] = [];
+  private readonly schedule: AfterReads;
+  constructor(schedule: AfterReads) {
+    this.schedule = schedule;
+  }
+  add(session: Session): void {
+    if (this.sessions.length === 0) this.schedule(this.run);
+    this.sessions.push(session);
+  }
+  private readonly run = (): void => {
+    const sessions = this.sessions;
+    this.sessions = [];
+    for (let i = 0; i < sessions.length; i++) sessions[i].handOut();
+  };
+}
+
+/** Where a transport gives no `afterReads`: the end of the tick. */
+const endOfTick: AfterReads = (task) => queueMicrotask(task);
+/** One list per scheduler (each runtime entry passes one function for all its transports). */
+const dueLists = new WeakMap<AfterReads, DueList>();
+function dueListFor(schedule: AfterReads = endOfTick): DueList {
+  let list = dueLists.get(schedule);
+  if (list === undefined) dueLists.set(schedule, (list = new DueList(schedule)));
+  return list;
 }
 
 /** The clock every connection is told the time with. */
@@ -168,6 +256,12 @@ export class Session implements TransportHandler {
    */
   readLimit = Infinity;
   private readPaused = false;
+  /** See DEFAULT_END_TIMEOUT. */
+  endTimeout = DEFAULT_END_TIMEOUT;
+  /** When the wait for the peer's end runs out (Infinity: not ended, or closed). */
+  private endAt = Infinity;
+  /** The transport's `bufferedAmount` when `endAt` was set. */
+  private endBuffered = 0;
 
   /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
   deadlineAt = Infinity;
@@ -175,6 +269,14 @@ export class Session implements TransportHandler {
   heapIndex = -1;
 
   private owner: SessionOwner;
+  /** Output taken from the connection and not yet given to the transport (null: none). */
+  private out: Uint8Array[] | null = null;
+  private outBytes = 0;
+  private outDue = false;
+  /** Where `out` waits to be handed out: the list of the transport's `afterReads`. */
+  private due: DueList | null = null;
+  /** Pool buffers under chunks given to the transport, back to the pool once it holds nothing. */
+  private lent: Uint8Array[] | null = null;
   private flushing = false;
   private again = false;
   private ended = false;
@@ -194,12 +296,18 @@ export class Session implements TransportHandler {
   /** The transport's handler, bound to `transport`. */
   bind(transport: Transport): TransportHandler {
     this.transport = transport;
+    this.due = dueListFor(transport.afterReads);
     this.flush();
     return this;
   }
 
   get transportClosed(): boolean {
     return this.closed;
+  }
+
+  /** Bytes written by the connection and not yet sent: the transport's and those waiting for the end of the loop turn. */
+  get bufferedAmount(): number {
+    return (this.transport?.bufferedAmount ?? 0) + this.outBytes;
   }
 
   onData(chunk: Uint8Array): void {
@@ -217,6 +325,7 @@ export class Session implements TransportHandler {
 
   onDrain(): void {
     this.backpressured = false;
+    if (this.transport !== null) this.reclaim(this.transport);
     this.drainWanted = false;
     if (this.readPaused) {
       this.readPaused = false;
@@ -249,46 +358,104 @@ export class Session implements TransportHandler {
     try {
       do {
         this.again = false;
-        const output = connection.pollOutput();
-        if (output.length !== 0 && this.transport !== null && !this.closed && !this.ended) {
-          if (!this.transport.write(output)) this.backpressured = true;
-        }
+        this.collect();
         const events = connection.pollEvents();
         for (let i = 0; i < events.length; i++) this.owner.onEvent(events[i]);
         if (events.length !== 0) this.again = true;
       } while (this.again);
       if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) {
-        this.ended = true;
-        this.transport.end();
-      }
+        this.handOut(); // the end follows the last bytes, in order
+        this.end(this.transport);
+      } else this.scheduleOut();
     } finally {
       this.flushing = false;
     }
-    if (this.drainWanted && !this.backpressured && connection.pendingBytes === 0 && !this.closed) {
-      // The owner refused a send while messages were being compressed; they are written now.
-      this.drainWanted = false;
-      this.owner.onDrain();
-    }
-    if (!this.closed) {
-      this.arm();
-      if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
-    }
+    this.afterWrite();
+    if (!this.closed) this.arm();
   }
 
   /**
-   * Writes the connection's output at once, from inside `flush` too (a handler's send), so that
-   * a sender learns what the transport made of its own message. False when the transport is over
-   * its high-water mark after this write. All a send needs: it raises no event and moves no
-   * deadline earlier, so the rest of `flush` (done once per message published to many sockets)
-   * has nothing to do for it.
+   * Takes the connection's output, from inside `flush` too (a handler's send), for the transport.
+   * False when the bytes waiting to be sent are now over the transport's high-water mark: the
+   * owner then gets `onDrain` once they are sent or the transport has drained.
    */
   write(): boolean {
-    const output = this.connection.pollOutput();
-    if (output.length === 0 || this.transport === null || this.closed || this.ended) return true;
-    if (this.transport.write(output)) return true;
-    this.backpressured = true;
-    if (!this.readPaused) this.checkReadLimit();
+    this.collect();
+    const transport = this.transport;
+    if (transport === null || this.closed || this.ended) return true;
+    this.scheduleOut();
+    if (transport.bufferedAmount + this.outBytes <= transport.highWaterMark) return true;
+    this.drainWanted = true;
+    // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
+    if (this.backpressured && !this.readPaused) this.checkReadLimit();
     return false;
+  }
+
+  /** Moves the connection's output to `out`. */
+  private collect(): void {
+    const output = this.connection.pollOutput();
+    if (output.length === 0) return;
+    if (this.closed || this.ended) return; // nothing more goes out
+    const out = (this.out ??= []);
+    for (let i = 0; i < output.length; i++) {
+      const chunk = output[i];
+      if (chunk.length === 0) continue;
+      out.push(chunk);
+      this.outBytes += chunk.length;
+    }
+  }
+
+  /** `out` goes to the transport once the loop turn's reads were handled, or now once COALESCE_LIMIT bytes wait. */
+  private scheduleOut(): void {
+    if (this.out === null || this.transport === null) return;
+    if (this.outBytes >= COALESCE_LIMIT) {
+      this.handOut();
+      return;
+    }
+    if (this.outDue) return;
+    this.outDue = true;
+    (this.due ??= dueListFor(this.transport.afterReads)).add(this);
+  }
+
+  /** Gives `out` to the transport, as one write. */
+  handOut(): void {
+    const out = this.out;
+    const transport = this.transport;
+    const scheduled = this.outDue;
+    this.outDue = false;
+    if (out === null || transport === null) return;
+    this.out = null;
+    const bytes = this.outBytes;
+    this.outBytes = 0;
+    if (this.closed || this.ended) return;
+    let lent: Uint8Array[] | null = null;
+    if (transport.releasesChunks) {
+      this.reclaim(transport);
+      lent = this.lent ??= [];
+    }
+    if (!transport.write(coalesce(out, bytes, lent))) this.backpressured = true;
+    if (lent !== null && lent.length === 0) this.lent = null;
+    if (scheduled && !this.flushing) this.afterWrite();
+  }
+
+  /** Once the transport holds none of the bytes given, the pool buffers under them are free. */
+  private reclaim(transport: Transport): void {
+    const lent = this.lent;
+    if (lent === null || transport.bufferedAmount !== 0) return;
+    this.lent = null;
+    for (let i = 0; i < lent.length && mergePool.length < MERGE_POOL_MAX; i++) mergePool.push(lent[i]);
+  }
+
+  /** Drain owed to the owner, and the read limit, once output went to the transport. */
+  private afterWrite(): void {
+    if (this.closed) return;
+    if (this.drainWanted && !this.backpressured && this.out === null && this.connection.pendingBytes === 0) {
+      // The owner was refused or told to wait while bytes waited here or were being compressed;
+      // they are with the transport now, under its high-water mark.
+      this.drainWanted = false;
+      this.owner.onDrain();
+    }
+    if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
   }
 
   /**
@@ -297,27 +464,58 @@ export class Session implements TransportHandler {
    */
   private checkReadLimit(): void {
     const transport = this.transport;
-    if (transport === null || transport.bufferedAmount + this.connection.pendingBytes <= this.readLimit) return;
+    if (transport === null || transport.bufferedAmount + this.outBytes + this.connection.pendingBytes <= this.readLimit) return;
     this.readPaused = true;
     transport.pause();
     this.owner.onReadLimit?.();
   }
 
+  /**
+   * The connection expects the transport closed (RFC 6455 §7.1.1): its output was written just
+   * before, so the end follows the last bytes in order. The transport sends what it holds and
+   * its FIN; the peer then has `endTimeout` to end its side, as long as the buffered bytes keep
+   * moving, before the transport is destroyed.
+   */
+  private end(transport: Transport): void {
+    this.ended = true;
+    transport.end();
+    this.endBuffered = transport.bufferedAmount;
+    this.endAt = now() + this.endTimeout;
+  }
+
+  /** The end wait ran out: wait on while the buffered bytes still move, else destroy. */
+  private endWaited(transport: Transport): void {
+    const buffered = transport.bufferedAmount;
+    if (buffered !== 0 && buffered < this.endBuffered) {
+      this.endBuffered = buffered;
+      this.endAt = now() + this.endTimeout;
+    } else {
+      this.endAt = Infinity;
+      transport.destroy();
+    }
+  }
+
   /** Ends the connection at once: no closing handshake, the transport is destroyed. */
   destroy(): void {
     this.connection.abort();
+    this.out = null;
+    this.outBytes = 0;
     this.flush();
     if (this.transport !== null && !this.closed) this.transport.destroy();
   }
 
-  /** Sets the connection's deadline; a later one waits for the earlier one to be reached first. */
+  /** Sets the connection's deadline, or the end wait's; a later one waits for the earlier one to be reached first. */
   private arm(): void {
-    const at = this.connection.deadline;
+    const at = Math.min(this.connection.deadline, this.endAt);
     if (at < this.deadlineAt) deadlines.set(this, at);
   }
 
   /** Called by `deadlines` when the deadline set by `arm` has come. */
   deadlineReached(): void {
+    if (this.endAt <= now() && this.transport !== null && !this.closed) {
+      this.endWaited(this.transport);
+      if (this.closed) return;
+    }
     this.connection.tick(now());
     this.flush();
   }

@@ -8,7 +8,10 @@
 export interface TransportHandler {
   /** Bytes received. The handler takes ownership of `chunk`: the adapter must not reuse its memory. */
   onData(chunk: Uint8Array): void;
-  /** The peer ended its side of the stream (TCP FIN, stream end). */
+  /**
+   * The peer ended its side of the stream (TCP FIN, stream end). Our side stays open for writing
+   * until `end()`: the transport never ends itself.
+   */
   onEnd(): void;
   /** The write buffer has emptied after a `write()` that returned false. */
   onDrain(): void;
@@ -19,16 +22,33 @@ export interface TransportHandler {
 /** One byte stream, as the shared layer uses it. */
 export interface Transport {
   /**
-   * Writes chunks in order; the transport keeps references to them until written. Returns false
+   * Writes chunks in order, as they are: merging small writes is the session's job
+   * (adapters/shared/session.ts), so a transport neither copies chunks together nor waits for
+   * more. It keeps references to them until written. Returns false
    * when its buffer is above its high-water mark: the data is still queued, and `onDrain` follows
-   * once the buffer is empty.
+   * once the buffer is empty. After `end()` or `destroy()`, and once the transport is closed,
+   * the chunks are dropped and it returns false (no `onDrain` follows): a write that races with
+   * the end is not an error, as a send that races with the peer's close is not one in the core.
    */
   write(chunks: readonly Uint8Array[]): boolean;
   /** Bytes accepted by `write()` and not yet handed to the operating system. */
   readonly bufferedAmount: number;
-  /** Sends what is buffered, then closes the stream (TCP: FIN, then close once the peer's FIN arrives or after a short while). */
+  /** `write()` returns false once `bufferedAmount` is over this. */
+  readonly highWaterMark: number;
+  /**
+   * True when the transport holds no reference to a written chunk's memory once `bufferedAmount`
+   * no longer counts it (sent or copied): the session then reuses its merge buffers. False where
+   * the chunk itself reaches the other end (an in-process pipe).
+   */
+  readonly releasesChunks: boolean;
+  /**
+   * Sends what is buffered, then ends our side (TCP: FIN); `onClose` follows once the peer has
+   * ended its side too. The transport sets no timer of its own: how long to wait for the peer
+   * is the caller's decision (adapters/shared/session.ts: `endTimeout`, then `destroy()`).
+   * Calling it again, or after `destroy()`, does nothing.
+   */
   end(): void;
-  /** Closes at once and drops anything buffered. */
+  /** Closes at once and drops anything buffered; `onClose` follows (at once or soon). */
   destroy(): void;
   /** Stops reading (the kernel buffers, then TCP flow control pushes back on the peer). */
   pause(): void;
@@ -36,7 +56,16 @@ export interface Transport {
   /** The peer's address (IPv6 without brackets) and port; "" and 0 where the stream has none. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /**
+   * Runs a task once every read of the current event-loop turn was handled: the session hands
+   * its writes out then, so that what several peers' reads send to this one goes in one write.
+   * Absent: at the end of the current tick (a microtask).
+   */
+  readonly afterReads?: AfterReads;
 }
+
+/** Schedules `task` to run once (see `Transport.afterReads`); the same function for every transport of a runtime. */
+export type AfterReads = (task: () => void) => void;
 
 /** Server-side TLS: PEM text or bytes. */
 export interface TlsServerOptions {

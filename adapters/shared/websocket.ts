@@ -7,10 +7,13 @@ import {
   ClientConnection,
   type CloseFrame,
   type ConnectionEvent,
+  closePayload,
   type ConnectionOptions,
+  type DeflateCodec,
   type HeadersInit,
   type PerMessageDeflateOptions,
   ReadyState,
+  WebSocketError,
 } from "../../core/mod.ts";
 import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
@@ -18,7 +21,7 @@ import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, toArrayBuffer, utf8Length, viewBytes } from "./data.ts";
 import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
-import { clientExtensions } from "../zlib/codec.ts";
+import { clientExtensions } from "./deflate.ts";
 
 export type BinaryType = "blob" | "arraybuffer" | "uint8array";
 
@@ -131,18 +134,28 @@ function parseUrl(url: string | URL): URL {
  */
 const NOT_TLS = /wrong.version.number|InvalidContentType|packet length too long|unknown protocol/i;
 
-/** RFC 7230 token characters, for subprotocol names (RFC 6455 §4.1). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** The subprotocols as a list; the core checks them (RFC 6455 §4.1: unique tokens). */
+function protocolList(protocols: string | string[] | undefined): string[] {
+  return protocols === undefined ? [] : typeof protocols === "string" ? [protocols] : [...protocols];
+}
 
-function parseProtocols(protocols: string | string[] | undefined): string[] {
-  const list = protocols === undefined ? [] : typeof protocols === "string" ? [protocols] : [...protocols];
-  const seen = new Set<string>();
-  for (const protocol of list) {
-    if (!TOKEN.test(protocol)) throw new DOMException(`Invalid subprotocol: ${JSON.stringify(protocol)}`, "SyntaxError");
-    if (seen.has(protocol)) throw new DOMException(`Duplicate subprotocol: ${protocol}`, "SyntaxError");
-    seen.add(protocol);
+/**
+ * The DOMException the WHATWG API throws for a core `WebSocketError`, so that each rule is
+ * checked once, in the core; other errors as they are.
+ */
+function domException(error: unknown): unknown {
+  if (!(error instanceof WebSocketError)) return error;
+  switch (error.code) {
+    case "ERR_INVALID_PROTOCOL":
+    case "ERR_REASON_TOO_LONG":
+      return new DOMException(error.message, "SyntaxError");
+    case "ERR_INVALID_CLOSE_CODE":
+      return new DOMException(error.message, "InvalidAccessError");
+    case "ERR_INVALID_STATE":
+      return new DOMException(error.message, "InvalidStateError");
+    default:
+      return error;
   }
-  return list;
 }
 
 /** The base class; each runtime's module exports a subclass bound to its `dial`. */
@@ -169,14 +182,14 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private readonly handlers = new Map<string, { handler: AnyHandler; listener: EventListener }>();
   private readonly origin: string;
 
-  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime) {
+  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime, codec?: DeflateCodec) {
     super();
     const parsed = parseUrl(url);
-    const offered = parseProtocols(protocols);
+    const offered = protocolList(protocols);
     this.url = parsed.href;
     this.origin = parsed.origin;
     if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
-    this.connect(runtime, parsed, offered, options);
+    this.connect(runtime, parsed, offered, options, codec);
   }
 
   get readyState(): ReadyState {
@@ -203,7 +216,7 @@ export class WebSocket extends EventTarget implements SessionOwner {
   /** Bytes queued for sending and not yet handed to the network (messages being compressed included). */
   get bufferedAmount(): number {
     const session = this.session;
-    return (session?.transport?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + (this.blobQueue?.bytes ?? 0) + this.discarded;
+    return (session?.bufferedAmount ?? 0) + (session?.connection.pendingBytes ?? 0) + (this.blobQueue?.bytes ?? 0) + this.discarded;
   }
 
   get onopen(): WebSocketEventHandler<"open"> {
@@ -250,8 +263,12 @@ export class WebSocket extends EventTarget implements SessionOwner {
     if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
       throw new DOMException(`The close code must be 1000 or between 3000 and 4999, not ${code}`, "InvalidAccessError");
     }
-    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) {
-      throw new DOMException("The close reason must be at most 123 bytes of UTF-8", "SyntaxError");
+    if (reason !== undefined) {
+      try {
+        closePayload(code ?? 1000, reason); // the core's rule for the reason (RFC 6455 §5.5.1)
+      } catch (error) {
+        throw domException(error);
+      }
     }
     if (this.state === ReadyState.CLOSING || this.state === ReadyState.CLOSED) return;
     if (this.state === ReadyState.CONNECTING || this.session === null) {
@@ -313,19 +330,24 @@ export class WebSocket extends EventTarget implements SessionOwner {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Builds the connection now, so that bad options (a header value) throw from the constructor. */
-  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions): void {
+  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions, codec: DeflateCodec | undefined): void {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
-    const connection = new ClientConnection({
-      ...options,
-      extensions: clientExtensions(options.extensions, options.perMessageDeflate),
-      host: url.host,
-      path: (url.pathname || "/") + url.search,
-      protocols,
-      handshakeTimeout: timeout,
-      tuning: options.tuning ?? engineTuning(),
-      now: now(),
-      onWake: wakeSession,
-    });
+    let connection: ClientConnection;
+    try {
+      connection = new ClientConnection({
+        ...options,
+        extensions: clientExtensions(options.extensions, options.perMessageDeflate, codec),
+        host: url.host,
+        path: (url.pathname || "/") + url.search,
+        protocols,
+        handshakeTimeout: timeout,
+        tuning: options.tuning ?? engineTuning(),
+        now: now(),
+        onWake: wakeSession,
+      });
+    } catch (error) {
+      throw domException(error);
+    }
     const session = new Session(connection, this);
     session.readLimit = options.readLimit ?? DEFAULT_READ_LIMIT;
     this.session = session;
@@ -457,10 +479,10 @@ export interface WebSocket {
 }
 
 /** Builds a runtime's WebSocket class: `new WebSocket(url, protocols?, options?)`. */
-export function createWebSocketClass(runtime: Runtime): typeof WebSocket {
+export function createWebSocketClass(runtime: Runtime, codec?: DeflateCodec): typeof WebSocket {
   return class extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[], options?: WebSocketOptions) {
-      super(url, protocols, options, runtime);
+      super(url, protocols, options, runtime, codec);
     }
   };
 }

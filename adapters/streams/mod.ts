@@ -2,13 +2,23 @@
  * anyws over any pair of Web Streams of bytes — a socket from another TCP stack, a pipe, a
  * TransformStream — in either role. The same server and WebSocket as on every runtime.
  */
-import type { WebSocketServer } from "../shared/server.ts";
+import type { DeflateCodec } from "../../core/mod.ts";
+import { type ServerHandlers, type ServerOptions, WebSocketServer as SharedWebSocketServer } from "../shared/server.ts";
 import type { DialOptions, Runtime } from "../shared/transport.ts";
 import { createWebSocketClass } from "../shared/websocket.ts";
+import { zlibCodec } from "../zlib/codec.ts";
 import { streamTransport } from "./runtime.ts";
 
 export * from "../shared/mod.ts";
+export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
 export { streamTransport };
+
+/** The server class, with `perMessageDeflate` on node:zlib (adapters/zlib/codec.ts). */
+export class WebSocketServer<T = undefined> extends SharedWebSocketServer<T> {
+  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec: DeflateCodec = zlibCodec) {
+    super(options, handlers, codec);
+  }
+}
 
 /** A duplex byte stream as two Web Streams. */
 export interface ByteStreams {
@@ -26,7 +36,7 @@ export interface PeerInfo {
  * Serves one connection that arrives as a stream pair (server role): its first bytes are the
  * upgrade request. Create the server with `new WebSocketServer(options, handlers)`.
  */
-export function acceptStreams<T>(server: WebSocketServer<T>, streams: ByteStreams, peer: PeerInfo = {}): void {
+export function acceptStreams<T>(server: SharedWebSocketServer<T>, streams: ByteStreams, peer: PeerInfo = {}): void {
   streamTransport(streams, (transport) => server.accept(transport), peer);
 }
 
@@ -40,5 +50,5 @@ export function createStreamsWebSocket(open: (target: DialOptions) => ByteStream
     listen: () => Promise.reject(new Error("the streams adapter does not listen: pass each connection to acceptStreams()")),
     dial: async (target, bind) => streamTransport(await open(target), bind),
   };
-  return createWebSocketClass(runtime);
+  return createWebSocketClass(runtime, zlibCodec);
 }

@@ -6,14 +6,12 @@
  * Two ways to run a message through a zlib stream:
  * - At once, on the calling thread, through the stream's native handle (`writeSync`, what
  *   node:zlib's own `*Sync` functions use inside, on all three runtimes), when nothing else is
- *   pending on that stream: compressing a message of at most `syncCompressLimit` bytes (16 KiB,
- *   about 0.25 ms of work for JSON at level 6), and inflating until the output passes
- *   `syncInflateLimit` bytes (256 KiB, about 0.3 ms; the rest of the input then goes the other
- *   way, so a small zip bomb does not hold the thread). No thread hop, no promise: on Node and
- *   Bun a hop to zlib's thread pool costs more than compressing 1 KiB, and inflating takes one
- *   per 16 KiB of output. Compressing larger messages in the pool costs more CPU time than at
- *   once (about a quarter more for 64 KiB), but runs beside the calling thread: with 64 KiB
- *   messages on 2 cores, more messages per second.
+ *   pending on that stream: compressing a message of at most `syncCompressLimit` bytes (16 KiB),
+ *   and inflating until the output passes `syncInflateLimit` bytes (256 KiB; the rest of the
+ *   input then goes the other way, so a small zip bomb does not hold the thread). No thread hop,
+ *   no promise: on Node and Bun a hop to zlib's thread pool costs more than compressing a small
+ *   message. Larger messages go to the pool, which costs more CPU time but runs beside the
+ *   calling thread (bench/NOTES.md, Adapters).
  * - Otherwise asynchronously, as a stream write (on Node and Bun in zlib's thread pool), with a
  *   bound on the jobs running at once across all connections (as `ws` does with its
  *   `concurrencyLimit`).
@@ -185,6 +183,21 @@ function nativeOf(stream: ZlibStream): NativeZlib | null {
   kError ??= Object.getOwnPropertySymbols(stream).find((k) => k.description === "kError") ?? null;
   if (kError === null || !(kError in stream)) return null;
   return { handle, state };
+}
+
+/**
+ * Which way this runtime's node:zlib lets the codec run a job on the calling thread: "native"
+ * when a fresh stream has everything `nativeOf` looks for (the one probe of node:zlib's private
+ * internals), "stream" when every job has to go through the stream's asynchronous writes.
+ */
+export async function zlibSyncPath(): Promise<"native" | "stream"> {
+  const z = await loadZlib();
+  const stream = z.createDeflateRaw();
+  try {
+    return nativeOf(stream) === null ? "stream" : "native";
+  } finally {
+    stream.close();
+  }
 }
 
 /** The zlib error a synchronous write left on `stream`, if any. */
@@ -632,25 +645,3 @@ export function createZlibCodec(options: ZlibCodecOptions = {}): ZlibCodec {
 
 /** The codec every connection uses unless told otherwise: at most 10 zlib jobs at once, process-wide. */
 export const zlibCodec: ZlibCodec = createZlibCodec();
-
-// ---- The `perMessageDeflate` option of the server and the client ------------------------------
-
-/** `perMessageDeflate: true` or options; false or absent: off. Adds nothing if `extensions` has it already. */
-export function serverExtensions(
-  extensions: ServerExtensionFactory[] | undefined,
-  perMessageDeflate: boolean | PerMessageDeflateOptions | undefined,
-): ServerExtensionFactory[] | undefined {
-  if (!perMessageDeflate || extensions?.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
-  const options = perMessageDeflate === true ? {} : perMessageDeflate;
-  return [...(extensions ?? []), perMessageDeflateServer({ codec: zlibCodec, ...options })];
-}
-
-/** `perMessageDeflate` true (the default) or options; false: off. Adds nothing if `extensions` has it already. */
-export function clientExtensions(
-  extensions: ClientExtensionFactory[] | undefined,
-  perMessageDeflate: boolean | PerMessageDeflateOptions | undefined,
-): ClientExtensionFactory[] | undefined {
-  if (perMessageDeflate === false || extensions?.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
-  const options = perMessageDeflate === true || perMessageDeflate === undefined ? {} : perMessageDeflate;
-  return [...(extensions ?? []), perMessageDeflateClient({ codec: zlibCodec, ...options })];
-}

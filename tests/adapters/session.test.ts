@@ -2,13 +2,14 @@
  * adapters/shared/session.ts: the deadlines of many sessions share one runtime timer. Each
  * session here drives a real ServerConnection that never gets an upgrade request, so its
  * deadline is the handshake timeout, answered with 408 (RFC 7231 §6.5.7) and the end of the
- * transport; the transport is an in-memory one that records when that happened.
+ * transport; the transport is an in-memory one that records when that happened. And the
+ * session as the one layer that merges small writes: what one tick produced, as one write.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ClientConnection, ServerConnection } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
-import { Session, type SessionOwner } from "../../adapters/shared/session.ts";
+import { COALESCE_LIMIT, Session, type SessionOwner } from "../../adapters/shared/session.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
 import { decodeLatin1 } from "../../core/http.ts";
 import { delay } from "../support/time.ts";
@@ -25,6 +26,8 @@ function sessionTimingOut(name: string, timeout: number, ended: string[]) {
       return true;
     },
     bufferedAmount: 0,
+    highWaterMark: 65536,
+    releasesChunks: true,
     end() {
       ended.push(name);
       session.onClose();
@@ -96,7 +99,7 @@ describe("session deadlines", () => {
 });
 
 describe("session read limit", () => {
-  test("reading stops while more than readLimit waits to be written (pongs included), and resumes at drain", () => {
+  test("reading stops while more than readLimit waits to be written (pongs included), and resumes at drain", async () => {
     const server = new ServerConnection({ handshakeTimeout: 0, now: performance.now() });
     const client = new ClientConnection({ host: "example.com", handshakeTimeout: 0 });
     const calls: string[] = [];
@@ -112,6 +115,8 @@ describe("session read limit", () => {
       get bufferedAmount() {
         return buffered;
       },
+      highWaterMark: 1024,
+      releasesChunks: true,
       end() {},
       destroy() {},
       pause: () => void calls.push("pause"),
@@ -129,11 +134,13 @@ describe("session read limit", () => {
     session.readLimit = 4096;
     session.bind(transport);
     session.onData(concatBytes(client.pollOutput()));
+    await Promise.resolve(); // the session writes at the end of the tick
     assert.equal(client.readyState, 1, "open");
     let reads = 0;
     while (calls.length === 0 && reads < 1000) {
       client.ping("x".repeat(125)); // one ping a read: one pong each
       session.onData(concatBytes(client.pollOutput()));
+      await Promise.resolve();
       reads++;
     }
     assert.deepEqual(calls, ["pause", "read limit"]);
@@ -144,3 +151,91 @@ describe("session read limit", () => {
     session.onClose();
   });
 });
+
+/** An open server session over an in-memory transport that records each write() and what the client got. */
+async function openSession(releasesChunks: boolean) {
+  const server = new ServerConnection({ handshakeTimeout: 0, now: performance.now() });
+  const client = new ClientConnection({ host: "example.com", handshakeTimeout: 0 });
+  const writes: Uint8Array[][] = [];
+  let buffered = 0;
+  const transport: Transport = {
+    write(chunks) {
+      writes.push([...chunks]);
+      for (const chunk of chunks) client.receive(chunk.slice());
+      return true;
+    },
+    get bufferedAmount() {
+      return buffered;
+    },
+    highWaterMark: 1 << 30,
+    releasesChunks,
+    end() {},
+    destroy() {},
+    pause() {},
+    resume() {},
+    remoteAddress: "",
+    remotePort: 0,
+  };
+  const owner: SessionOwner = { onEvent: (event) => event.type === "upgrade" && server.accept(), onDrain() {}, onTransportClose() {} };
+  const session = new Session(server, owner);
+  session.bind(transport);
+  session.onData(concatBytes(client.pollOutput()));
+  await Promise.resolve();
+  assert.equal(client.readyState, 1, "open");
+  writes.length = 0;
+  const texts = () => client.pollEvents().filter((e) => e.type === "text").map((e) => (e as { data: string }).data);
+  return { server, session, writes, texts, setBuffered: (n: number) => void (buffered = n) };
+}
+
+describe("session write coalescing", () => {
+  test("what one tick sends reaches the transport as one write, small frames in one chunk, in order", async () => {
+    const { server, session, writes, texts } = await openSession(false);
+    for (let i = 0; i < 50; i++) {
+      server.sendText(`message ${i}`);
+      session.write();
+    }
+    assert.equal(writes.length, 0, "nothing written before the end of the tick");
+    assert.ok(session.bufferedAmount > 0, "the waiting bytes count in bufferedAmount");
+    await Promise.resolve();
+    assert.equal(writes.length, 1, "one write for the tick");
+    assert.equal(writes[0].length, 1, "one chunk");
+    assert.deepEqual(texts(), Array.from({ length: 50 }, (_, i) => `message ${i}`));
+    assert.equal(session.bufferedAmount, 0);
+  });
+
+  test("a chunk too large to merge goes as it is; the small ones around it are merged", async () => {
+    const { server, session, writes } = await openSession(false);
+    const big = new Uint8Array(COALESCE_LIMIT + 1).fill(7);
+    server.sendText("before");
+    server.sendBinary(big);
+    server.sendText("after");
+    session.flush();
+    await Promise.resolve();
+    const chunks = writes.flat();
+    assert.ok(chunks.some((c) => c === big), "the large payload, uncopied");
+    assert.ok(chunks.every((c) => c === big || c.length < COALESCE_LIMIT));
+  });
+
+  test("merge buffers are reused only once the transport holds nothing, and never for one that keeps chunks", async () => {
+    for (const releases of [true, false]) {
+      const { server, session, writes, setBuffered } = await openSession(releases);
+      const send = async () => {
+        for (let i = 0; i < 8; i++) server.sendBinary(new Uint8Array(4000).fill(i));
+        session.flush();
+        await Promise.resolve();
+        return writes.at(-1)![0];
+      };
+      setBuffered(1); // the transport still holds the first write
+      const first = await send();
+      const copy = first.slice();
+      const second = await send();
+      assert.notEqual(second.buffer, first.buffer, "not reused while the transport holds it");
+      assert.deepEqual(first, copy, "the first write's bytes are untouched");
+      setBuffered(0);
+      const third = await send();
+      if (releases) assert.equal(third.buffer === first.buffer || third.buffer === second.buffer, true, "reused once released");
+      else assert.ok(third.buffer !== first.buffer && third.buffer !== second.buffer, "a transport that keeps chunks gets fresh ones");
+    }
+  });
+});
+

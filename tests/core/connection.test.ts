@@ -1212,31 +1212,11 @@ for (const copyLimit of [0, 128]) describe(`the ASCII decoder fast path (Tuning.
 });
 
 
-describe("small frames sent while output waits leave together, through the connection's own staging buffer", () => {
+describe("a connection's output is its own: frames in order, never mixed with another connection's", () => {
   /** The frames in `chunks`, as opcode and text; and the chunks must each be whole frames. */
   function framesOf(chunks: readonly Uint8Array[], masked: boolean): string[] {
     return chunks.flatMap((chunk) => parseFrames(chunk, masked).map((f) => `${f.opcode}:${new TextDecoder().decode(f.payload)}`));
   }
-
-  test("a connection's small frames come out as two chunks, the first frame and the rest, in order, in both roles", () => {
-    for (const role of ROLES) {
-      const { conn } = open(role);
-      for (let i = 0; i < 16; i++) conn.sendText(`message ${i}`);
-      conn.sendBinary(utf8("bytes"));
-      conn.ping("p");
-      conn.sendText("é, not ASCII");
-      const chunks = conn.pollOutput();
-      assert.equal(chunks.length, 2, role);
-      assert.equal(framesOf([chunks[0]], role === "client").length, 1);
-      assert.deepEqual(framesOf(chunks, role === "client"), [
-        ...Array.from({ length: 16 }, (_, i) => `1:message ${i}`),
-        "2:bytes",
-        "9:p",
-        "1:é, not ASCII",
-      ]);
-      assert.deepEqual(conn.pollOutput(), []);
-    }
-  });
 
   test("frames of connections sending in turn stay with their connection, in order, and their bytes are their own", () => {
     const a = open("server").conn;
@@ -1260,11 +1240,11 @@ describe("small frames sent while output waits leave together, through the conne
       const a = open("server", createPair({ server: { tuning } })).conn;
       const b = open("server", createPair({ server: { tuning } })).conn;
       a.sendText("a1");
-      a.sendText("a2"); // staged: output waits
+      a.sendText("a2"); // while output waits
       const beforeA = concatBytes(a.pollOutput().map((chunk) => chunk.slice()));
       a.sendText("a3");
-      a.sendText("a4"); // staged again
-      for (let i = 0; i < 50; i++) b.sendText(`b${i}`); // b stages many frames, polls none
+      a.sendText("a4"); // more while output waits
+      for (let i = 0; i < 50; i++) b.sendText(`b${i}`); // b sends many frames, polls none
       a.sendText("a5");
       const fromA = a.pollOutput();
       assert.deepEqual(framesOf([beforeA], false), ["1:a1", "1:a2"]);
@@ -1310,16 +1290,6 @@ describe("small frames sent while output waits leave together, through the conne
     assert.deepEqual(framesOf([concatBytes(conn.pollOutput())], false), ["1:before", `1:${large}`, "1:after"]);
   });
 
-  test("many frames: chunks of at most 16 KiB, far fewer than the frames, every frame in order", () => {
-    const { conn } = open("client");
-    const sent = Array.from({ length: 100 }, (_, i) => `${i}:`.padEnd(1000, "x"));
-    for (const text of sent) conn.sendText(text);
-    const chunks = conn.pollOutput();
-    assert.ok(chunks.length <= 20, `${chunks.length} chunks`);
-    for (const chunk of chunks) assert.ok(chunk.length <= 16384, `${chunk.length} bytes`);
-    assert.deepEqual(framesOf(chunks, true), sent.map((text) => `1:${text}`));
-  });
-
   test("polled chunks are the connection's own: later frames do not change them", () => {
     const { conn } = open("server");
     conn.sendText("first");
@@ -1330,23 +1300,9 @@ describe("small frames sent while output waits leave together, through the conne
     for (let i = 0; i < 20; i++) conn.sendText(`later ${i}`);
     const other = open("client").conn;
     other.sendText("another connection");
-    other.sendText("staged by another connection");
+    other.sendText("sent by another connection");
     assert.deepEqual(chunks, copies);
     assert.deepEqual(framesOf(chunks, false), ["1:first", "1:second"]);
-  });
-
-  test("the staging buffer is let go at a poll with nothing staged since the last: an idle connection holds none", () => {
-    for (const role of ROLES) {
-      const { conn } = open(role);
-      conn.sendText("alone"); // a client draws its masking keys' random pool here
-      assert.equal(framesOf(conn.pollOutput(), role === "client").length, 1);
-      const idle = heldBytes(conn);
-      for (let i = 0; i < 15; i++) conn.sendText(`message ${i}`);
-      assert.equal(framesOf(conn.pollOutput(), role === "client").length, 15);
-      assert.ok(heldBytes(conn) >= idle + 1024, `${role}: kept while it stages (${heldBytes(conn) - idle} more bytes)`);
-      assert.deepEqual(conn.pollOutput(), []);
-      assert.ok(heldBytes(conn) < idle + 1024, `${role}: let go once idle (${heldBytes(conn) - idle} more bytes)`);
-    }
   });
 
   test("a frame sent after each poll comes out alone, each time", () => {
@@ -1357,7 +1313,7 @@ describe("small frames sent while output waits leave together, through the conne
     }
   });
 
-  test("abort() drops the connection's staged frames, and only its own", () => {
+  test("abort() drops the connection's unpolled frames, and only its own", () => {
     const a = open("server").conn;
     const b = open("server").conn;
     b.sendText("kept");

@@ -162,7 +162,7 @@ for (const pooling of [false, true]) describe(`round trip client ↔ server, buf
     pair.client.sendBinary(new Uint8Array(300));
     pair.server.sendText("h\u00e9");
     const chunks = [...pair.client.pollOutput(), ...pair.server.pollOutput()];
-    // The first frame of each has a buffer of its own; the client's second comes from staging.
+    // Each frame has a buffer of its own, from the tuning's allocator.
     assert.equal(chunks.length, 3);
     // unpooled() copies exactly the pieces of a slab.
     for (const chunk of chunks) assert.equal(unpooled(chunk) !== chunk, pooling);

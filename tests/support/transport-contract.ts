@@ -1,15 +1,20 @@
 /**
- * Test cases that the socket runtimes' transports (Node's and Bun's) must pass alike. Each
- * runtime's transport test calls these inside its own `describe` blocks, so they run, and are
- * named, as that runtime's tests; cases that need a runtime's raw sockets or its own limits stay
- * in its file. Runtime-neutral, like transport-recorder.ts.
+ * Test cases that the transports must pass alike: the socket runtimes' (Node's and Bun's) for
+ * listening, dialing, writes and reads, and every transport (Node, Deno, Bun, streams) for the
+ * ending rules (`endCases`). Each runtime's transport test calls these inside its own
+ * `describe` blocks, so they run, and are named, as that runtime's tests; cases that need a
+ * runtime's raw sockets or its own limits stay in its file. Runtime-neutral, like
+ * transport-recorder.ts.
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { concatBytes } from "../../core/bytes.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "./bytes.ts";
 import { delay, until } from "./time.ts";
-import { type Bag, type Harness, Recorder } from "./transport-recorder.ts";
+import { type Bag, endBack, endGracefully, type Harness, Recorder } from "./transport-recorder.ts";
+import { ServerConnection } from "../../core/mod.ts";
+import { now, Session, type SessionOwner, wakeSession } from "../../adapters/shared/session.ts";
+import type { Runtime, Transport, TransportHandler } from "../../adapters/shared/transport.ts";
 
 /** A runtime's harness, with its `track` (which also closes its raw sockets) and the fixture CA. */
 export type Rig = Harness & { track(t: TestContext): Bag; ca: string };
@@ -188,4 +193,157 @@ export function readCases({ track, serve, connect, ca }: Rig): void {
       assert.equal(buffers.size, client.chunks.length, "one ArrayBuffer per read");
     });
   }
+}
+
+/**
+ * Connects two transports: `bind` gets the first one (the side under test, e.g. a session), the
+ * recorder `peer` the other. Both are closed when the test ends.
+ */
+export type OpenPair = (t: TestContext, bind: (transport: Transport) => TransportHandler, peer: Recorder) => Promise<void>;
+
+/** `OpenPair` over a runtime's listen and dial, on 127.0.0.1: the accepted side is the first. */
+export function runtimePair(runtime: Runtime): OpenPair {
+  return async (t, bind, peer) => {
+    const transports: Transport[] = [];
+    const listener = await runtime.listen({ port: 0, hostname: "127.0.0.1" }, (transport) => {
+      transports.push(transport);
+      return bind(transport);
+    });
+    t.after(async () => {
+      for (const transport of transports) transport.destroy();
+      await listener.close();
+    });
+    transports.push(await runtime.dial({ host: "127.0.0.1", port: listener.port }, peer.bind));
+  };
+}
+
+/** Two recorders on a fresh pair. */
+async function recordedPair(t: TestContext, open: OpenPair): Promise<{ a: Recorder; b: Recorder }> {
+  const a = new Recorder();
+  const b = new Recorder();
+  await open(t, a.bind, b);
+  await until(() => a.transport !== undefined, "the first transport");
+  return { a, b };
+}
+
+/** The owner of a session that is only there to be ended. */
+const quietOwner: SessionOwner = { onEvent() {}, onDrain() {}, onTransportClose() {} };
+
+/**
+ * The ending rules every transport follows, Node's, Deno's, Bun's and the streams' alike
+ * (adapters/shared/transport.ts), and the one end policy of adapters/shared/session.ts on each.
+ */
+export function endCases(open: OpenPair): void {
+  test("bytes arrive in order both ways; end() on both sides closes each once, without an error", async (t) => {
+    const { a, b } = await recordedPair(t, open);
+    const big = pattern(0, 1024 * 1024);
+    a.transport.write([utf8("one"), big]);
+    b.transport.write([utf8("two")]);
+    await b.whenBytes(3 + big.length);
+    await a.whenBytes(3);
+    assertBytes(b.data(), concatBytes([utf8("one"), big]), "a to b");
+    assert.equal(fromUtf8(a.data()), "two");
+    await endGracefully(a, b);
+    assert.deepEqual(a.log, ["data", "end", "close"]);
+    assert.deepEqual(b.log, ["data", "end", "close"]);
+  });
+
+  test("the peer's end leaves our side open: what we write after it arrives, and only end() closes", async (t) => {
+    const { a, b } = await recordedPair(t, open);
+    b.transport.end();
+    await a.whenEnded();
+    await delay(50);
+    assert.equal(a.closed || b.closed, false, "no transport ended itself");
+    assert.equal(a.transport.write([utf8("late")]), true);
+    await b.whenBytes(4);
+    assert.equal(fromUtf8(b.data()), "late");
+    a.transport.end();
+    assert.equal(await a.whenClosed(), undefined);
+    assert.equal(await b.whenClosed(), undefined);
+    assert.deepEqual(a.log, ["end", "close"]);
+    assert.deepEqual(b.log, ["data", "end", "close"]);
+  });
+
+  test("write() after end() returns false and the bytes are dropped", async (t) => {
+    const { a, b } = await recordedPair(t, open);
+    b.onEndHook = endBack;
+    assert.equal(a.transport.write([utf8("kept")]), true);
+    a.transport.end();
+    assert.equal(a.transport.write([utf8("dropped")]), false);
+    assert.equal(await a.whenClosed(), undefined);
+    assert.equal(await b.whenClosed(), undefined);
+    assert.equal(fromUtf8(b.data()), "kept");
+    assert.equal(a.transport.write([utf8("after close")]), false);
+    assert.equal(a.drains, 0);
+  });
+
+  test("write() after destroy() returns false; onClose comes once", async (t) => {
+    const { a, b } = await recordedPair(t, open);
+    b.onEndHook = endBack;
+    a.transport.destroy();
+    assert.equal(a.transport.write([utf8("dropped")]), false);
+    a.transport.destroy();
+    await a.whenClosed();
+    await b.whenClosed();
+    await delay(50);
+    assert.equal(a.closes.length, 1);
+    assert.equal(b.closes.length, 1);
+    assert.equal(b.received, 0);
+  });
+
+  test("the session ends the transport after the core's last bytes, and destroys it when the peer never ends", async (t) => {
+    const peer = new Recorder(); // reads everything, never ends its side
+    let session: Session | undefined;
+    await open(
+      t,
+      (transport) => {
+        session = new Session(new ServerConnection({ now: now(), onWake: wakeSession }), quietOwner);
+        session.endTimeout = 100;
+        return session.bind(transport);
+      },
+      peer,
+    );
+    await until(() => session !== undefined, "the session");
+    // Not an upgrade request: the core answers 400 and expects the transport closed.
+    peer.transport.write([utf8("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]);
+    await peer.whenEnded();
+    assert.match(fromUtf8(peer.data()), /^HTTP\/1\.1 4\d\d /);
+    await until(() => session!.transportClosed, "the session's transport to close");
+    assert.deepEqual(peer.log, ["data", "end"], "the answer, then the end");
+  });
+
+  const upgrade = utf8(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+
+  /** A session whose owner rejects the upgrade with `body`: output, then the end, the core's way. */
+  function rejectingSession(body: Uint8Array, endTimeout: number): { session: () => Session; bind: (tr: Transport) => TransportHandler } {
+    let session: Session | undefined;
+    const owner: SessionOwner = {
+      onEvent(event) {
+        if (event.type === "upgrade") (session!.connection as ServerConnection).reject({ status: 403, body });
+      },
+      onDrain() {},
+      onTransportClose() {},
+    };
+    return {
+      session: () => session!,
+      bind(transport) {
+        session = new Session(new ServerConnection({ now: now(), onWake: wakeSession }), owner);
+        session.endTimeout = endTimeout;
+        return session.bind(transport);
+      },
+    };
+  }
+
+  test("the session destroys an ended transport whose peer reads nothing", async (t) => {
+    const { session, bind } = rejectingSession(pattern(0, 16 * 1024 * 1024), 100);
+    const peer = new Recorder({ onEndHook: endBack });
+    await open(t, bind, peer);
+    peer.transport.pause();
+    peer.transport.write([upgrade]);
+    await until(() => session().transportClosed, "the session's transport to close", 10_000);
+    assert.ok(peer.received < 16 * 1024 * 1024, "the peer read nothing (but what it had before pausing)");
+  });
 }

@@ -218,6 +218,7 @@ export function transportHarness(runtime: Runtime, serverTls: TlsServerOptions) 
       {
         recorder: options.recorder ?? (() => new Recorder({ onChunk: echoChunk })),
         setup: (r) => {
+          r.onEndHook ??= endBack; // a transport never ends itself: these tests end back, as a session would
           bag.transport(r.transport);
           if (options.pause) r.transport.pause();
         },
@@ -235,6 +236,7 @@ export function transportHarness(runtime: Runtime, serverTls: TlsServerOptions) 
     rec = new Recorder(),
     via: Runtime = runtime,
   ): Promise<Recorder> {
+    rec.onEndHook ??= endBack;
     try {
       return await dialRecorded(via, { host, port, tls: tlsOptions }, rec);
     } finally {

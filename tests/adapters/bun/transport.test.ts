@@ -18,18 +18,17 @@
  *
  * (send(2) calls, strace: 500000 vs 7815 for 500000 32-byte messages, 64 per tick.) Bun has no
  * writev and does not cork writes made inside its callbacks (64 writes in a `data` callback are
- * 64 send(2) calls), hence the adapter's per-tick batching of small chunks. Copying a header
+ * 64 send(2) calls), hence the per-tick batching of small chunks, done by the session
+ * (adapters/shared/session.ts) for every transport. Copying a header
  * together with a 16 KiB payload into one write measured worse here (~24 µs), with a 256 KiB
  * payload no better; but a server echoing 16 KiB messages (bench/echo.ts, server CPU only) spent
  * 30-45% less CPU per message with them merged up to 64 KiB (one send(2) instead of two per
- * message), so COALESCE_LIMIT is 64 KiB; chunks that large and more go out uncopied.
+ * message); the session (adapters/shared/session.ts) merges up to its COALESCE_LIMIT.
  */
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import {
   bunRuntime,
-  COALESCE_LIMIT,
-  createBunRuntime,
   HIGH_WATER_MARK,
 } from "../../../adapters/bun/runtime.ts";
 import { concatBytes } from "../../../core/bytes.ts";
@@ -38,7 +37,7 @@ import "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, until } from "../../support/time.ts";
-import { listenAndDialCases, readCases, tlsCases, writeCases } from "../../support/transport-contract.ts";
+import { endCases, listenAndDialCases, readCases, runtimePair, tlsCases, writeCases } from "../../support/transport-contract.ts";
 import { Recorder, trackTransports, transportHarness } from "../../support/transport-recorder.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -98,10 +97,9 @@ const errorCode = (e: Error | undefined) => (e as (Error & { code?: string }) | 
 // ---------------------------------------------------------------------------------------------
 
 describe("bun runtime: listen and dial", () => {
-  test("is named bun, as are the runtimes createBunRuntime makes", () => {
+  test("is named bun", () => {
     assert.equal(bunRuntime.name, "bun");
-    assert.equal(createBunRuntime({ highWaterMark: 1 }).name, "bun");
-    assert.ok(HIGH_WATER_MARK > 0 && COALESCE_LIMIT > 0);
+    assert.ok(HIGH_WATER_MARK > 0);
   });
 
   listenAndDialCases(rig);
@@ -243,35 +241,6 @@ describe("bun runtime: writes and backpressure", () => {
     assertBytes(accepted[0].data(), expected, "32 MiB then 300 small writes");
   });
 
-  test("the rest of a merged write the kernel took only part of is not overwritten by other sockets' writes", async (t) => {
-    const bag = track(t);
-    const { listener, accepted } = await serve(bag, { pause: true, recorder: () => new Recorder() });
-    const a = await connect(bag, "127.0.0.1", listener.port);
-    await until(() => accepted.length === 1, "the first accept");
-    // Pairs of chunks below COALESCE_LIMIT, merged into one write each, until one goes out in part.
-    const size = COALESCE_LIMIT / 2 - 1;
-    const sent: Uint8Array[] = [];
-    let offset = 0;
-    for (let i = 0; i < 4096 && a.transport.bufferedAmount === 0; i++) {
-      const pair = [pattern(offset, size), pattern(offset + size, size)];
-      offset += 2 * size;
-      sent.push(...pair);
-      a.transport.write(pair);
-      await delay(0); // the end-of-tick flush
-    }
-    assert.ok(a.transport.bufferedAmount > 0, "a write the kernel took only part of");
-    // Another socket's merged writes reuse the merge buffer.
-    const b = await connect(bag, "127.0.0.1", listener.port);
-    for (let i = 0; i < 4; i++) {
-      b.transport.write([new Uint8Array(size).fill(0xaa), new Uint8Array(size).fill(0x55)]);
-      await delay(0);
-    }
-    accepted[0].transport.resume();
-    const expected = concatBytes(sent);
-    await until(() => accepted[0].received >= expected.length, "everything", 30_000);
-    assertBytes(accepted[0].data(), expected, "the merged writes");
-  });
-
   writeCases(rig);
 
   test("no onDrain without a false write; small writes are true", async (t) => {
@@ -285,31 +254,15 @@ describe("bun runtime: writes and backpressure", () => {
     assert.equal(client.transport.bufferedAmount, 0);
   });
 
-  test("small writes of one loop turn wait in bufferedAmount, past microtasks, until the turn ends, then go out as one", async (t) => {
+  test("the highWaterMark: false as soon as the queue passes it", async (t) => {
     const bag = track(t);
-    const { listener, accepted } = await serve(bag, { recorder: () => new Recorder() });
-    const client = await connect(bag, "127.0.0.1", listener.port);
-    for (let i = 0; i < 100; i++) client.transport.write([new Uint8Array([i]), new Uint8Array(9).fill(i)]);
-    assert.equal(client.transport.bufferedAmount, 1000);
-    await Promise.resolve(); // microtasks: other sockets' reads of this turn may still add to the write
-    await Promise.resolve();
-    assert.equal(client.transport.bufferedAmount, 1000);
-    await new Promise((resolve) => setImmediate(resolve)); // the flush runs in the same phase, queued first
-    assert.equal(client.transport.bufferedAmount, 0);
-    await until(() => accepted[0]?.received === 1000, "the 1000 bytes");
-    assert.ok(accepted[0].chunks.length <= 2, `${accepted[0].chunks.length} reads for one write`);
-  });
-
-  test("a custom highWaterMark: false as soon as the queue passes it", async (t) => {
-    const bag = track(t);
-    const runtime = createBunRuntime({ highWaterMark: 1024 });
     const { listener, accepted } = await serve(bag, { pause: true, recorder: () => new Recorder() });
-    const client = await connect(bag, "127.0.0.1", listener.port, undefined, new Recorder(), runtime);
+    const client = await connect(bag, "127.0.0.1", listener.port, undefined, new Recorder());
     // Fill the kernel first: a large write, then small ones that only queue.
     client.transport.write([pattern(0, 32 * 1024 * 1024)]);
     await delay(20);
     const before = client.transport.bufferedAmount;
-    assert.ok(before > 1024);
+    assert.ok(before > HIGH_WATER_MARK);
     await until(() => accepted.length === 1, "the accept");
     accepted[0].transport.resume();
     await until(() => client.drains === 1, "the drain", 30_000);
@@ -319,8 +272,8 @@ describe("bun runtime: writes and backpressure", () => {
       if (!client.transport.write([pattern(0, 64 * 1024)])) firstFalse = i;
     }
     assert.ok(firstFalse >= 0, "a write returned false");
-    assert.ok(client.transport.bufferedAmount > 1024);
-    assert.ok(client.transport.bufferedAmount <= 1024 + 64 * 1024, `${client.transport.bufferedAmount} queued at the first false`);
+    assert.ok(client.transport.bufferedAmount > HIGH_WATER_MARK);
+    assert.ok(client.transport.bufferedAmount <= HIGH_WATER_MARK + 64 * 1024, `${client.transport.bufferedAmount} queued at the first false`);
   });
 });
 
@@ -388,11 +341,17 @@ describe("bun runtime: closing", () => {
       assert.deepEqual(client.log, ["data", "end", "close"]);
     });
 
-    test(`writes made inside onEnd go out before the transport ends itself${useTls ? " (TLS)" : ""}`, async (t) => {
+    test(`writes made inside onEnd go out before the end that follows them${useTls ? " (TLS)" : ""}`, async (t) => {
       const bag = track(t);
       const { listener, accepted } = await serve(bag, {
         tls: useTls,
-        recorder: () => new Recorder({ onEndHook: (self) => self.transport.write([utf8("close frame")]) }),
+        recorder: () =>
+          new Recorder({
+            onEndHook: (self) => {
+              self.transport.write([utf8("close frame")]);
+              self.transport.end();
+            },
+          }),
       });
       const client = await connect(bag, "127.0.0.1", listener.port, useTls ? { ca: CA } : undefined);
       client.transport.end();
@@ -401,41 +360,6 @@ describe("bun runtime: closing", () => {
       assert.deepEqual(client.log, ["data", "end", "close"]);
       assert.deepEqual(client.closes, [undefined]);
       assert.deepEqual(accepted[0].closes, [undefined]);
-    });
-
-    test(`end() to a peer that never closes still ends in onClose after the linger${useTls ? " (TLS)" : ""}`, async (t) => {
-      const bag = track(t);
-      let peerEnded = false;
-      const { port } = bag.rawServer(
-        {
-          data() {},
-          end() {
-            peerEnded = true; // and never ends its side
-          },
-        },
-        useTls,
-      );
-      const rec = await connect(bag, "127.0.0.1", port, useTls ? { ca: CA } : undefined, new Recorder(), createBunRuntime({ lingerMs: 200 }));
-      const started = Date.now();
-      rec.transport.end();
-      await until(() => rec.closed, "the close", 5000);
-      assert.ok(peerEnded, "the peer got our FIN");
-      assert.ok(Date.now() - started >= 150, "it waited for the peer's FIN first");
-      assert.deepEqual(rec.closes, [undefined]);
-      await delay(50);
-      assert.equal(rec.closes.length, 1);
-    });
-
-    test(`end() with megabytes stuck behind a peer that never reads still ends in onClose${useTls ? " (TLS)" : ""}`, async (t) => {
-      const bag = track(t);
-      const { port } = bag.rawServer({ open: (s) => s.pause(), data() {} }, useTls);
-      const rec = await connect(bag, "127.0.0.1", port, useTls ? { ca: CA } : undefined, new Recorder(), createBunRuntime({ lingerMs: 200 }));
-      rec.transport.write([pattern(0, 32 * 1024 * 1024)]);
-      assert.ok(rec.transport.bufferedAmount > 0);
-      rec.transport.end();
-      await until(() => rec.closed, "the close", 5000);
-      assert.deepEqual(rec.closes, [undefined]);
-      assert.equal(rec.transport.bufferedAmount, 0, "the queue is dropped");
     });
 
     test(`destroy() mid-transfer: the peer sees the connection go; onClose() once${useTls ? " (TLS)" : ""}`, async (t) => {
@@ -474,7 +398,7 @@ describe("bun runtime: closing", () => {
     assert.deepEqual(client.closes, [undefined]);
   });
 
-  test("end() keeps flushing to a slow reader past the linger, while bytes move", async (t) => {
+  test("end() keeps flushing to a slow reader until everything is written", async (t) => {
     const bag = track(t);
     const server = new Recorder({
       onChunk: () => {
@@ -484,14 +408,11 @@ describe("bun runtime: closing", () => {
       },
     });
     const { listener } = await serve(bag, { recorder: () => server });
-    const runtime = createBunRuntime({ lingerMs: 150 });
-    const client = await connect(bag, "127.0.0.1", listener.port, undefined, new Recorder(), runtime);
+    const client = await connect(bag, "127.0.0.1", listener.port, undefined, new Recorder());
     const data = pattern(0, 24 * 1024 * 1024);
     client.transport.write([data]);
-    const started = Date.now();
     client.transport.end();
     await until(() => server.closed && client.closed, "both closes", 30_000);
-    assert.ok(Date.now() - started > 150, `the transfer took ${Date.now() - started} ms, longer than the linger`);
     assertBytes(server.data(), data, "24 MiB");
     assert.deepEqual(client.closes, [undefined]);
     assert.deepEqual(server.log.slice(-2), ["end", "close"]);
@@ -507,7 +428,7 @@ describe("bun runtime: closing", () => {
     assert.deepEqual(rec.closes, [undefined]);
   });
 
-  test("the peer's FIN: onEnd, then the transport ends itself and closes", async (t) => {
+  test("the peer's FIN: onEnd, then the handler's end() closes it", async (t) => {
     const bag = track(t);
     const { port, sockets } = bag.rawServer({ data() {} });
     const rec = await connect(bag, "127.0.0.1", port);
@@ -563,4 +484,8 @@ describe("bun runtime: closing", () => {
     assert.deepEqual(accepted[0].closes, [boom]);
     assert.equal(client.closes.length, 1);
   });
+});
+
+describe("bun runtime: the ending rules of every transport", () => {
+  endCases(runtimePair(bunRuntime));
 });

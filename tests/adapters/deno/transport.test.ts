@@ -10,6 +10,7 @@ import { fromUtf8, pattern, patternByte, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, withTimeout } from "../../support/time.ts";
 import { echoChunk, endBack, endGracefully, listenRecorded, Recorder } from "../../support/transport-recorder.ts";
+import { endCases, runtimePair } from "../../support/transport-contract.ts";
 
 const { cert: CERT, key: KEY, ca: CA } = await readTlsFixtures();
 
@@ -309,22 +310,6 @@ describe("deno runtime", () => {
     }
   });
 
-  test("end() towards a peer that never ends closes after a bounded time", async () => {
-    const { listener, dial } = await server({ hostname: "127.0.0.1", port: 0 });
-    try {
-      const { client, peer } = await dial();
-      client.transport.end();
-      await peer.whenEnded();
-      const t0 = performance.now();
-      assert.equal(await client.whenClosed(), undefined);
-      assert.ok(performance.now() - t0 < 5_000);
-      peer.transport.destroy();
-      await peer.whenClosed();
-    } finally {
-      await listener.close();
-    }
-  });
-
   test("dial to a closed port rejects with a clear error", async () => {
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;
@@ -403,4 +388,8 @@ describe("deno runtime", () => {
       await listener.close();
     }
   });
+});
+
+describe("deno runtime: the ending rules of every transport", () => {
+  endCases(runtimePair(denoRuntime));
 });

@@ -7,14 +7,13 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as net from "node:net";
-import process from "node:process";
 import * as tls from "node:tls";
 import { dial, listen, nodeRuntime, socketTransport } from "../../../adapters/node/runtime.ts";
 import { assertBytes, fromUtf8, pattern, utf8 } from "../../support/bytes.ts";
 import { readTlsFixtures } from "../../support/fixtures.ts";
 import { delay, until } from "../../support/time.ts";
-import { listenAndDialCases, readCases, tlsCases, writeCases } from "../../support/transport-contract.ts";
-import { Recorder, trackTransports, transportHarness } from "../../support/transport-recorder.ts";
+import { endCases, listenAndDialCases, readCases, runtimePair, tlsCases, writeCases } from "../../support/transport-contract.ts";
+import { endBack, Recorder, trackTransports, transportHarness } from "../../support/transport-recorder.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -83,7 +82,7 @@ describe("node runtime: listen and dial", () => {
     });
     const raw = await rawPair(bag, server);
     const localPort = raw.localPort;
-    const rec = new Recorder();
+    const rec = new Recorder({ onEndHook: endBack });
     const tr = bag.transport(socketTransport(raw, rec.bind));
     await until(() => seen !== 0 && rec.closed, "the raw server's view and the close");
     assert.equal(seen, localPort);
@@ -188,21 +187,6 @@ describe("node runtime: writes and backpressure", () => {
 
   writeCases(rig);
 
-  test("small writes of one loop turn wait in bufferedAmount, past nextTick, until the turn ends, then go out as one", async (t) => {
-    const bag = track(t);
-    const { listener, accepted } = await serve(bag, { recorder: () => new Recorder() });
-    const client = await connect(bag, "127.0.0.1", listener.port);
-    for (let i = 0; i < 100; i++) client.transport.write([new Uint8Array([i]), new Uint8Array(9).fill(i)]);
-    assert.equal(client.transport.bufferedAmount, 1000);
-    await new Promise((resolve) => process.nextTick(resolve)); // other sockets' reads of this turn may still add to the write
-    assert.equal(client.transport.bufferedAmount, 1000);
-    await new Promise((resolve) => setImmediate(resolve)); // the flush runs in the same phase, queued first
-    await until(() => accepted[0]?.received === 1000, "the 1000 bytes");
-    assert.ok(accepted[0].chunks.length <= 2, `${accepted[0].chunks.length} reads for one write`);
-    const bytes = Buffer.concat(accepted[0].chunks);
-    for (let i = 0; i < 100; i++) assert.deepEqual([...bytes.subarray(i * 10, i * 10 + 10)], new Array(10).fill(i));
-  });
-
   test("no onDrain without a false write", async (t) => {
     const bag = track(t);
     const { listener } = await serve(bag);
@@ -235,11 +219,17 @@ describe("node runtime: closing", () => {
     assert.deepEqual(client.log, ["data", "end", "close"]);
   });
 
-  test("writes made inside onEnd go out before the transport ends itself", async (t) => {
+  test("writes made inside onEnd go out before the end that follows them", async (t) => {
     const bag = track(t);
     const { listener, accepted } = await serve(bag, {
       tls: true,
-      recorder: () => new Recorder({ onEndHook: (self) => self.transport.write([utf8("close frame")]) }),
+      recorder: () =>
+        new Recorder({
+          onEndHook: (self) => {
+            self.transport.write([utf8("close frame")]);
+            self.transport.end();
+          },
+        }),
     });
     const client = await connect(bag, "127.0.0.1", listener.port, { ca: CA });
     client.transport.end();
@@ -252,7 +242,12 @@ describe("node runtime: closing", () => {
   test("a socket Node made without allowHalfOpen (as servers hand over) still flushes onEnd's writes", async (t) => {
     const bag = track(t);
     const server = net.createServer((s) => {
-      const rec = new Recorder({ onEndHook: (self) => self.transport.write([utf8("bye")]) });
+      const rec = new Recorder({
+        onEndHook: (self) => {
+          self.transport.write([utf8("bye")]);
+          self.transport.end();
+        },
+      });
       bag.transport(socketTransport(s, rec.bind));
     });
     const raw = await rawPair(bag, server);
@@ -262,46 +257,6 @@ describe("node runtime: closing", () => {
     raw.end();
     await Promise.race([closed, delay(5000)]);
     assert.equal(Buffer.concat(got).toString(), "bye");
-  });
-
-  test("end() to a peer that never closes still ends in onClose", async (t) => {
-    const bag = track(t);
-    let peerEnded = false;
-    const server = net.createServer({ allowHalfOpen: true }, (s) => {
-      s.resume();
-      s.on("end", () => (peerEnded = true)); // and never ends its side
-    });
-    const raw = await rawPair(bag, server);
-    const rec = new Recorder();
-    const tr = bag.transport(socketTransport(raw, rec.bind, { lingerMs: 200 }));
-    const started = Date.now();
-    tr.end();
-    await until(() => rec.closed, "the close", 5000);
-    assert.ok(peerEnded, "the peer got our FIN");
-    assert.ok(Date.now() - started >= 150, "it waited for the peer's FIN first");
-    assert.deepEqual(rec.closes, [undefined]);
-  });
-
-  test("end() with megabytes stuck behind a peer that never reads still ends in onClose", async (t) => {
-    const bag = track(t);
-    const server = net.createServer({ pauseOnConnect: true }, () => {});
-    const raw = await rawPair(bag, server);
-    const rec = new Recorder();
-    const tr = bag.transport(socketTransport(raw, rec.bind, { lingerMs: 200 }));
-    tr.write([pattern(0, 16 * 1024 * 1024)]);
-    tr.end();
-    await until(() => rec.closed, "the close", 5000);
-    assert.deepEqual(rec.closes, [undefined]);
-  });
-
-  test("the default linger closes a socket whose peer never answers our FIN", async (t) => {
-    const bag = track(t);
-    const server = net.createServer({ allowHalfOpen: true }, (s) => s.resume());
-    const raw = await rawPair(bag, server);
-    const rec = new Recorder();
-    bag.transport(socketTransport(raw, rec.bind)).end();
-    await until(() => rec.closed, "the close", 10_000);
-    assert.deepEqual(rec.closes, [undefined]);
   });
 
   test("destroy() mid-transfer: the peer sees the connection go; onClose() once", async (t) => {
@@ -372,4 +327,8 @@ describe("node runtime: closing", () => {
     await delay(20);
     assert.deepEqual(rec.closes, [undefined]);
   });
+});
+
+describe("node runtime: the ending rules of every transport", () => {
+  endCases(runtimePair(nodeRuntime));
 });
