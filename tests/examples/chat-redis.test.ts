@@ -8,12 +8,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
 import { ChatClient, type ChatServer, startChat, stroke } from "../support/chat-demo.ts";
-import { type Cdp, devTools, Page, startChromium } from "../support/chat-page.ts";
-import { type Chromium, CHROMIUM } from "../support/chromium.ts";
+import { Browser, type Page } from "../support/chat-page.ts";
 import { RedisServer, redisAvailable } from "../support/redis.ts";
 import { until } from "../support/time.ts";
 
@@ -40,14 +38,10 @@ describe(`chat demo on ${runtimeName}: two processes linked by --redis, pages on
   let redis: RedisServer | null = null;
   let first: ChatServer | null = null;
   let second: ChatServer | null = null;
-  let chromium: Chromium | null = null;
-  let cdp: Cdp | null = null;
-  const pages: Page[] = [];
+  let browser: Browser | null = null;
 
   const open = async (server: ChatServer, name: string) => {
-    const page = await Page.open(cdp!, server.url, name);
-    pages.push(page);
-    return page;
+    return await browser!.open(server.url, name);
   };
   const messages = async (page: Page) => (await page.log()).filter((l) => !l.startsWith("*"));
   const drawn = (page: Page, [fx, fy]: [number, number]) =>
@@ -58,17 +52,13 @@ describe(`chat demo on ${runtimeName}: two processes linked by --redis, pages on
 
   before(async () => {
     assert.ok(redisAvailable(), "redis-server is missing: apt-get install redis-server");
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
     redis = await RedisServer.start();
     first = await startChat(["--port", "0", "--redis", redis.url]);
-    chromium = await startChromium();
-    cdp = await devTools(chromium);
+    browser = await Browser.start();
   });
 
   after(async () => {
-    for (const page of pages) await page.close();
-    cdp?.close();
-    await chromium?.close();
+    await browser?.close();
     if (first) await first.child.kill(3000);
     if (second) await second.child.kill(3000);
     await redis?.stop();

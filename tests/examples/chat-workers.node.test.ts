@@ -6,31 +6,23 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import process from "node:process";
 import { type ChatServer, startChat } from "../support/chat-demo.ts";
-import { type Cdp, devTools, Page, startChromium } from "../support/chat-page.ts";
-import { type Chromium, CHROMIUM } from "../support/chromium.ts";
+import { Browser, type Page } from "../support/chat-page.ts";
 import { until } from "../support/time.ts";
 
 const RED = [0xe5, 0x48, 0x4d, 255]; // the palette's second color, #e5484d
 
 let server: ChatServer | null = null;
-let chromium: Chromium | null = null;
-let cdp: Cdp | null = null;
-const pages: Page[] = [];
+let browser: Browser | null = null;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   server = await startChat(["--port", "0", "--workers", "2"]);
-  chromium = await startChromium();
-  cdp = await devTools(chromium);
+  browser = await Browser.start();
 });
 
 after(async () => {
-  for (const page of pages) await page.close();
-  cdp?.close();
-  await chromium?.close();
+  await browser?.close();
   if (server) await server.child.kill(5000);
 });
 
@@ -43,8 +35,7 @@ const messages = async (page: Page) => (await page.log()).filter((l) => !l.start
 test("pages on both workers chat and draw; a page whose worker is killed reconnects and has the right history and board", { timeout: 120_000 }, async () => {
   // Open pages until two are on different workers.
   const open = async (name: string) => {
-    const page = await Page.open(cdp!, server!.url, name);
-    pages.push(page);
+    const page = await browser!.open(server!.url, name);
     await page.join(name, "lobby");
     return page;
   };
@@ -53,7 +44,7 @@ test("pages on both workers chat and draw; a page whose worker is killed reconne
   for (let i = 0; (await workerOf(bob)) === (await workerOf(alice)); i++) {
     assert.ok(i < 10, "no page landed on the other worker");
     await bob.close();
-    pages.splice(pages.indexOf(bob), 1);
+    browser!.pages.splice(browser!.pages.indexOf(bob), 1);
     bob = await open("bob");
   }
   await alice.waitFor(`[...document.querySelectorAll("#people .name")].map((e) => e.textContent).join() === "alice,bob"`, "bob in alice's list");

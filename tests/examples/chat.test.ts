@@ -10,13 +10,11 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import process from "node:process";
 import { runtimeName, WebSocket } from "../../adapters/auto.ts";
 import type { Child } from "../support/child.ts";
 import { chatProcess as serverProcess } from "../support/chat-demo.ts";
-import { Cdp, devTools, Page, startChromium } from "../support/chat-page.ts";
-import { type Chromium, CHROMIUM } from "../support/chromium.ts";
+import { Browser, type Page } from "../support/chat-page.ts";
 import { RawClient, until } from "../support/net.ts";
 import { withTimeout } from "../support/time.ts";
 
@@ -83,30 +81,22 @@ test(`chat server on ${runtimeName}: settings from flags and environment, checke
 
 describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
   let server: { child: Child; url: string; port: number } | null = null;
-  let chromium: Chromium | null = null;
-  let cdp: Cdp | null = null;
-  const pages: Page[] = [];
+  let browser: Browser | null = null;
   let alice: Page;
   let bob: Page;
   let carol: Page;
 
   const open = async (name: string) => {
-    const page = await Page.open(cdp!, server!.url, name);
-    pages.push(page);
-    return page;
+    return await browser!.open(server!.url, name);
   };
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
     server = await startServer(0);
-    chromium = await startChromium();
-    cdp = await devTools(chromium);
+    browser = await Browser.start();
   });
 
   after(async () => {
-    for (const page of pages) await page.close();
-    cdp?.close();
-    await chromium?.close();
+    await browser?.close();
     if (server) await server.child.kill(3000);
   });
 
@@ -174,7 +164,7 @@ describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
     assert.deepEqual((await dave.log()).filter((l) => !l.startsWith("*")), ["alice: hello from alice", "bob: hi alice"]);
     await alice.waitFor(`document.querySelectorAll("#people li").length === 3`, "dave in alice's list");
     await dave.close();
-    pages.splice(pages.indexOf(dave), 1);
+    browser!.pages.splice(browser!.pages.indexOf(dave), 1);
     await alice.waitFor(`document.getElementById("log").textContent.includes("dave left")`, "dave's leaving at alice");
     assert.deepEqual(await alice.people(), ["alice", "bob"]);
   });
@@ -207,7 +197,7 @@ describe(`chat demo on ${runtimeName}, in headless Chromium`, () => {
     await alice.waitFor(`document.getElementById("log").textContent.includes("nice curve")`, "bob's message");
     console.log(`screenshot: ${await alice.screenshot("chat")}`);
     await erin.close();
-    pages.splice(pages.indexOf(erin), 1);
+    browser!.pages.splice(browser!.pages.indexOf(erin), 1);
   });
 
   test("hostile clients are closed with a reason, and the pages keep working", async () => {

@@ -9,7 +9,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtimeName, WebSocket } from "../../adapters/auto.ts";
-import { Chromium } from "./chromium.ts";
+import { existsSync } from "node:fs";
+import { Chromium, CHROMIUM } from "./chromium.ts";
 import { delay, until } from "./time.ts";
 
 const SHOTS = tmpdir();
@@ -222,3 +223,39 @@ export async function devTools({ browser, profile }: Chromium): Promise<Cdp> {
   return await Cdp.connect(endpoint);
 }
 
+
+/** Headless Chromium, our DevTools client and the pages opened through them; `close()` ends all three. */
+export class Browser {
+  readonly pages: Page[] = [];
+  readonly cdp: Cdp;
+  private readonly chromium: Chromium;
+
+  private constructor(chromium: Chromium, cdp: Cdp) {
+    this.chromium = chromium;
+    this.cdp = cdp;
+  }
+
+  static async start(): Promise<Browser> {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+    const chromium = await startChromium();
+    try {
+      return new Browser(chromium, await devTools(chromium));
+    } catch (error) {
+      await chromium.close();
+      throw error;
+    }
+  }
+
+  /** A page of the chat at `url`, joined as `name`; closed with the browser. */
+  async open(url: string, name: string): Promise<Page> {
+    const page = await Page.open(this.cdp, url, name);
+    this.pages.push(page);
+    return page;
+  }
+
+  async close(): Promise<void> {
+    for (const page of this.pages) await page.close();
+    this.cdp.close();
+    await this.chromium.close();
+  }
+}
