@@ -3,73 +3,19 @@
  * in bytes (UTF-8 for text), and -1 exactly when, after that call, the bytes waiting to be sent
  * (`bufferedAmount`: the transport's and those the session holds until the loop turn's reads were handled) are
  * over the transport's high-water mark, from inside a handler as from outside. The transport
- * under the server is the runtime's real one, watched by a wrapper that records what each
- * `write()` returned.
+ * under the server is the runtime's real one, seen through a wrapper for its high-water mark.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runtime, runtimeName, type ServerHandlers, type ServerWebSocket, WebSocketServer } from "../../adapters/auto.ts";
-import type { Runtime, Transport } from "../../adapters/shared/transport.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { encodeFrame, Opcode } from "../../core/mod.ts";
 import { utf8 } from "../support/bytes.ts";
+import { loggingRuntime } from "../support/logged-transport.ts";
 import { RawClient, until } from "../support/net.ts";
 
-/** The runtime's own transport, with each `write()`'s answer recorded. */
-class Watched implements Transport {
-  readonly writes: boolean[] = [];
-  private readonly inner: Transport;
-  constructor(inner: Transport) {
-    this.inner = inner;
-  }
-  write(chunks: readonly Uint8Array[]): boolean {
-    const ok = this.inner.write(chunks);
-    this.writes.push(ok);
-    return ok;
-  }
-  get bufferedAmount(): number {
-    return this.inner.bufferedAmount;
-  }
-  get highWaterMark(): number {
-    return this.inner.highWaterMark;
-  }
-  get releasesChunks(): boolean {
-    return this.inner.releasesChunks;
-  }
-  get remoteAddress(): string {
-    return this.inner.remoteAddress;
-  }
-  get remotePort(): number {
-    return this.inner.remotePort;
-  }
-  get afterReads(): Transport["afterReads"] {
-    return this.inner.afterReads;
-  }
-  end(): void {
-    this.inner.end();
-  }
-  destroy(): void {
-    this.inner.destroy();
-  }
-  pause(): void {
-    this.inner.pause();
-  }
-  resume(): void {
-    this.inner.resume();
-  }
-}
-
 async function watchedServer(handlers: ServerHandlers) {
-  const transports: Watched[] = [];
-  const watching: Runtime = {
-    name: runtime.name,
-    dial: runtime.dial,
-    listen: (options, accept) => runtime.listen(options, (transport) => {
-      const watched = new Watched(transport);
-      transports.push(watched);
-      return accept(watched);
-    }),
-  };
+  const { runtime: watching, transports } = loggingRuntime(runtime);
   const server = await new WebSocketServer({ backpressureLimit: 256 * 1024 * 1024 }, handlers).listen(watching, { port: 0 });
   return { server, transports };
 }

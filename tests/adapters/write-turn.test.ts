@@ -9,63 +9,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runtime, runtimeName, type ServerWebSocket, WebSocketServer } from "../../adapters/auto.ts";
-import type { Runtime, Transport } from "../../adapters/shared/transport.ts";
+import { loggingRuntime } from "../support/logged-transport.ts";
 import { RawClient, until } from "../support/net.ts";
 
-/** The runtime's own transport, with the chunks of each `write()` recorded. */
-class Counted implements Transport {
-  readonly writes: number[] = [];
-  private readonly inner: Transport;
-  constructor(inner: Transport) {
-    this.inner = inner;
-  }
-  write(chunks: readonly Uint8Array[]): boolean {
-    this.writes.push(chunks.length);
-    return this.inner.write(chunks);
-  }
-  get bufferedAmount(): number {
-    return this.inner.bufferedAmount;
-  }
-  get highWaterMark(): number {
-    return this.inner.highWaterMark;
-  }
-  get releasesChunks(): boolean {
-    return this.inner.releasesChunks;
-  }
-  get remoteAddress(): string {
-    return this.inner.remoteAddress;
-  }
-  get remotePort(): number {
-    return this.inner.remotePort;
-  }
-  get afterReads(): Transport["afterReads"] {
-    return this.inner.afterReads;
-  }
-  end(): void {
-    this.inner.end();
-  }
-  destroy(): void {
-    this.inner.destroy();
-  }
-  pause(): void {
-    this.inner.pause();
-  }
-  resume(): void {
-    this.inner.resume();
-  }
-}
-
 test(`server on ${runtimeName}: sends of one loop turn, across microtasks, reach the transport as one write (per tick without afterReads), in order`, async () => {
-  const transports: Counted[] = [];
-  const counting: Runtime = {
-    name: runtime.name,
-    dial: runtime.dial,
-    listen: (options, accept) => runtime.listen(options, (transport) => {
-      const counted = new Counted(transport);
-      transports.push(counted);
-      return accept(counted);
-    }),
-  };
+  const { runtime: counting, transports } = loggingRuntime(runtime);
   let socket: ServerWebSocket | null = null;
   const server = await new WebSocketServer({}, { open: (ws) => (socket = ws) }).listen(counting, { port: 0 });
   const raw = await RawClient.connect(server.port);
