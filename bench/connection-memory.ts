@@ -9,7 +9,7 @@
 import process from "node:process";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { ServerConnection } from "../core/mod.ts";
+import { ServerConnection, connectionConfig } from "../core/mod.ts";
 import { engineTuning } from "../adapters/shared/engine.ts";
 import { numberOption, RUNTIME } from "./shared/args.ts";
 
@@ -32,12 +32,13 @@ function collect(): void {
 }
 
 const heap = (): number => process.memoryUsage().heapUsed;
-const tuning = engineTuning();
+// Options resolved once for every connection, as a server does (adapters/shared/server.ts).
+const config = connectionConfig({ tuning: engineTuning(), keepaliveInterval: 30_000 });
 const kept: ServerConnection[] = [];
 collect();
 const before = heap();
 for (let i = 0; i < COUNT; i++) {
-  const connection = new ServerConnection({ now: 0, tuning, keepaliveInterval: 30_000 });
+  const connection = new ServerConnection({ config, now: 0 });
   connection.receive(REQUEST.slice());
   connection.pollEvents();
   connection.accept();

@@ -55,7 +55,7 @@ export class ClientConnection extends Connection {
     this.handshake = new ClientHandshakeParser({
       key,
       protocols: options.protocols,
-      limits: this.httpLimits,
+      limits: this.options.httpLimits,
       maxBodySize: options.maxResponseBodySize,
     });
   }
@@ -87,7 +87,7 @@ export class ClientConnection extends Connection {
       this.handshakeFailed({ reason: accepted, status: 101, headers: result.headers });
       return;
     }
-    this.pipeline.extensions = accepted;
+    this.extensions = accepted;
     const header = result.extensions.length ? formatExtensions(result.extensions) : "";
     this.open(result.protocol, header, result.headers);
     if (result.rest.length !== 0) super.receive(result.rest);

@@ -2,93 +2,137 @@
  * The closing handshake (RFC 6455 §7) and the ready state derived from it: both close frames,
  * who sent the first, whether the connection failed, which side ends the TCP connection, and
  * the one place where `readyState` changes. The connection decides when; this records what.
+ * A layer of the connection (options.ts tells the layers).
  */
 import { EMPTY_BYTES, textEncoder } from "./bytes.ts";
 import { CloseCode, WebSocketError, isValidCloseCode } from "./errors.ts";
-import { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
+import { type CloseFrame, type ConnectionEvent, EventQueue, ReadyState } from "./events.ts";
 import { MAX_CONTROL_PAYLOAD } from "./frame.ts";
-import { type TraceSink, stateRecord } from "./trace.ts";
+import { stateRecord } from "./trace.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 /** RFC 6455 §5.5: a close frame's reason fits in 125 - 2 bytes. */
 export const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
 
-export class ClosingHandshake {
-  /** The ready state; changed only by `open`, `closing` and `closed` below. */
-  state: ReadyState = ReadyState.CONNECTING;
+const CLOSE_SENT = 1;
+const CLOSE_WRITTEN = 2;
+const FAILED = 4;
+const SENDS_DROPPED = 8;
+const TRANSPORT_DONE = 16;
+
+class CloseRecord {
+  sent: CloseFrame | null = null;
+  received: CloseFrame | null = null;
+  initiator: "local" | "remote" | null = null;
+}
+
+/** The closing-handshake layer (options.ts tells the layers): the record of both close frames and the ready state. */
+export class ClosingHandshake extends EventQueue {
+  /** The ready state; changed only by `enterOpen`, `enterClosing` and `enterClosed` below. */
+  protected state: ReadyState = ReadyState.CONNECTING;
+  /** The flags below, as bits of one number: a server holds many connections. */
+  private flags = 0;
+  /** Both close frames and who sent the first; created by the first close frame either way. */
+  private record: CloseRecord | null = null;
+  /** When the state became CLOSING, then CLOSED (the owner's clock). */
+  protected stateChangedAt = 0;
+
   /** Our close frame is queued: nothing more may be sent. */
-  closeSent = false;
+  protected get closeSent(): boolean {
+    return (this.flags & CLOSE_SENT) !== 0;
+  }
+
   /** Our close frame is in the output: frames queued before it are written, none after. */
-  closeWritten = false;
+  protected get closeWritten(): boolean {
+    return (this.flags & CLOSE_WRITTEN) !== 0;
+  }
+
   /** We failed the connection (RFC 6455 §7.1.7). */
-  failed = false;
+  protected get failed(): boolean {
+    return (this.flags & FAILED) !== 0;
+  }
+  protected set failed(value: true) {
+    this.flags |= FAILED;
+  }
+
   /**
    * The connection ended before our own close(): by the peer's close frame, its EOF, a failure or
    * a timeout. A send then lost a race and is dropped, where after our own close() it is misuse.
    */
-  sendsDropped = false;
-  /** The transport is to be closed once the output is written (RFC 6455 §7.1.1). */
-  transportDone = false;
-  sent: CloseFrame | null = null;
-  received: CloseFrame | null = null;
-  /** Who sent the first close frame; null while neither has. */
-  initiator: "local" | "remote" | null = null;
-  /** When the state became CLOSING, and CLOSED (the owner's clock). */
-  closingAt = 0;
-  closedAt = 0;
-  /** RFC 6455 §7.1.1: the server ends the TCP connection first; a client waits for it. */
-  readonly endsTcpFirst: boolean;
-  private readonly trace: TraceSink | null;
+  protected get sendsDropped(): boolean {
+    return (this.flags & SENDS_DROPPED) !== 0;
+  }
+  protected set sendsDropped(value: true) {
+    this.flags |= SENDS_DROPPED;
+  }
 
-  constructor(isClient: boolean, trace: TraceSink | null) {
-    this.endsTcpFirst = !isClient;
-    this.trace = trace;
+  /** The transport is to be closed once the output is written (RFC 6455 §7.1.1). */
+  protected get transportDone(): boolean {
+    return (this.flags & TRANSPORT_DONE) !== 0;
+  }
+  protected set transportDone(value: true) {
+    this.flags |= TRANSPORT_DONE;
+  }
+
+  /** RFC 6455 §7.1.1: the server ends the TCP connection first; a client waits for it. */
+  protected get endsTcpFirst(): boolean {
+    return !this.isClient;
   }
 
   /** The opening handshake succeeded (RFC 6455 §4.1, §4.2.2). */
-  open(): void {
+  protected enterOpen(): void {
     this.enter(ReadyState.OPEN);
   }
 
   /** A close frame of ours is queued; the first one makes us the initiator. */
-  closeQueued(): void {
-    this.closeSent = true;
-    this.initiator ??= "local";
+  protected closeQueued(): void {
+    this.flags |= CLOSE_SENT;
+    (this.record ??= new CloseRecord()).initiator ??= "local";
   }
 
   /** Our close frame reached the output. Our own payloads are valid (RFC 6455 §5.5.1). */
-  closeFrameWritten(payload: Uint8Array): void {
-    this.closeWritten = true;
-    this.sent = {
+  protected closeFrameWritten(payload: Uint8Array): void {
+    this.flags |= CLOSE_WRITTEN;
+    this.record!.sent = {
       code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : CloseCode.NO_STATUS,
       reason: payload.length > 2 ? decodeUtf8(payload.subarray(2)) ?? "" : "",
     };
   }
 
   /** The peer's close frame arrived, already validated (`parseClosePayload`). */
-  closeFrameReceived(code: number, reason: string): void {
-    this.initiator ??= "remote";
-    this.received = { code, reason };
+  protected closeFrameReceived(code: number, reason: string): void {
+    const record = (this.record ??= new CloseRecord());
+    record.initiator ??= "remote";
+    record.received = { code, reason };
   }
 
   /** The closing handshake is under way (RFC 6455 §7.1.2, §7.1.7). */
-  closing(now: number): void {
+  protected enterClosing(now: number): void {
     this.enter(ReadyState.CLOSING);
-    this.closingAt = now;
+    this.stateChangedAt = now;
   }
 
   /** Enters CLOSED and returns the close event, once; null if already closed. */
-  closed(now: number, code: number, reason: string, wasClean: boolean): ConnectionEvent | null {
+  protected enterClosed(now: number, code: number, reason: string, wasClean: boolean): ConnectionEvent | null {
     if (this.state === ReadyState.CLOSED) return null;
     this.enter(ReadyState.CLOSED);
-    this.closedAt = now;
-    return { type: "close", code, reason, wasClean, sent: this.sent, received: this.received, initiator: this.initiator };
+    this.stateChangedAt = now;
+    const record = this.record;
+    return {
+      type: "close",
+      code,
+      reason,
+      wasClean,
+      sent: record?.sent ?? null,
+      received: record?.received ?? null,
+      initiator: record?.initiator ?? null,
+    };
   }
 
   private enter(state: ReadyState): void {
     const from = this.state;
     this.state = state;
-    if (this.trace !== null && from !== state) this.trace(stateRecord(from, state));
+    if (this.tracer !== null && from !== state) this.tracer.record(stateRecord(from, state));
   }
 }
 

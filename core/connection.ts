@@ -1,10 +1,11 @@
 /**
  * The WebSocket protocol as a state machine without I/O (RFC 6455): bytes in, events and bytes
- * out. `Connection` holds what both roles share and ties the parts together: the message
- * assembler (message.ts) reads frames, the frame writer (writer.ts) writes them, the closing
- * handshake (closing.ts) holds the ready state, the timers (timers.ts) the deadlines, the
- * extension pipeline (extension-pipeline.ts) transforms messages. `ServerConnection`
- * (server-connection.ts) and `ClientConnection` (client-connection.ts) add the opening handshake.
+ * out. `Connection` is the top layer of what both roles share (options.ts tells the layers, one
+ * file each): it decides what the layers below record and do. The message assembler (message.ts)
+ * reads frames, the frame writer (writer.ts) writes them, the closing handshake (closing.ts)
+ * holds the ready state, the timers (timers.ts) the deadlines, the extension pipeline
+ * (extension-pipeline.ts) transforms messages. `ServerConnection` (server-connection.ts) and
+ * `ClientConnection` (client-connection.ts) add the opening handshake.
  *
  * The owner feeds received bytes to `receive()`, reports the end of the byte stream with
  * `receiveEof()`, tells the time with `tick(now)` and, after every call, takes `pollEvents()`
@@ -15,98 +16,37 @@
  * close code RFC 6455 §7.4.1 gives it. Local misuse throws a `WebSocketError`.
  */
 import { EMPTY_BYTES } from "./bytes.ts";
-import { ClosingHandshake, MAX_CLOSE_REASON, closePayload, parseClosePayload } from "./closing.ts";
+import { MAX_CLOSE_REASON, closePayload, parseClosePayload } from "./closing.ts";
 import { CloseCode, WebSocketError } from "./errors.ts";
-import { type ConnectionEvent, EventQueue, ReadyState } from "./events.ts";
-import { ExtensionPipeline, rsvBitsOf } from "./extension-pipeline.ts";
+import { type ConnectionEvent, ReadyState } from "./events.ts";
+import { rsvBitsOf } from "./extension-pipeline.ts";
 import { FrameParser, Opcode } from "./frame.ts";
-import type { HeaderList, HttpLimits } from "./http.ts";
-import { type MessageSink, MessageAssembler } from "./message.ts";
-import { type ConnectionOptions, type ResolvedOptions, type SendOptions, resolveOptions } from "./options.ts";
-import { Sender } from "./sender.ts";
-import { Due, Timers } from "./timers.ts";
-import { FrameTracer, type TraceRecord } from "./trace.ts";
-import { PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
+import type { HeaderList } from "./http.ts";
+import { MessageAssembler } from "./message.ts";
+import type { ConnectionOptions, SendOptions } from "./options.ts";
+import { Due } from "./timers.ts";
 import { truncateUtf8 } from "./utf8.ts";
-import { FrameWriter, type PreparedMessage } from "./writer.ts";
+import type { PreparedMessage } from "./writer.ts";
 
 export { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
 export { closePayload } from "./closing.ts";
 export type { ConnectionOptions, SendOptions } from "./options.ts";
 export { MAX_PENDING_PONGS, type PreparedMessage, prepareMessage } from "./writer.ts";
 
-const NO_WAKE = (): void => {};
-
-export abstract class Connection {
-  protected readonly options: ResolvedOptions;
-  /** The speed choices this connection was created with (`ConnectionOptions.tuning`). */
-  readonly tuning: Tuning;
-  protected readonly httpLimits: Partial<HttpLimits> | undefined;
-  protected readonly isClient: boolean;
+export abstract class Connection extends MessageAssembler {
   protected readonly parser: FrameParser;
-  /** Frames in: messages and control frames. */
-  protected readonly assembler: MessageAssembler;
-  /** Frames out, and the output. */
-  protected readonly writer: FrameWriter;
-  /** The commands that send, routed to the writer or the pipeline. */
-  protected readonly sender: Sender;
-  /** The closing handshake and the ready state. */
-  protected readonly closing: ClosingHandshake;
-  protected readonly timers: Timers;
-  /** The negotiated extensions, and the queues that keep order while they work. */
-  protected readonly pipeline: ExtensionPipeline;
-
-  /** Events to poll, and the connection's end held behind them. */
-  protected readonly events: EventQueue = new EventQueue();
 
   constructor(isClient: boolean, options: ConnectionOptions) {
-    this.isClient = isClient;
-    const o = (this.options = resolveOptions(options));
-    const tuning = options.tuning ?? PORTABLE_TUNING;
-    if (tuning !== PORTABLE_TUNING) checkTuning(tuning);
-    this.tuning = tuning;
-    this.httpLimits = options.httpLimits;
-    const onWake = options.onWake ?? NO_WAKE;
-    this.pipeline = new ExtensionPipeline(() => onWake(this), (error) => this.crash(error));
-    const hook = options.trace;
-    const tracer = hook === undefined ? null : new FrameTracer((record: TraceRecord) => hook(record, this));
-    const trace = tracer === null ? null : tracer.record;
-    this.timers = new Timers(options.now ?? 0, o);
-    this.closing = new ClosingHandshake(isClient, trace);
-    this.writer = new FrameWriter(isClient, o.random, tuning.allocator, tuning.maskWordSize, o.fragmentSize, trace);
-    this.sender = new Sender(this.writer, this.closing, this.pipeline, this.timers, o.fragmentSize, tuning.allocator, (code, reason) => this.fail(code, reason));
-    const sink: MessageSink = {
-      deliver: (event) => this.deliver(event),
-      fail: (code, reason) => this.fail(code, reason),
-      receiveControl: (opcode, payload) => this.receiveControl(opcode, payload),
-      receiveTransformed: (binary, rsv, payload) =>
-        this.pipeline.receive(binary, rsv, payload, o.maxMessageSize, (event) => this.deliver(event), (code, reason) => this.fail(code, reason)),
-    };
-    this.assembler = new MessageAssembler(sink, o, tuning.asciiDecoder, tuning.lenientDecodeLimit);
-    if (tracer !== null) tracer.inner = this.assembler;
-    const handler = tracer ?? this.assembler;
-    this.parser = new FrameParser(handler, !isClient, tuning); // RFC 6455 §5.1: only clients mask
+    super(isClient, options);
+    const tracer = this.tracer;
+    if (tracer !== null) tracer.inner = this;
+    this.parser = new FrameParser(tracer ?? this, !isClient, this.tuning); // RFC 6455 §5.1: only clients mask
   }
 
-  // ---- Outputs ------------------------------------------------------------------------------
+  // ---- Outputs (and pollEvents, events.ts; pollOutput, writer.ts; deadline, timers.ts) -------
 
   get readyState(): ReadyState {
-    return this.closing.state;
-  }
-
-  /**
-   * Events since the last call, oldest first. The owner polls events and output until neither
-   * brings anything: a failure or the peer's close frame read after events takes effect at the
-   * next call after those events were taken, so that what the owner sends in reaction (and
-   * writes meanwhile) comes first.
-   */
-  pollEvents(): readonly ConnectionEvent[] {
-    return this.events.poll();
-  }
-
-  /** Bytes to write to the transport since the last call, in order. */
-  pollOutput(): readonly Uint8Array[] {
-    return this.writer.poll();
+    return this.state;
   }
 
   /**
@@ -115,49 +55,43 @@ export abstract class Connection {
    * what its transport holds as buffered (as `ws` does while it deflates).
    */
   get pendingBytes(): number {
-    return this.pipeline.pending;
+    return this.pending;
   }
 
   /** The transport should be closed once the output is written (RFC 6455 §7.1.1). */
   get closeExpected(): boolean {
-    return this.closing.transportDone;
-  }
-
-  /** When `tick()` should be called next (ms on the owner's clock); Infinity if never. */
-  get deadline(): number {
-    const c = this.closing;
-    return this.timers.deadline(c.state, c.closingAt, c.closedAt, c.transportDone);
+    return this.transportDone;
   }
 
   // ---- Inputs -------------------------------------------------------------------------------
 
   /** Tells the time; acts on any deadline reached. */
   tick(now: number): void {
-    this.timers.now = now;
-    switch (this.timers.due(this.closing.state, this.deadline)) {
+    this.now = now;
+    switch (this.dueNow()) {
       case Due.HANDSHAKE_TIMEOUT:
         this.handshakeTimedOut();
         return;
       case Due.PONG_TIMEOUT:
         this.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout");
-        this.closing.transportDone = true; // the peer is unresponsive: do not wait for its close frame
+        this.transportDone = true; // the peer is unresponsive: do not wait for its close frame
         return;
       case Due.IDLE_TIMEOUT:
-        this.closing.sendsDropped = true; // not the owner's close: a send racing with it is dropped
+        this.sendsDropped = true; // not the owner's close: a send racing with it is dropped
         this.startClose(closePayload(CloseCode.GOING_AWAY, "idle timeout"));
         return;
       case Due.KEEPALIVE_PING:
-        this.writer.frame(Opcode.PING, EMPTY_BYTES);
-        this.timers.pingSentAt = now;
+        this.writeFrame(Opcode.PING, EMPTY_BYTES);
+        this.pingSentAt = now;
         return;
       case Due.CLOSE_TIMEOUT:
         // RFC 6455 §7.1.1: give up on the peer's close frame.
         this.finish(CloseCode.ABNORMAL, "", false);
-        this.closing.transportDone = true;
+        this.transportDone = true;
         return;
       case Due.TCP_CLOSE_TIMEOUT:
         // RFC 6455 §7.1.1: a client may close TCP itself if the server does not.
-        this.closing.transportDone = true;
+        this.transportDone = true;
     }
   }
 
@@ -167,21 +101,19 @@ export abstract class Connection {
    */
   receive(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    const timers = this.timers;
-    timers.lastReceived = timers.now;
-    timers.pingSentAt = -1; // the peer is alive
+    this.lastReceived = this.now;
+    this.pingSentAt = -1; // the peer is alive
     this.receiveFrames(chunk);
   }
 
   /** The peer will send nothing more: its side of the transport closed, or the transport failed. */
   receiveEof(): void {
-    const c = this.closing;
-    c.transportDone = true;
-    if (c.state === ReadyState.CLOSED) return;
-    if (!c.closeSent) c.sendsDropped = true;
+    this.transportDone = true;
+    if (this.state === ReadyState.CLOSED) return;
+    if (!this.closeSent) this.sendsDropped = true;
     this.parser.stop();
-    this.pipeline.runIncoming(() => {
-      this.events.release();
+    this.runIncoming(() => {
+      this.releaseEnd();
       this.finish(CloseCode.ABNORMAL, "", false);
     });
   }
@@ -199,7 +131,7 @@ export abstract class Connection {
    */
   sendText(data: string | Uint8Array, options?: SendOptions): boolean {
     if (!this.canSend()) return false;
-    this.sender.text(data, options);
+    this.queueText(data, options);
     return true;
   }
 
@@ -209,7 +141,7 @@ export abstract class Connection {
    */
   sendBinary(data: Uint8Array, options?: SendOptions): boolean {
     if (!this.canSend()) return false;
-    this.sender.binary(data, options);
+    this.queueBinary(data, options);
     return true;
   }
 
@@ -220,21 +152,21 @@ export abstract class Connection {
   sendPrepared(message: PreparedMessage): boolean {
     if (this.isClient) throw new WebSocketError("ERR_INVALID_ARGUMENT", "prepared messages are for the server role");
     if (!this.canSend()) return false;
-    this.sender.prepared(message);
+    this.queuePrepared(message);
     return true;
   }
 
   /** Sends a ping (RFC 6455 §5.5.2). Returns true when queued, false when dropped (as `sendText`). */
   ping(data: Uint8Array | string = EMPTY_BYTES): boolean {
     if (!this.canSend()) return false;
-    this.sender.control(Opcode.PING, data);
+    this.queueControl(Opcode.PING, data);
     return true;
   }
 
   /** Sends an unsolicited pong (RFC 6455 §5.5.3), e.g. as a unidirectional heartbeat; returns as `ping`. */
   pong(data: Uint8Array | string = EMPTY_BYTES): boolean {
     if (!this.canSend()) return false;
-    this.sender.control(Opcode.PONG, data);
+    this.queueControl(Opcode.PONG, data);
     return true;
   }
 
@@ -244,7 +176,7 @@ export abstract class Connection {
    */
   close(code?: number, reason = ""): void {
     const payload = closePayload(code, reason);
-    if (this.closing.state === ReadyState.CONNECTING) {
+    if (this.state === ReadyState.CONNECTING) {
       this.abandonHandshake();
       return;
     }
@@ -252,17 +184,16 @@ export abstract class Connection {
   }
 
   private startClose(payload: Uint8Array): void {
-    const c = this.closing;
-    if (c.closeSent || c.state === ReadyState.CLOSED) return;
-    this.sender.close(payload);
-    c.closing(this.timers.now);
+    if (this.closeSent || this.state === ReadyState.CLOSED) return;
+    this.queueClose(payload);
+    this.enterClosing(this.now);
   }
 
   /** Ends the connection at once, without a closing handshake: the transport should be destroyed. */
   abort(): void {
-    this.events.release(); // its events are kept; its output is discarded below
-    this.writer.discard();
-    this.closing.transportDone = true;
+    this.releaseEnd(); // its events are kept; its output is discarded below
+    this.discardOutput();
+    this.transportDone = true;
     this.parser.stop();
     this.finish(CloseCode.ABNORMAL, "", false);
   }
@@ -270,29 +201,27 @@ export abstract class Connection {
   protected abstract abandonHandshake(): void;
   protected abstract handshakeTimedOut(): void;
 
-  // ---- From the message assembler (MessageSink) ---------------------------------------------
+  // ---- From the layers below (their abstract methods) ----------------------------------------
 
   /** Delivers an event after any received message still being decoded, unless the connection failed first. */
-  private deliver(event: ConnectionEvent): void {
-    const c = this.closing;
-    if (this.pipeline.incomingImmediate) {
-      if (!c.failed && c.state !== ReadyState.CLOSED) this.emit(event);
+  protected deliver(event: ConnectionEvent): void {
+    if (this.incomingImmediate) {
+      if (!this.failed && this.state !== ReadyState.CLOSED) this.emit(event);
     } else {
       // A message still being decoded when the close timeout ends the connection is dropped.
-      this.pipeline.runIncoming(() => c.failed || c.state === ReadyState.CLOSED || this.emit(event));
+      this.runIncoming(() => this.failed || this.state === ReadyState.CLOSED || this.emit(event));
     }
   }
 
   /** A whole control frame (RFC 6455 §5.5). */
-  private receiveControl(opcode: number, payload: Uint8Array): boolean {
-    const c = this.closing;
+  protected receiveControl(opcode: number, payload: Uint8Array): boolean {
     if (opcode === Opcode.PING) {
-      this.pipeline.runIncoming(() => {
-        if (c.failed || c.state === ReadyState.CLOSED) return;
+      this.runIncoming(() => {
+        if (this.failed || this.state === ReadyState.CLOSED) return;
         this.emit({ type: "ping", data: payload });
         // RFC 6455 §5.5.2: answer with the same payload, unless a close frame was received (nothing
         // after one is read) — also after we sent ours: §5.5.1 stops only data frames.
-        if (this.options.autoPong) this.writer.autoPong(payload);
+        if (this.options.autoPong) this.writeAutoPong(payload);
       });
       return true;
     }
@@ -304,18 +233,18 @@ export abstract class Connection {
     if ("failCode" in frame) return this.fail(frame.failCode, frame.reason);
     // RFC 6455 §5.5.1: nothing after a close frame is processed.
     this.parser.stop();
-    this.pipeline.runIncoming(() => this.events.endAfterEvents(() => {
-      if (c.failed) return;
-      c.closeFrameReceived(frame.code, frame.reason);
-      if (!c.closeSent) {
-        c.sendsDropped = true;
+    this.runIncoming(() => this.endAfterEvents(() => {
+      if (this.failed) return;
+      this.closeFrameReceived(frame.code, frame.reason);
+      if (!this.closeSent) {
+        this.sendsDropped = true;
         // Echo the code (RFC 6455 §5.5.1); an empty close frame is answered with an empty one.
-        this.sender.close(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY_BYTES);
+        this.queueClose(payload.length >= 2 ? payload.subarray(0, 2) : EMPTY_BYTES);
       }
-      this.pipeline.runOutgoing(() => {
+      this.runOutgoing(() => {
         this.finish(frame.code, frame.reason, true);
         // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it (deadline).
-        if (c.endsTcpFirst) c.transportDone = true;
+        if (this.endsTcpFirst) this.transportDone = true;
       });
     }));
     return false;
@@ -329,17 +258,16 @@ export abstract class Connection {
    */
   protected fail(code: number, reason: string): boolean {
     this.parser.stop();
-    const c = this.closing;
-    this.pipeline.runIncoming(() => this.events.endAfterEvents(() => {
-      if (c.failed || c.state === ReadyState.CLOSED) return;
-      c.failed = true;
+    this.runIncoming(() => this.endAfterEvents(() => {
+      if (this.failed || this.state === ReadyState.CLOSED) return;
+      this.failed = true;
       this.emit({ type: "error", code, reason });
-      if (!c.closeSent) {
-        c.sendsDropped = true;
-        this.sender.close(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
+      if (!this.closeSent) {
+        this.sendsDropped = true;
+        this.queueClose(closePayload(code, truncateUtf8(reason, MAX_CLOSE_REASON)));
       }
-      c.closing(this.timers.now);
-      if (c.endsTcpFirst) this.pipeline.runOutgoing(() => (c.transportDone = true));
+      this.enterClosing(this.now);
+      if (this.endsTcpFirst) this.runOutgoing(() => (this.transportDone = true));
     }));
     return false;
   }
@@ -349,10 +277,9 @@ export abstract class Connection {
    * (`sendsDropped`); throws on misuse: before it is open, or after our own close() or abort().
    */
   private canSend(): boolean {
-    const c = this.closing;
-    if (c.state === ReadyState.OPEN && !c.closeSent) return true;
-    if (c.sendsDropped) return false;
-    const what = c.state === ReadyState.CONNECTING ? "not open yet" : "closing or closed";
+    if (this.state === ReadyState.OPEN && !this.closeSent) return true;
+    if (this.sendsDropped) return false;
+    const what = this.state === ReadyState.CONNECTING ? "not open yet" : "closing or closed";
     throw new WebSocketError("ERR_INVALID_STATE", `cannot send: the connection is ${what}`);
   }
 
@@ -364,39 +291,34 @@ export abstract class Connection {
 
   // ---- State changes ------------------------------------------------------------------------
 
-  protected emit(event: ConnectionEvent): void {
-    this.events.push(event);
-  }
-
-  protected pushOutput(bytes: Uint8Array): void {
-    this.writer.push(bytes);
-  }
-
   /** The transport is to be closed once the output is written. */
   protected endTransport(): void {
-    this.closing.transportDone = true;
+    this.transportDone = true;
   }
 
   protected open(protocol: string, extensionsHeader: string, headers: HeaderList): void {
-    this.closing.open();
-    const timers = this.timers;
-    timers.lastReceived = timers.lastSent = timers.now;
-    this.parser.allowedRsv = rsvBitsOf(this.pipeline.extensions);
+    this.enterOpen();
+    this.lastReceived = this.lastSent = this.now;
+    this.parser.allowedRsv = rsvBitsOf(this.extensions);
     this.emit({ type: "open", protocol, extensions: extensionsHeader, headers });
   }
 
   /** Enters CLOSED and reports it, once. */
   protected finish(code: number, reason: string, wasClean: boolean): void {
     // RFC 6455 §7.1.1, §4.1, §4.2.2: a closed connection (or one that never opened) reads no frame.
-    const event = this.closing.closed(this.timers.now, code, reason, wasClean);
+    const event = this.enterClosed(this.now, code, reason, wasClean);
     if (event === null) return;
     this.parser.stop();
     this.emit(event);
-    this.pipeline.dispose();
+    this.disposeExtensions();
+  }
+
+  protected wake(): void {
+    this.options.onWake(this);
   }
 
   /** A bug, not the peer's fault: an event handler or extension threw where it must not. */
-  private crash(error: unknown): void {
+  protected crash(error: unknown): void {
     const reason = error instanceof Error ? error.message : String(error);
     this.emit({ type: "error", code: CloseCode.INTERNAL_ERROR, reason });
     this.abort();

@@ -4,6 +4,7 @@
  */
 import type { UpgradeRequest } from "./handshake.ts";
 import type { HeaderList } from "./http.ts";
+import { ConnectionSettings } from "./options.ts";
 
 /** RFC 6455 §4.1 readyState values, as in the WHATWG WebSocket interface. */
 export const ReadyState = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
@@ -58,42 +59,47 @@ export interface CloseFrame {
 const NO_EVENTS: readonly ConnectionEvent[] = Object.freeze([]);
 
 /**
- * The events not yet polled, and the connection's end held behind them: a failure or the answer
- * to the peer's close frame waits until the events received before it were polled, so that what
- * the owner sends in reaction to them is written before our close frame (RFC 6455 §5.5.1 allows
- * data frames until then).
+ * The events layer (options.ts tells the layers): events not yet polled, and the connection's
+ * end held behind them. A failure or the answer to the peer's close frame waits until the events
+ * received before it were polled, so that what the owner sends in reaction to them is written
+ * before our close frame (RFC 6455 §5.5.1 allows data frames until then).
  */
-export class EventQueue {
+export class EventQueue extends ConnectionSettings {
   // Created by the first event after a poll: an idle connection holds none.
-  list: ConnectionEvent[] | null = null;
+  private eventList: ConnectionEvent[] | null = null;
   /** The held end. */
   private ending: (() => void) | null = null;
-  /** The events before the held end were polled: it takes effect at the next `poll()` (an owner may poll output while handling them). */
+  /** The events before the held end were polled: it takes effect at the next poll (an owner may poll output while handling them). */
   private endingDue = false;
 
-  push(event: ConnectionEvent): void {
-    (this.list ??= []).push(event);
+  protected emit(event: ConnectionEvent): void {
+    (this.eventList ??= []).push(event);
   }
 
-  /** Events since the last call, oldest first; a held end whose events were polled before takes effect first. */
-  poll(): readonly ConnectionEvent[] {
-    if (this.endingDue) this.release();
-    const events = this.list;
+  /**
+   * Events since the last call, oldest first. The owner polls events and output until neither
+   * brings anything: a failure or the peer's close frame read after events takes effect at the
+   * next call after those events were taken, so that what the owner sends in reaction (and
+   * writes meanwhile) comes first.
+   */
+  pollEvents(): readonly ConnectionEvent[] {
+    if (this.endingDue) this.releaseEnd();
+    const events = this.eventList;
     if (events === null) return NO_EVENTS;
-    this.list = null;
+    this.eventList = null;
     if (this.ending !== null) this.endingDue = true;
     return events;
   }
 
   /** Runs `step`, which ends the connection, once the events before it have been polled; at once when there are none. */
-  endAfterEvents(step: () => void): void {
+  protected endAfterEvents(step: () => void): void {
     const first = this.ending;
     if (first !== null) {
       this.ending = () => {
         first();
         step();
       };
-    } else if (this.list === null) {
+    } else if (this.eventList === null) {
       step();
     } else {
       this.ending = step;
@@ -101,7 +107,7 @@ export class EventQueue {
   }
 
   /** The held end takes effect now. */
-  release(): void {
+  protected releaseEnd(): void {
     const step = this.ending;
     this.endingDue = false;
     if (step === null) return;

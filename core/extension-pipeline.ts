@@ -2,7 +2,8 @@
  * The extension pipeline (RFC 6455 §9): which extensions a handshake agrees on, and how a whole
  * message goes through them: encoders in the order negotiated, decoders in reverse (RFC 6455
  * §9.1: the order of the header is the order in which they operate). An extension may answer at
- * once or with a promise; the connection's queues keep messages in order either way.
+ * once or with a promise; the connection's queues keep messages in order either way. A layer of
+ * the connection (options.ts tells the layers).
  */
 import { SerialQueue } from "./bytes.ts";
 import { CloseCode } from "./errors.ts";
@@ -10,6 +11,7 @@ import { type ClientExtensionFactory, type EncodedPayload, type Extension, Exten
 import type { ExtensionOffer } from "./extension-header.ts";
 import type { ConnectionEvent } from "./events.ts";
 import { decodeUtf8 } from "./utf8.ts";
+import { FrameWriter } from "./writer.ts";
 
 /** What most connections negotiate: one shared empty list. */
 export const NO_EXTENSIONS: readonly Extension[] = Object.freeze([]);
@@ -20,49 +22,52 @@ export interface NegotiatedExtension {
 }
 
 /**
- * A connection's negotiated extensions and the two queues that keep received and sent messages
- * in order while an extension works on one (its codec may answer at once or later). The
- * queues are created when something asynchronous first has to be waited for: until then every
- * step runs at once, and a connection (most of a server's) holds neither.
+ * The extension-pipeline layer (options.ts tells the layers): the negotiated extensions and the
+ * two queues that keep received and sent messages in order while an extension works on one (its
+ * codec may answer at once or later). The queues are created when something asynchronous first
+ * has to be waited for: until then every step runs at once, and a connection (most of a
+ * server's) holds neither.
  */
-export class ExtensionPipeline {
-  extensions: readonly Extension[] = NO_EXTENSIONS;
-  inQueue: SerialQueue | null = null;
-  outQueue: SerialQueue | null = null;
+export abstract class ExtensionPipeline extends FrameWriter {
+  protected extensions: readonly Extension[] = NO_EXTENSIONS;
+  private inQueue: SerialQueue | null = null;
+  private outQueue: SerialQueue | null = null;
   /** Payload bytes of messages accepted for sending and not yet written (being encoded, or queued). */
-  pending = 0;
-  private readonly wake: () => void;
-  private readonly crash: (error: unknown) => void;
+  protected pending = 0;
 
-  constructor(wake: () => void, crash: (error: unknown) => void) {
-    this.wake = wake;
-    this.crash = crash;
-  }
+  /** Asynchronous extension work produced something to poll: tell the owner. */
+  protected abstract wake(): void;
+  /** A bug, not the peer's fault: an event handler or extension threw where it must not. */
+  protected abstract crash(error: unknown): void;
+  /** A message, or a part of a streamed one, to report in order. */
+  protected abstract deliver(event: ConnectionEvent): void;
+  /** The peer broke a rule: fail the connection with `code` (RFC 6455 §7.1.7). Returns false. */
+  protected abstract fail(code: number, reason: string): boolean;
 
   /** Nothing received waits: a step on received data would run at once. */
-  get incomingImmediate(): boolean {
+  protected get incomingImmediate(): boolean {
     return this.inQueue?.immediate ?? true;
   }
 
   /** Nothing to send waits: a frame written now keeps its order. */
-  get outgoingImmediate(): boolean {
+  protected get outgoingImmediate(): boolean {
     return this.outQueue?.immediate ?? true;
   }
 
   /** Runs `step` after the received messages still being decoded. */
-  runIncoming(step: () => void): void {
+  protected runIncoming(step: () => void): void {
     if (this.inQueue === null) step();
     else this.inQueue.run(step);
   }
 
   /** Runs `step` after the messages to send still being encoded. */
-  runOutgoing(step: () => void): void {
+  protected runOutgoing(step: () => void): void {
     if (this.outQueue === null) step();
     else this.outQueue.run(step);
   }
 
   /** Runs `step` in its turn among the messages to send, counting `size` bytes as pending until then. */
-  queueOutgoing(size: number, step: () => void): void {
+  protected queueOutgoing(size: number, step: () => void): void {
     this.pending += size;
     this.runOutgoing(() => {
       this.pending -= size;
@@ -70,60 +75,44 @@ export class ExtensionPipeline {
     });
   }
 
-  /** Decodes a whole received message (`decodeMessage`) and passes the result on in order. */
-  decode(payload: Uint8Array, rsv: number, maxSize: number, then: (payload: Uint8Array) => void, failed: (error: unknown) => void): void {
+  /**
+   * A whole received message whose first frame has RSV bits `rsv`, for the extensions to decode
+   * (`decodeMessage`): then checked against `maxMessageSize` and, if text, for UTF-8
+   * (RFC 6455 §8.1), and reported in order: the message event, or the failure.
+   */
+  protected receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void {
+    const maxSize = this.options.maxMessageSize;
     let result: Uint8Array | Promise<Uint8Array>;
     try {
       result = decodeMessage(this.extensions, payload, rsv, maxSize);
     } catch (error) {
-      failed(error);
+      this.extensionFailed(error);
       return;
     }
-    (this.inQueue ??= this.queue()).await(result, then, failed);
-  }
-
-  /**
-   * A whole received message whose first frame has RSV bits `rsv`: decoded, then checked against
-   * `maxSize` and, if text, for UTF-8 (RFC 6455 §8.1), and reported in order: the message event,
-   * or the close code and reason to fail with.
-   */
-  receive(
-    binary: boolean,
-    rsv: number,
-    payload: Uint8Array,
-    maxSize: number,
-    deliver: (event: ConnectionEvent) => void,
-    fail: (code: number, reason: string) => void,
-  ): void {
-    this.decode(
-      payload,
-      rsv,
-      maxSize,
+    (this.inQueue ??= this.queue()).await(
+      result,
       (decoded) => {
         if (decoded.length > maxSize) {
-          fail(CloseCode.MESSAGE_TOO_BIG, `message over ${maxSize} bytes`);
+          this.fail(CloseCode.MESSAGE_TOO_BIG, `message over ${maxSize} bytes`);
         } else if (binary) {
-          deliver({ type: "binary", data: decoded });
+          this.deliver({ type: "binary", data: decoded });
         } else {
           const text = decodeUtf8(decoded);
-          if (text === null) fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
-          else deliver({ type: "text", data: text });
+          if (text === null) this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+          else this.deliver({ type: "text", data: text });
         }
       },
-      (error) => {
-        const { code, reason } = extensionFailure(error);
-        fail(code, reason);
-      },
+      (error) => this.extensionFailed(error),
     );
   }
 
   /** Encodes a whole message to send (`encodeMessage`) and passes the result on in order. */
-  encode(payload: Uint8Array, binary: boolean, then: (encoded: EncodedPayload) => void, failed: (error: unknown) => void): void {
+  protected encodeOutgoing(payload: Uint8Array, binary: boolean, then: (encoded: EncodedPayload) => void): void {
     let result: EncodedPayload | Promise<EncodedPayload>;
     try {
       result = encodeMessage(this.extensions, payload, binary);
     } catch (error) {
-      failed(error);
+      this.extensionFailed(error);
       return;
     }
     const size = payload.length;
@@ -136,25 +125,25 @@ export class ExtensionPipeline {
       },
       (error) => {
         this.pending -= size;
-        failed(error);
+        this.extensionFailed(error);
       },
     );
   }
 
   /** The connection ended: the extensions release what they hold. */
-  dispose(): void {
+  protected disposeExtensions(): void {
     for (const extension of this.extensions) extension.dispose?.();
   }
 
-  private queue(): SerialQueue {
-    return new SerialQueue(this.wake, this.crash);
+  /** Fails the connection with the extension's own close code, or 1011 (RFC 6455 §7.4.1). */
+  private extensionFailed(error: unknown): void {
+    if (error instanceof ExtensionError) this.fail(error.closeCode, error.message);
+    else this.fail(CloseCode.INTERNAL_ERROR, "extension failed");
   }
-}
 
-/** The close code and reason an extension's failure fails the connection with: its own, or 1011 (RFC 6455 §7.4.1). */
-export function extensionFailure(error: unknown): { code: number; reason: string } {
-  if (error instanceof ExtensionError) return { code: error.closeCode, reason: error.message };
-  return { code: CloseCode.INTERNAL_ERROR, reason: "extension failed" };
+  private queue(): SerialQueue {
+    return new SerialQueue(() => this.wake(), (error) => this.crash(error));
+  }
 }
 
 /** The RSV bits the negotiated extensions own (RFC 6455 §5.2: others must be 0). */

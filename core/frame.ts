@@ -74,8 +74,7 @@ export class FrameParser {
 
   private readonly handler: FrameHandler;
   private readonly expectMasked: boolean;
-  private readonly payloadCopyLimit: number;
-  private readonly maskWordSize: 4 | 8;
+  private readonly tuning: Tuning;
 
   /**
    * `expectMasked`: a server receives masked frames only, a client unmasked only (RFC 6455 §5.1).
@@ -85,8 +84,7 @@ export class FrameParser {
   constructor(handler: FrameHandler, expectMasked: boolean, tuning: Tuning = PORTABLE_TUNING) {
     this.handler = handler;
     this.expectMasked = expectMasked;
-    this.payloadCopyLimit = tuning.payloadCopyLimit;
-    this.maskWordSize = tuning.maskWordSize;
+    this.tuning = tuning;
   }
 
   get stopped(): boolean {
@@ -114,14 +112,15 @@ export class FrameParser {
         const frameEnd = this.remaining === 0;
         if (frameEnd) this.state = HEADER;
         if (whole && this.handler.takeWholePayload?.(chunk, start, pos, this.masked ? this.maskKey : null)) continue;
-        if (take <= this.payloadCopyLimit && this.payloadCopyLimit !== 0) {
+        const copyLimit = this.tuning.payloadCopyLimit;
+        if (take <= copyLimit && copyLimit !== 0) {
           const copy = copyRange(chunk, start, pos, this.masked ? this.maskKey : null, this.phase);
           this.phase = (this.phase + take) & 3;
           if (!this.handler.onFramePayload(copy, frameEnd)) this.state = STOPPED;
           continue;
         }
         if (this.masked && take > 0) {
-          maskRange(chunk, start, pos, this.maskKey!, this.phase, this.maskWordSize);
+          maskRange(chunk, start, pos, this.maskKey!, this.phase, this.tuning.maskWordSize);
           this.phase = (this.phase + take) & 3;
         }
         if (!this.handler.onFramePayload(chunk.subarray(start, pos), frameEnd)) this.state = STOPPED;

@@ -3,27 +3,16 @@
  * messages. It holds the fragments of the message in progress, checks the size and fragment
  * limits on each header before any payload is held, validates text as UTF-8 as it arrives (failing
  * at the first bad byte), streams messages over `streamThreshold`, and hands control frames and
- * messages transformed by an extension to the connection whole.
+ * messages transformed by an extension to the connection whole. A layer of the connection
+ * (options.ts tells the layers).
  */
 import { ByteAccumulator, concatBytes } from "./bytes.ts";
 import { CloseCode } from "./errors.ts";
 import type { ConnectionEvent } from "./events.ts";
 import { type FrameHandler, Opcode, isControlOpcode } from "./frame.ts";
 import { xorBytes } from "./mask.ts";
-import type { AsciiDecoder } from "./tuning.ts";
+import { Sender } from "./sender.ts";
 import { Utf8Validator, decodeText, lenientDecoder } from "./utf8.ts";
-
-/** What the assembler hands on; the connection. */
-export interface MessageSink {
-  /** A message, or a part of a streamed one, to report in order. */
-  deliver(event: ConnectionEvent): void;
-  /** The peer broke a rule: fail the connection with `code` (RFC 6455 §7.1.7). Returns false. */
-  fail(code: number, reason: string): boolean;
-  /** A whole control frame (RFC 6455 §5.5). False stops the parser. */
-  receiveControl(opcode: number, payload: Uint8Array): boolean;
-  /** A whole message whose first frame has RSV bits `rsv`, for the extensions to decode. */
-  receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void;
-}
 
 /** How the current frame's payload is taken, decided once from its header (`onFrameStart`). */
 const Take = {
@@ -49,18 +38,8 @@ const TEXT_SCRATCH = new Uint8Array(new ArrayBuffer(SHORT_TEXT_MAX));
 /** `TEXT_SCRATCH`'s first n bytes at index n, each view made once: a view per message costs. */
 const textScratchViews: Uint8Array[] = [];
 
-export interface AssemblyLimits {
-  maxMessageSize: number;
-  maxFragments: number;
-  streamThreshold: number;
-}
-
-export class MessageAssembler implements FrameHandler {
-  private readonly sink: MessageSink;
-  private readonly limits: AssemblyLimits;
-  private readonly asciiDecoder: AsciiDecoder | null;
-  private readonly lenientDecodeLimit: number;
-
+/** The message-assembly layer (options.ts tells the layers): the frame handler the parser calls. */
+export abstract class MessageAssembler extends Sender implements FrameHandler {
   // The message being received.
   private messageOpcode = 0; // 0: none in progress
   private messageRsv = 0;
@@ -68,21 +47,17 @@ export class MessageAssembler implements FrameHandler {
   private messageFragments = 0;
   // Created by the first message that needs them (one in several pieces; text validated as it
   // arrives): a connection that is idle or gets whole messages holds neither.
-  messageBytes: ByteAccumulator | null = null;
+  private messageBytes: ByteAccumulator | null = null;
   private messageUtf8: Utf8Validator | null = null;
   private streamDecoder: TextDecoder | null = null; // set while a message is streamed
   // The frame being received.
   private frameOpcode = 0;
   private frameFin = false;
   private take: number = Take.PIECES;
-  controlBytes: Uint8Array[] | null = null; // a control frame's payload split across reads
+  private controlBytes: Uint8Array[] | null = null; // a control frame's payload split across reads
 
-  constructor(sink: MessageSink, limits: AssemblyLimits, asciiDecoder: AsciiDecoder | null, lenientDecodeLimit: number) {
-    this.sink = sink;
-    this.limits = limits;
-    this.asciiDecoder = asciiDecoder;
-    this.lenientDecodeLimit = lenientDecodeLimit;
-  }
+  /** A whole control frame (RFC 6455 §5.5). False stops the parser. */
+  protected abstract receiveControl(opcode: number, payload: Uint8Array): boolean;
 
   onFrameStart(opcode: number, fin: boolean, rsv: number, length: number): boolean {
     this.frameOpcode = opcode;
@@ -93,20 +68,20 @@ export class MessageAssembler implements FrameHandler {
     // RFC 6455 §5.4: fragments of one message arrive in order, not interleaved with another.
     const continuation = opcode === Opcode.CONTINUATION;
     if (continuation) {
-      if (this.messageOpcode === 0) return this.sink.fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue");
+      if (this.messageOpcode === 0) return this.fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message to continue");
     } else {
-      if (this.messageOpcode !== 0) return this.sink.fail(CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message");
+      if (this.messageOpcode !== 0) return this.fail(CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message");
       this.messageOpcode = opcode;
       this.messageRsv = rsv;
     }
     this.frameFin = fin;
-    const limits = this.limits;
+    const limits = this.options;
     if (++this.messageFragments > limits.maxFragments) {
-      return this.sink.fail(CloseCode.MESSAGE_TOO_BIG, `message split into more than ${limits.maxFragments} frames`);
+      return this.fail(CloseCode.MESSAGE_TOO_BIG, `message split into more than ${limits.maxFragments} frames`);
     }
     // Checked on the declared length, before any of it is held.
     if (this.messageSize + length > limits.maxMessageSize) {
-      return this.sink.fail(CloseCode.MESSAGE_TOO_BIG, `message over ${limits.maxMessageSize} bytes`);
+      return this.fail(CloseCode.MESSAGE_TOO_BIG, `message over ${limits.maxMessageSize} bytes`);
     }
     if (this.messageRsv !== 0) this.take = Take.TRANSFORMED;
     else if (!fin || continuation || length > limits.streamThreshold) this.take = Take.PIECES;
@@ -141,23 +116,23 @@ export class MessageAssembler implements FrameHandler {
   takeWholePayload(chunk: Uint8Array, start: number, end: number, key: Uint8Array | null): boolean {
     const length = end - start;
     if (this.take !== Take.WHOLE_TEXT || length > SHORT_TEXT_MAX) return false;
-    const decode = this.asciiDecoder;
+    const decode = this.tuning.asciiDecoder;
     const ascii = xorBytes(chunk, start, TEXT_SCRATCH, 0, length, key, 0) < 0x80;
     const text =
       ascii && decode !== null
         ? decode(TEXT_SCRATCH, 0, length)
-        : decodeText((textScratchViews[length] ??= TEXT_SCRATCH.subarray(0, length)), this.lenientDecodeLimit);
+        : decodeText((textScratchViews[length] ??= TEXT_SCRATCH.subarray(0, length)), this.tuning.lenientDecodeLimit);
     if (text === null) {
-      this.sink.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+      this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
       return true; // taken: the connection failed on it
     }
     this.endMessage();
-    this.sink.deliver({ type: "text", data: text });
+    this.deliver({ type: "text", data: text });
     return true;
   }
 
   onFrameError(closeCode: number, reason: string): void {
-    this.sink.fail(closeCode, reason);
+    this.fail(closeCode, reason);
   }
 
   /** A whole message in one piece, delivered as that piece (text is decoded and checked at once). */
@@ -165,12 +140,12 @@ export class MessageAssembler implements FrameHandler {
     const text = this.take === Take.WHOLE_TEXT;
     this.endMessage();
     if (!text) {
-      this.sink.deliver({ type: "binary", data });
+      this.deliver({ type: "binary", data });
       return true;
     }
-    const decoded = decodeText(data, this.lenientDecodeLimit);
-    if (decoded === null) return this.sink.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
-    this.sink.deliver({ type: "text", data: decoded });
+    const decoded = decodeText(data, this.tuning.lenientDecodeLimit);
+    if (decoded === null) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+    this.deliver({ type: "text", data: decoded });
     return true;
   }
 
@@ -179,13 +154,13 @@ export class MessageAssembler implements FrameHandler {
     const messageEnd = frameEnd && this.frameFin;
     this.messageSize += data.length;
     const text = this.messageOpcode === Opcode.TEXT;
-    const streaming = this.streamDecoder !== null || this.messageSize > this.limits.streamThreshold;
+    const streaming = this.streamDecoder !== null || this.messageSize > this.options.streamThreshold;
     if (text) {
       // RFC 6455 §8.1: fail as soon as the bytes cannot be UTF-8, even mid-character.
       const utf8 = (this.messageUtf8 ??= new Utf8Validator());
-      if (!utf8.push(data)) return this.sink.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+      if (!utf8.push(data)) return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
       if (messageEnd && !utf8.complete) {
-        return this.sink.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
+        return this.fail(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text message");
       }
     }
     if (streaming) {
@@ -198,7 +173,7 @@ export class MessageAssembler implements FrameHandler {
     const payload = held.take();
     this.endMessage();
     // Validated piece by piece above.
-    this.sink.deliver(text ? { type: "text", data: lenientDecoder.decode(payload) } : { type: "binary", data: payload });
+    this.deliver(text ? { type: "text", data: lenientDecoder.decode(payload) } : { type: "binary", data: payload });
     return true;
   }
 
@@ -213,17 +188,17 @@ export class MessageAssembler implements FrameHandler {
     }
     const decoder = this.streamDecoder;
     if (fin) this.endMessage();
-    if (binary) this.sink.deliver({ type: "fragment", binary: true, data, fin });
-    else this.sink.deliver({ type: "fragment", binary: false, data: decoder.decode(data, { stream: !fin }), fin });
+    if (binary) this.deliver({ type: "fragment", binary: true, data, fin });
+    else this.deliver({ type: "fragment", binary: false, data: decoder.decode(data, { stream: !fin }), fin });
   }
 
   private controlPayload(data: Uint8Array, frameEnd: boolean): boolean {
     const held = this.controlBytes;
-    if (frameEnd && held === null) return this.sink.receiveControl(this.frameOpcode, data);
+    if (frameEnd && held === null) return this.receiveControl(this.frameOpcode, data);
     if (data.length !== 0) (this.controlBytes ??= []).push(data);
     if (!frameEnd) return true;
     this.controlBytes = null;
-    return this.sink.receiveControl(this.frameOpcode, concatBytes(held!));
+    return this.receiveControl(this.frameOpcode, concatBytes(held!));
   }
 
   private transformedMessage(): void {
@@ -231,7 +206,7 @@ export class MessageAssembler implements FrameHandler {
     const rsv = this.messageRsv;
     const payload = this.heldBytes().take();
     this.endMessage();
-    this.sink.receiveTransformed(binary, rsv, payload);
+    this.receiveTransformed(binary, rsv, payload);
   }
 
   private endMessage(): void {

@@ -6,7 +6,7 @@ export { Connection } from "./connection.ts";
 export { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
 export { type ServerAcceptOptions, ServerConnection, type ServerConnectionOptions } from "./server-connection.ts";
 export { type CloseFrame, type ConnectionEvent, ReadyState } from "./events.ts";
-export type { ConnectionOptions, SendOptions } from "./options.ts";
+export { type ConnectionConfig, type ConnectionOptions, connectionConfig, type SendOptions } from "./options.ts";
 export { closePayload } from "./closing.ts";
 export { type PreparedMessage, prepareMessage } from "./writer.ts";
 export { closeCodeName, formatTraceRecord, type TraceHook, type TraceRecord } from "./trace.ts";

@@ -1,9 +1,19 @@
-/** A connection's options, as given and as resolved once at construction. */
+/**
+ * A connection's options, as given and as resolved once at construction, and `ConnectionSettings`:
+ * the first layer of a connection, which holds them.
+ *
+ * A connection is one object built in layers, one file each, each using only the layers below it
+ * (a hub's parts as separate objects would each hold references to the others and closures
+ * over them, several times the memory of the state itself, for every connection a server holds):
+ * settings (here) → events.ts → closing.ts → timers.ts → writer.ts → extension-pipeline.ts →
+ * sender.ts → message.ts → connection.ts → server-connection.ts / client-connection.ts.
+ * Calls upwards are abstract methods that connection.ts implements.
+ */
 import type { Connection } from "./connection.ts";
 import { WebSocketError } from "./errors.ts";
 import type { HttpLimits } from "./http.ts";
-import type { TraceHook } from "./trace.ts";
-import type { Tuning } from "./tuning.ts";
+import { FrameTracer, type TraceHook } from "./trace.ts";
+import { PORTABLE_TUNING, type Tuning, checkTuning } from "./tuning.ts";
 
 export interface ConnectionOptions {
   /** Largest message accepted, in bytes, after extensions (1009 beyond). Default 64 MiB. */
@@ -44,6 +54,11 @@ export interface ConnectionOptions {
    * happens (core/trace.ts); for seeing protocol problems in production. Default: none.
    */
   trace?: TraceHook;
+  /**
+   * Options resolved once by `connectionConfig()`, for many connections (a server's): every
+   * option above but `now` is then taken from it, and the connections share it.
+   */
+  config?: ConnectionConfig;
 }
 
 export interface SendOptions {
@@ -66,10 +81,17 @@ const DEFAULTS = {
   pongTimeout: 10_000,
 };
 
-export type ResolvedOptions = Required<Omit<ConnectionOptions, "onWake" | "httpLimits" | "now" | "tuning" | "trace">>;
+/** A connection's options resolved: every default filled in, frozen, to be shared by any number of connections. */
+export interface ConnectionConfig extends Readonly<Required<Omit<ConnectionOptions, "now" | "config" | "httpLimits" | "trace">>> {
+  readonly httpLimits: Partial<HttpLimits> | undefined;
+  readonly trace: TraceHook | undefined;
+}
 
-export function resolveOptions(options: ConnectionOptions): ResolvedOptions {
-  const resolved: ResolvedOptions = {
+/** Resolves options once (`ConnectionOptions.config`); throws a `WebSocketError` on a bad one. */
+export function connectionConfig(options: Omit<ConnectionOptions, "now" | "config">): ConnectionConfig {
+  const tuning = options.tuning ?? PORTABLE_TUNING;
+  if (tuning !== PORTABLE_TUNING) checkTuning(tuning);
+  const config: ConnectionConfig = {
     maxMessageSize: options.maxMessageSize ?? DEFAULTS.maxMessageSize,
     maxFragments: options.maxFragments ?? DEFAULTS.maxFragments,
     streamThreshold: options.streamThreshold ?? DEFAULTS.streamThreshold,
@@ -81,14 +103,39 @@ export function resolveOptions(options: ConnectionOptions): ResolvedOptions {
     keepaliveInterval: options.keepaliveInterval ?? DEFAULTS.keepaliveInterval,
     pongTimeout: options.pongTimeout ?? DEFAULTS.pongTimeout,
     random: options.random ?? defaultRandom,
+    onWake: options.onWake ?? NO_WAKE,
+    tuning,
+    httpLimits: options.httpLimits,
+    trace: options.trace,
   };
-  if (!(resolved.fragmentSize >= 1)) {
+  if (!(config.fragmentSize >= 1)) {
     throw new WebSocketError("ERR_INVALID_ARGUMENT", "fragmentSize must be at least 1");
   }
-  return Object.freeze(resolved);
+  return Object.freeze(config);
 }
-
 
 function defaultRandom(target: Uint8Array): void {
   crypto.getRandomValues(target);
+}
+
+const NO_WAKE = (): void => {};
+
+/** The first layer of a connection: its role and its options, resolved once. */
+export class ConnectionSettings {
+  protected readonly isClient: boolean;
+  protected readonly options: ConnectionConfig;
+  /** Set while a trace hook is: it records frames and state changes, and stands between the frame parser and the message assembler. */
+  protected readonly tracer: FrameTracer | null;
+
+  constructor(isClient: boolean, options: ConnectionOptions) {
+    this.isClient = isClient;
+    const config = (this.options = options.config ?? connectionConfig(options));
+    const hook = config.trace;
+    this.tracer = hook === undefined ? null : new FrameTracer((record) => hook(record, this as unknown as Connection));
+  }
+
+  /** The speed choices this connection was created with (`ConnectionOptions.tuning`). */
+  get tuning(): Tuning {
+    return this.options.tuning;
+  }
 }

@@ -41,7 +41,7 @@ export class ServerConnection extends Connection {
 
   constructor(options: ServerConnectionOptions = {}) {
     super(false, options);
-    this.handshake = new ServerHandshakeParser(this.httpLimits);
+    this.handshake = new ServerHandshakeParser(this.options.httpLimits);
     this.factories = options.extensions ?? NO_SERVER_FACTORIES;
   }
 
@@ -84,7 +84,7 @@ export class ServerConnection extends Connection {
       headers: options.headers,
       extensions: header || undefined,
     });
-    if (negotiated.length !== 0) this.pipeline.extensions = negotiated.map((n) => n.extension);
+    if (negotiated.length !== 0) this.extensions = negotiated.map((n) => n.extension);
     this.pushOutput(response);
     this.open(options.protocol ?? "", header, request.headers);
     const early = this.early;
@@ -119,7 +119,7 @@ export class ServerConnection extends Connection {
     // RFC 6455 §4.1: a client waits for the response before it sends frames; what later reads
     // bring early is held up to the head size limit, what the server holds for a peer it has not
     // accepted (maxMessageSize, 64 MiB by default, would let every unanswered upgrade hold that much).
-    if (this.earlySize > (this.httpLimits?.maxHeadSize ?? DEFAULT_HTTP_LIMITS.maxHeadSize)) {
+    if (this.earlySize > (this.options.httpLimits?.maxHeadSize ?? DEFAULT_HTTP_LIMITS.maxHeadSize)) {
       this.rejectWith({ status: 400, body: "data sent before the handshake completed" }, "data sent before the handshake completed");
       return;
     }

@@ -2,9 +2,11 @@
  * Time without timers: the deadlines of a connection (opening handshake, idle, keepalive ping and
  * its pong, closing handshake, a client's wait for the server's TCP close), computed from the
  * owner's clock as told by `tick()`. The owner keeps the one real timer, set to `deadline`.
+ * A layer of the connection (options.ts tells the layers).
  */
+import { ClosingHandshake } from "./closing.ts";
 import { ReadyState } from "./events.ts";
-import type { ResolvedOptions } from "./options.ts";
+import type { ConnectionOptions } from "./options.ts";
 
 /** What a reached deadline asks the connection to do. */
 export const Due = {
@@ -23,27 +25,27 @@ export const Due = {
   TCP_CLOSE_TIMEOUT: 6,
 } as const;
 
-export class Timers {
+/** The timers layer (options.ts tells the layers). */
+export class Timers extends ClosingHandshake {
   /** The time now, as last told by the owner. */
-  now: number;
-  readonly startedAt: number;
-  lastReceived: number;
-  lastSent: number;
+  protected now: number;
+  private readonly startedAt: number;
+  protected lastReceived: number;
+  protected lastSent: number;
   /** When our keepalive ping went out; -1: none awaits an answer. */
-  pingSentAt = -1;
-  private readonly options: ResolvedOptions;
+  protected pingSentAt = -1;
 
-  constructor(now: number, options: ResolvedOptions) {
-    this.now = this.startedAt = this.lastReceived = this.lastSent = now;
-    this.options = options;
+  constructor(isClient: boolean, options: ConnectionOptions) {
+    super(isClient, options);
+    this.now = this.startedAt = this.lastReceived = this.lastSent = options.now ?? 0;
   }
 
-  /** When `tick()` should be called next in `state`; Infinity if never. */
-  deadline(state: ReadyState, closingAt: number, closedAt: number, transportDone: boolean): number {
+  /** When `tick()` should be called next (ms on the owner's clock); Infinity if never. */
+  get deadline(): number {
     const o = this.options;
-    switch (state) {
+    switch (this.state) {
       case ReadyState.CONNECTING:
-        return o.handshakeTimeout > 0 && !transportDone ? this.startedAt + o.handshakeTimeout : Infinity;
+        return o.handshakeTimeout > 0 && !this.transportDone ? this.startedAt + o.handshakeTimeout : Infinity;
       case ReadyState.OPEN: {
         let next = Infinity;
         if (o.idleTimeout > 0) next = Math.max(this.lastReceived, this.lastSent) + o.idleTimeout;
@@ -56,18 +58,18 @@ export class Timers {
         return next;
       }
       case ReadyState.CLOSING:
-        return closingAt + o.closeTimeout;
+        return this.stateChangedAt + o.closeTimeout;
       default:
-        return transportDone ? Infinity : closedAt + o.closeTimeout;
+        return this.transportDone ? Infinity : this.stateChangedAt + o.closeTimeout;
     }
   }
 
-  /** Which deadline `now` has reached in `state`, one at a time, in order of precedence. */
-  due(state: ReadyState, deadline: number): number {
+  /** Which deadline `now` has reached, one at a time, in order of precedence. */
+  protected dueNow(): number {
     const now = this.now;
-    if (now < deadline) return Due.NOTHING;
+    if (now < this.deadline) return Due.NOTHING;
     const o = this.options;
-    switch (state) {
+    switch (this.state) {
       case ReadyState.CONNECTING:
         return Due.HANDSHAKE_TIMEOUT;
       case ReadyState.OPEN:

@@ -125,8 +125,10 @@ export class FrameTracer implements FrameHandler {
   private fin = false;
   private rsv = 0;
   private length = 0;
-  /** The current message is text: its continuation frames are shown as text. */
+  /** The current message read is text: its continuation frames are shown as text. */
   private text = false;
+  /** The same for the messages written. */
+  private textOut = false;
   /** The current frame's record is still to be made. */
   private pending = false;
   /** The first payload bytes of the frame being read, copied (a piece may be a view of a reused chunk). */
@@ -168,6 +170,13 @@ export class FrameTracer implements FrameHandler {
 
   onFrameError(closeCode: number, reason: string): void {
     this.inner!.onFrameError(closeCode, reason);
+  }
+
+  /** A frame written; `payload` may be a prefix of it (see `frameRecord`). */
+  frameOut(opcode: number, fin: boolean, rsv: number, length: number, payload: Uint8Array): void {
+    if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) this.textOut = opcode === Opcode.TEXT;
+    const text = opcode === Opcode.TEXT || (opcode === Opcode.CONTINUATION && this.textOut);
+    this.record(frameRecord("out", opcode, fin, rsv, length, payload, text));
   }
 
   private flush(): void {

@@ -2,14 +2,14 @@
  * The frame writer and the output (RFC 6455 §5): frames of outgoing messages, split by
  * `fragmentSize` (§5.4), masked with a fresh key each on the client (§5.3), every frame a chunk
  * of its own (merging small writes is the session's job, adapters/shared/session.ts); automatic
- * pongs; the plan that routes each message
- * and the one fast path it allows.
+ * pongs; the plan that routes each message and the one fast path it allows. A layer of the
+ * connection (options.ts tells the layers).
  */
 import { allocateBytes, textEncoder, unpooled } from "./bytes.ts";
 import { WebSocketError } from "./errors.ts";
 import { MERGE_PAYLOAD_MAX, Opcode, encodeFrame, frameHeaderSize, writeAsciiTextFrame, writeSmallFrame } from "./frame.ts";
-import { type TraceSink, TRACE_PREVIEW_BYTES, frameRecord } from "./trace.ts";
-import type { ByteAllocator } from "./tuning.ts";
+import { Timers } from "./timers.ts";
+import { TRACE_PREVIEW_BYTES } from "./trace.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 /**
@@ -24,7 +24,7 @@ const NO_OUTPUT: readonly Uint8Array[] = Object.freeze([]);
 
 /**
  * How a message is sent, decided once by `planSend` for the general path and the fast path
- * alike: the fast path (`FrameWriter.asciiText`) is taken only where the plan says SEND_SMALL.
+ * alike: the fast path (`FrameWriter.writeAsciiText`) is taken only where the plan says SEND_SMALL.
  */
 export const Send = {
   /** A whole message through the extensions (which may answer later). */
@@ -51,43 +51,18 @@ export function planSend(length: number, whole: boolean, transform: boolean, imm
   return whole && length <= MERGE_PAYLOAD_MAX ? Send.SMALL : Send.FRAME;
 }
 
-export class FrameWriter {
+/** The frame-writer layer (options.ts tells the layers): frames out, and the output. */
+export class FrameWriter extends Timers {
   // Created by the first output after a poll: an idle connection holds none.
-  output: Uint8Array[] | null = null;
+  private output: Uint8Array[] | null = null;
   /** Automatic pongs in `output`, not yet polled, and where the last of them is (-1: none). */
   private pongCount = 0;
   private pongAt = -1;
-  /** Masking keys, drawn in bulk; allocated on the first masked frame (a server never masks). */
-  private randomPool: Uint8Array | null = null;
-  private randomOffset = RANDOM_POOL_SIZE;
-  private keyBytes: Uint8Array | null = null; // the current masking key, copied into each frame at once
-  private readonly masks: boolean;
-  private readonly random: (target: Uint8Array) => void;
-  private readonly allocator: ByteAllocator | null;
-  private readonly maskWordSize: 4 | 8;
-  private readonly fragmentSize: number;
-  private readonly trace: TraceSink | null;
-  /** For the trace: the message being written is text, so its continuation frames are shown as text. */
-  private tracingText = false;
-
-  constructor(
-    masks: boolean,
-    random: (target: Uint8Array) => void,
-    allocator: ByteAllocator | null,
-    maskWordSize: 4 | 8,
-    fragmentSize: number,
-    trace: TraceSink | null,
-  ) {
-    this.masks = masks; // RFC 6455 §5.3: a client masks every frame, a server none
-    this.random = random;
-    this.allocator = allocator;
-    this.maskWordSize = maskWordSize;
-    this.fragmentSize = fragmentSize;
-    this.trace = trace;
-  }
+  /** Masking keys, drawn in bulk; created by the first masked frame (a server never masks). */
+  private maskKeys: MaskKeys | null = null;
 
   /** Bytes to write to the transport since the last call, in order. */
-  poll(): readonly Uint8Array[] {
+  pollOutput(): readonly Uint8Array[] {
     const output = this.output;
     if (output === null) return NO_OUTPUT;
     this.output = null;
@@ -97,22 +72,22 @@ export class FrameWriter {
   }
 
   /** Drops everything not yet polled (the connection is aborted). */
-  discard(): void {
+  protected discardOutput(): void {
     this.output = null;
     this.pongCount = 0;
     this.pongAt = -1;
   }
 
   /** Bytes that are not frames (the handshake's HTTP head), or frames made elsewhere. */
-  push(bytes: Uint8Array): void {
+  protected pushOutput(bytes: Uint8Array): void {
     (this.output ??= []).push(bytes);
   }
 
   /** A message framed once by `prepareMessage()`. */
-  prepared(message: PreparedMessage): void {
-    if (this.trace !== null) this.tracePrepared(message);
+  protected writePreparedFrames(message: PreparedMessage): void {
+    if (this.tracer !== null) this.tracePrepared(message);
     const chunks = message.chunks;
-    for (let i = 0; i < chunks.length; i++) this.push(chunks[i]);
+    for (let i = 0; i < chunks.length; i++) this.pushOutput(chunks[i]);
   }
 
   /**
@@ -120,34 +95,35 @@ export class FrameWriter {
    * ASCII (one byte per character, so the plan made for its length holds). False, with nothing
    * written, for other text: the general path encodes it.
    */
-  asciiText(text: string): boolean {
-    const key = this.masks ? this.maskKey() : null;
+  protected writeAsciiText(text: string): boolean {
+    const key = this.isClient ? this.maskKey() : null; // RFC 6455 §5.3: a client masks every frame, a server none
     const size = frameHeaderSize(text.length, key !== null) + text.length;
-    const frame = allocateBytes(size, this.allocator);
+    const frame = allocateBytes(size, this.tuning.allocator);
     if (writeAsciiTextFrame(frame, 0, text, key) < 0) return false;
-    this.push(frame);
-    if (this.trace !== null) this.trace(frameRecord("out", Opcode.TEXT, true, 0, text.length, textEncoder.encode(text.slice(0, TRACE_PREVIEW_BYTES))));
+    this.pushOutput(frame);
+    this.tracer?.frameOut(Opcode.TEXT, true, 0, text.length, textEncoder.encode(text.slice(0, TRACE_PREVIEW_BYTES)));
     return true;
   }
 
   /** Writes a message's frames, split by `fragmentSize` (RFC 6455 §5.4). RSV bits go on the first frame. */
-  message(opcode: number, payload: Uint8Array, fin: boolean, rsv: number, owned: boolean): void {
-    const size = this.fragmentSize;
+  protected writeMessage(opcode: number, payload: Uint8Array, fin: boolean, rsv: number, owned: boolean): void {
+    const size = this.options.fragmentSize;
     if (payload.length <= size) {
-      this.frame(opcode, payload, fin, rsv, owned);
+      this.writeFrame(opcode, payload, fin, rsv, owned);
       return;
     }
     for (let offset = 0; offset < payload.length; offset += size) {
       const last = offset + size >= payload.length;
-      this.frame(offset === 0 ? opcode : Opcode.CONTINUATION, payload.subarray(offset, offset + size), fin && last, offset === 0 ? rsv : 0, owned);
+      this.writeFrame(offset === 0 ? opcode : Opcode.CONTINUATION, payload.subarray(offset, offset + size), fin && last, offset === 0 ? rsv : 0, owned);
     }
   }
 
-  frame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
-    const key = this.masks ? this.maskKey() : null;
-    if (this.trace !== null) this.traceFrame(opcode, fin, rsv, payload);
-    const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, this.allocator, this.maskWordSize);
-    for (const chunk of chunks) this.push(chunk);
+  protected writeFrame(opcode: number, payload: Uint8Array, fin = true, rsv = 0, owned = false): void {
+    const key = this.isClient ? this.maskKey() : null;
+    this.tracer?.frameOut(opcode, fin, rsv, payload.length, payload);
+    const tuning = this.tuning;
+    const chunks = encodeFrame(opcode, payload, fin, rsv, key, owned, tuning.allocator, tuning.maskWordSize);
+    for (const chunk of chunks) this.pushOutput(chunk);
   }
 
   /**
@@ -155,20 +131,20 @@ export class FrameWriter {
    * the last of them is replaced by the newest one (§5.5.3 allows answering only the most recent
    * ping): a peer that pings faster than we write adds a few pongs per read, not one per ping.
    */
-  autoPong(payload: Uint8Array): void {
+  protected writeAutoPong(payload: Uint8Array): void {
     if (this.pongCount < MAX_PENDING_PONGS - 1) {
       this.pongCount++;
-      this.frame(Opcode.PONG, payload);
+      this.writeFrame(Opcode.PONG, payload);
       return;
     }
-    const key = this.masks ? this.maskKey() : null;
+    const key = this.isClient ? this.maskKey() : null;
     const size = frameHeaderSize(payload.length, key !== null) + payload.length;
-    if (this.trace !== null) this.trace(frameRecord("out", Opcode.PONG, true, 0, payload.length, payload));
+    this.tracer?.frameOut(Opcode.PONG, true, 0, payload.length, payload);
     if (this.pongAt < 0) {
       // The last one gets a chunk of its own, to be replaced.
-      const frame = allocateBytes(size, this.allocator);
+      const frame = allocateBytes(size, this.tuning.allocator);
       writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
-      this.push(frame);
+      this.pushOutput(frame);
       this.pongAt = this.output!.length - 1;
       this.pongCount++;
       return;
@@ -181,31 +157,9 @@ export class FrameWriter {
     writeSmallFrame(frame, 0, Opcode.PONG, payload, true, 0, key);
   }
 
-  /**
-   * A fresh masking key for each frame (RFC 6455 §5.3), from a pool of random bytes. The key is
-   * this writer's one reused buffer: `encodeFrame` copies it into the frame header at once.
-   */
+  /** A fresh masking key for each frame (RFC 6455 §5.3). */
   private maskKey(): Uint8Array {
-    let pool = this.randomPool;
-    if (pool === null || this.randomOffset + 4 > RANDOM_POOL_SIZE) {
-      pool = this.randomPool ??= new Uint8Array(RANDOM_POOL_SIZE);
-      this.random(pool);
-      this.randomOffset = 0;
-    }
-    const at = this.randomOffset;
-    const key = (this.keyBytes ??= new Uint8Array(4));
-    key[0] = pool[at];
-    key[1] = pool[at + 1];
-    key[2] = pool[at + 2];
-    key[3] = pool[at + 3];
-    this.randomOffset = at + 4;
-    return key;
-  }
-
-  private traceFrame(opcode: number, fin: boolean, rsv: number, payload: Uint8Array): void {
-    if (opcode === Opcode.TEXT || opcode === Opcode.BINARY) this.tracingText = opcode === Opcode.TEXT;
-    const text = opcode === Opcode.TEXT || (opcode === Opcode.CONTINUATION && this.tracingText);
-    this.trace!(frameRecord("out", opcode, fin, rsv, payload.length, payload, text));
+    return (this.maskKeys ??= new MaskKeys()).next(this.options.random);
   }
 
   private tracePrepared(message: PreparedMessage): void {
@@ -213,7 +167,31 @@ export class FrameWriter {
     const first = message.chunks[0][0];
     const header = frameHeaderSize(message.size, false);
     const bytes = message.chunks.length === 1 ? message.chunks[0] : concatPrefix(message.chunks, header + TRACE_PREVIEW_BYTES);
-    this.trace!(frameRecord("out", first & 0x0f, (first & 0x80) !== 0, first & 0x70, message.size, bytes.subarray(header)));
+    this.tracer!.frameOut(first & 0x0f, (first & 0x80) !== 0, first & 0x70, message.size, bytes.subarray(header));
+  }
+}
+
+/** Masking keys drawn from a pool of random bytes, one fetch of randomness for many frames. */
+class MaskKeys {
+  private readonly pool = new Uint8Array(RANDOM_POOL_SIZE);
+  private offset = RANDOM_POOL_SIZE;
+  /** The current key: one reused buffer, which `encodeFrame` copies into the frame header at once. */
+  private readonly key = new Uint8Array(4);
+
+  next(random: (target: Uint8Array) => void): Uint8Array {
+    const pool = this.pool;
+    if (this.offset + 4 > RANDOM_POOL_SIZE) {
+      random(pool);
+      this.offset = 0;
+    }
+    const at = this.offset;
+    const key = this.key;
+    key[0] = pool[at];
+    key[1] = pool[at + 1];
+    key[2] = pool[at + 2];
+    key[3] = pool[at + 3];
+    this.offset = at + 4;
+    return key;
   }
 }
 

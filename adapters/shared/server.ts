@@ -5,6 +5,8 @@
 import {
   type CloseFrame,
   type ConnectionEvent,
+  type ConnectionConfig,
+  connectionConfig,
   type ConnectionOptions,
   type DeflateCodec,
   type HeadersInit,
@@ -126,6 +128,8 @@ export class WebSocketServer<T = undefined> {
   private listener: Listener | null = null;
   private closing = false;
   private readonly extensions: ServerExtensionFactory[] | undefined;
+  /** The connections' options, resolved once and shared by all of them. */
+  private readonly connectionConfig: ConnectionConfig;
   /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
   readonly backplane: Backplane | null;
 
@@ -139,6 +143,12 @@ export class WebSocketServer<T = undefined> {
       : null;
     this.handlers = handlers;
     this.extensions = serverExtensions(options.extensions, options.perMessageDeflate, codec);
+    this.connectionConfig = connectionConfig({
+      ...options,
+      keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE,
+      tuning: options.tuning ?? engineTuning(),
+      onWake: wakeSession,
+    });
   }
 
   get port(): number {
@@ -161,14 +171,7 @@ export class WebSocketServer<T = undefined> {
   /** Takes a new transport whose first bytes are an upgrade request; returns its handler. */
   accept(transport: Transport): TransportHandler {
     const o = this.options;
-    const connection = new ServerConnection({
-      ...o,
-      extensions: this.extensions,
-      keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
-      tuning: o.tuning ?? engineTuning(),
-      now: now(),
-      onWake: wakeSession,
-    });
+    const connection = new ServerConnection({ config: this.connectionConfig, extensions: this.extensions, now: now() });
     const owner = new Handshake(this, transport);
     const session = new Session(connection, owner);
     owner.session = session;

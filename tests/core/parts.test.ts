@@ -1,15 +1,16 @@
 /**
- * The parts of a connection on their own (core/connection.ts ties them together; the other
- * tests drive them through it): the send plan, the message assembler's routes and its fast path,
- * the closing handshake's record and ready state, the timers' deadlines.
+ * The layers of a connection on their own (options.ts tells the layers; connection.ts is the top
+ * one, and the other tests drive them through it): the send plan, the message assembler's routes
+ * and its fast path, the closing handshake's record and ready state, the timers' deadlines. Each
+ * layer is reached through a small subclass that records its abstract calls or shows its state.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ClosingHandshake, parseClosePayload } from "../../core/closing.ts";
 import { type ConnectionEvent, ReadyState } from "../../core/events.ts";
 import { MERGE_PAYLOAD_MAX, Opcode } from "../../core/frame.ts";
-import { type MessageSink, MessageAssembler } from "../../core/message.ts";
-import { resolveOptions } from "../../core/options.ts";
+import { MessageAssembler } from "../../core/message.ts";
+import type { ConnectionOptions } from "../../core/options.ts";
 import { Due, Timers } from "../../core/timers.ts";
 import { type TraceRecord } from "../../core/trace.ts";
 import { utf8 } from "../support/bytes.ts";
@@ -32,26 +33,44 @@ describe("planSend: one route per message part", () => {
 });
 
 /** Records what the assembler hands on; fails as a connection would (stop, report). */
-function recorder(): { sink: MessageSink; log: unknown[] } {
-  const log: unknown[] = [];
-  return {
-    log,
-    sink: {
-      deliver: (event: ConnectionEvent) => void log.push(event),
-      fail: (code: number, reason: string) => (log.push({ fail: code, reason }), false),
-      receiveControl: (opcode: number, payload: Uint8Array) => (log.push({ control: opcode, payload: Array.from(payload) }), true),
-      receiveTransformed: (binary: boolean, rsv: number, payload: Uint8Array) =>
-        void log.push({ transformed: binary ? "binary" : "text", rsv, payload: Array.from(payload) }),
-    },
-  };
+class RecordingAssembler extends MessageAssembler {
+  readonly log: unknown[] = [];
+
+  constructor(limits: ConnectionOptions) {
+    super(false, limits);
+  }
+
+  protected deliver(event: ConnectionEvent): void {
+    this.log.push(event);
+  }
+
+  protected fail(code: number, reason: string): boolean {
+    this.log.push({ fail: code, reason });
+    return false;
+  }
+
+  protected receiveControl(opcode: number, payload: Uint8Array): boolean {
+    this.log.push({ control: opcode, payload: Array.from(payload) });
+    return true;
+  }
+
+  protected override receiveTransformed(binary: boolean, rsv: number, payload: Uint8Array): void {
+    this.log.push({ transformed: binary ? "binary" : "text", rsv, payload: Array.from(payload) });
+  }
+
+  protected wake(): void {}
+
+  protected crash(error: unknown): void {
+    throw error;
+  }
 }
 
 const LIMITS = { maxMessageSize: 100, maxFragments: 3, streamThreshold: Infinity };
 
 describe("MessageAssembler", () => {
   test("the fast path takes a whole short text frame, and only that", () => {
-    const { sink, log } = recorder();
-    const assembler = new MessageAssembler(sink, LIMITS, null, 256);
+    const assembler = new RecordingAssembler(LIMITS);
+    const log = assembler.log;
     const chunk = utf8("xxhello");
     assert.ok(assembler.onFrameStart(Opcode.TEXT, true, 0, 5));
     assert.equal(assembler.takeWholePayload(chunk, 2, 7, null), true);
@@ -59,7 +78,7 @@ describe("MessageAssembler", () => {
 
     // Not whole (fin clear), binary, or transformed: declined, with the chunk untouched.
     for (const [opcode, fin, rsv] of [[Opcode.TEXT, false, 0], [Opcode.BINARY, true, 0], [Opcode.TEXT, true, 0x40]] as const) {
-      const fresh = new MessageAssembler(recorder().sink, LIMITS, null, 256);
+      const fresh = new RecordingAssembler(LIMITS);
       assert.ok(fresh.onFrameStart(opcode, fin, rsv, 5));
       const key = new Uint8Array([1, 2, 3, 4]);
       assert.equal(fresh.takeWholePayload(chunk, 2, 7, key), false, `${opcode} fin=${fin} rsv=${rsv}`);
@@ -67,14 +86,14 @@ describe("MessageAssembler", () => {
     }
 
     // Over the stream threshold: declined, so that it is streamed.
-    const streaming = new MessageAssembler(recorder().sink, { ...LIMITS, streamThreshold: 4 }, null, 256);
+    const streaming = new RecordingAssembler({ ...LIMITS, streamThreshold: 4 });
     assert.ok(streaming.onFrameStart(Opcode.TEXT, true, 0, 5));
     assert.equal(streaming.takeWholePayload(chunk, 2, 7, null), false);
   });
 
   test("fragments are joined; bad UTF-8 fails at the first bad byte, before the message ends", () => {
-    const { sink, log } = recorder();
-    const assembler = new MessageAssembler(sink, LIMITS, null, 256);
+    const assembler = new RecordingAssembler(LIMITS);
+    const log = assembler.log;
     assert.ok(assembler.onFrameStart(Opcode.TEXT, false, 0, 2));
     assert.ok(assembler.onFramePayload(new Uint8Array([0xc3]), false)); // the first byte of "é"
     assert.ok(assembler.onFramePayload(new Uint8Array([0xa9]), true));
@@ -90,13 +109,12 @@ describe("MessageAssembler", () => {
   });
 
   test("limits are checked on each header, before any payload is held", () => {
-    const { sink, log } = recorder();
-    const assembler = new MessageAssembler(sink, LIMITS, null, 256);
+    const assembler = new RecordingAssembler(LIMITS);
+    const log = assembler.log;
     assert.equal(assembler.onFrameStart(Opcode.BINARY, true, 0, 101), false);
     assert.deepEqual(log, [{ fail: 1009, reason: "message over 100 bytes" }]);
 
-    const counted = recorder();
-    const fragments = new MessageAssembler(counted.sink, LIMITS, null, 256);
+    const fragments = new RecordingAssembler(LIMITS);
     assert.ok(fragments.onFrameStart(Opcode.BINARY, false, 0, 0));
     assert.ok(fragments.onFramePayload(new Uint8Array(0), true));
     assert.ok(fragments.onFrameStart(Opcode.CONTINUATION, false, 0, 0));
@@ -104,12 +122,12 @@ describe("MessageAssembler", () => {
     assert.ok(fragments.onFrameStart(Opcode.CONTINUATION, false, 0, 0));
     assert.ok(fragments.onFramePayload(new Uint8Array(0), true));
     assert.equal(fragments.onFrameStart(Opcode.CONTINUATION, true, 0, 0), false);
-    assert.deepEqual(counted.log, [{ fail: 1009, reason: "message split into more than 3 frames" }]);
+    assert.deepEqual(fragments.log, [{ fail: 1009, reason: "message split into more than 3 frames" }]);
   });
 
   test("control frames and transformed messages are handed on whole", () => {
-    const { sink, log } = recorder();
-    const assembler = new MessageAssembler(sink, LIMITS, null, 256);
+    const assembler = new RecordingAssembler(LIMITS);
+    const log = assembler.log;
     assert.ok(assembler.onFrameStart(Opcode.TEXT, false, 0x40, 2));
     assert.ok(assembler.onFramePayload(new Uint8Array([1, 2]), true));
     // A ping between the fragments, its payload in two reads.
@@ -125,15 +143,43 @@ describe("MessageAssembler", () => {
   });
 });
 
+/** Shows the closing handshake's record and drives it as the connection does. */
+class ClosingProbe extends ClosingHandshake {
+  get readyState(): ReadyState {
+    return this.state;
+  }
+  get changedAt(): number {
+    return this.stateChangedAt;
+  }
+  get serverEndsTcp(): boolean {
+    return this.endsTcpFirst;
+  }
+  open(): void {
+    this.enterOpen();
+  }
+  received(code: number, reason: string): void {
+    this.closeFrameReceived(code, reason);
+  }
+  queued(): void {
+    this.closeQueued();
+  }
+  written(payload: Uint8Array): void {
+    this.closeFrameWritten(payload);
+  }
+  closed(now: number, code: number, reason: string, wasClean: boolean): ConnectionEvent | null {
+    return this.enterClosed(now, code, reason, wasClean);
+  }
+}
+
 describe("ClosingHandshake", () => {
   test("records both close frames and who started, and changes readyState in order", () => {
     const trace: TraceRecord[] = [];
-    const closing = new ClosingHandshake(false, (record) => trace.push(record));
-    assert.equal(closing.state, ReadyState.CONNECTING);
+    const closing = new ClosingProbe(false, { trace: (record) => void trace.push(record) });
+    assert.equal(closing.readyState, ReadyState.CONNECTING);
     closing.open();
-    closing.closeFrameReceived(1001, "bye");
-    closing.closeQueued();
-    closing.closeFrameWritten(new Uint8Array([0x03, 0xe9]));
+    closing.received(1001, "bye");
+    closing.queued();
+    closing.written(new Uint8Array([0x03, 0xe9]));
     const event = closing.closed(5, 1001, "bye", true);
     assert.deepEqual(event, {
       type: "close",
@@ -145,10 +191,24 @@ describe("ClosingHandshake", () => {
       initiator: "remote",
     });
     assert.equal(closing.closed(6, 1006, "", false), null, "closed once");
-    assert.equal(closing.closedAt, 5);
+    assert.equal(closing.changedAt, 5);
     assert.deepEqual(trace.map((r) => r.type === "state" && r.name), ["OPEN", "CLOSED"]);
-    assert.equal(closing.endsTcpFirst, true, "RFC 6455 §7.1.1: the server closes TCP first");
-    assert.equal(new ClosingHandshake(true, null).endsTcpFirst, false);
+    assert.equal(closing.serverEndsTcp, true, "RFC 6455 §7.1.1: the server closes TCP first");
+    assert.equal(new ClosingProbe(true, {}).serverEndsTcp, false);
+  });
+
+  test("a connection that ends without a close frame either way reports none", () => {
+    const closing = new ClosingProbe(true, {});
+    closing.open();
+    assert.deepEqual(closing.closed(1, 1006, "", false), {
+      type: "close",
+      code: 1006,
+      reason: "",
+      wasClean: false,
+      sent: null,
+      received: null,
+      initiator: null,
+    });
   });
 
   test("parseClosePayload: RFC 6455 §5.5.1 and §7.4", () => {
@@ -160,42 +220,60 @@ describe("ClosingHandshake", () => {
   });
 });
 
+/** Sets the state the deadlines depend on, and asks what is due. */
+class TimersProbe extends Timers {
+  set(fields: { state?: ReadyState; now?: number; lastReceived?: number; lastSent?: number; pingSentAt?: number; changedAt?: number; transportDone?: true }): this {
+    if (fields.state !== undefined) this.state = fields.state;
+    if (fields.now !== undefined) this.now = fields.now;
+    if (fields.lastReceived !== undefined) this.lastReceived = fields.lastReceived;
+    if (fields.lastSent !== undefined) this.lastSent = fields.lastSent;
+    if (fields.pingSentAt !== undefined) this.pingSentAt = fields.pingSentAt;
+    if (fields.changedAt !== undefined) this.stateChangedAt = fields.changedAt;
+    if (fields.transportDone) this.transportDone = true;
+    return this;
+  }
+  due(): number {
+    return this.dueNow();
+  }
+}
+
 describe("Timers", () => {
-  const options = resolveOptions({ handshakeTimeout: 100, idleTimeout: 1000, keepaliveInterval: 300, pongTimeout: 50, closeTimeout: 200 });
+  const options = { handshakeTimeout: 100, idleTimeout: 1000, keepaliveInterval: 300, pongTimeout: 50, closeTimeout: 200 };
 
   test("each state's deadline, and what it asks for once reached", () => {
-    const timers = new Timers(0, options);
-    assert.equal(timers.deadline(ReadyState.CONNECTING, 0, 0, false), 100);
-    assert.equal(timers.deadline(ReadyState.CONNECTING, 0, 0, true), Infinity);
-    timers.now = 100;
-    assert.equal(timers.due(ReadyState.CONNECTING, 100), Due.HANDSHAKE_TIMEOUT);
+    const timers = new TimersProbe(false, options);
+    assert.equal(timers.deadline, 100);
+    assert.equal(new TimersProbe(false, options).set({ transportDone: true }).deadline, Infinity);
+    timers.set({ now: 100 });
+    assert.equal(timers.due(), Due.HANDSHAKE_TIMEOUT);
 
-    timers.lastReceived = timers.lastSent = 100;
-    assert.equal(timers.deadline(ReadyState.OPEN, 0, 0, false), 400, "the keepalive comes before the idle timeout");
-    timers.now = 399;
-    assert.equal(timers.due(ReadyState.OPEN, 400), Due.NOTHING);
-    timers.now = 400;
-    assert.equal(timers.due(ReadyState.OPEN, 400), Due.KEEPALIVE_PING);
-    timers.pingSentAt = 400;
-    assert.equal(timers.deadline(ReadyState.OPEN, 0, 0, false), 450);
-    timers.now = 450;
-    assert.equal(timers.due(ReadyState.OPEN, 450), Due.PONG_TIMEOUT);
-    timers.pingSentAt = -1;
+    timers.set({ state: ReadyState.OPEN, lastReceived: 100, lastSent: 100 });
+    assert.equal(timers.deadline, 400, "the keepalive comes before the idle timeout");
+    timers.set({ now: 399 });
+    assert.equal(timers.due(), Due.NOTHING);
+    timers.set({ now: 400 });
+    assert.equal(timers.due(), Due.KEEPALIVE_PING);
+    timers.set({ pingSentAt: 400 });
+    assert.equal(timers.deadline, 450);
+    timers.set({ now: 450 });
+    assert.equal(timers.due(), Due.PONG_TIMEOUT);
+    timers.set({ pingSentAt: -1 });
 
     // Idle: no frame either way (the later of the last read and the last send counts).
-    const idle = new Timers(0, resolveOptions({ idleTimeout: 1000 }));
-    idle.lastReceived = 100;
-    idle.lastSent = 600;
-    assert.equal(idle.deadline(ReadyState.OPEN, 0, 0, false), 1600);
-    idle.now = 1600;
-    assert.equal(idle.due(ReadyState.OPEN, 1600), Due.IDLE_TIMEOUT);
+    const idle = new TimersProbe(false, { idleTimeout: 1000 }).set({ state: ReadyState.OPEN, lastReceived: 100, lastSent: 600 });
+    assert.equal(idle.deadline, 1600);
+    idle.set({ now: 1600 });
+    assert.equal(idle.due(), Due.IDLE_TIMEOUT);
 
-    assert.equal(timers.deadline(ReadyState.CLOSING, 2000, 0, false), 2200);
-    timers.now = 2200;
-    assert.equal(timers.due(ReadyState.CLOSING, 2200), Due.CLOSE_TIMEOUT);
-    assert.equal(timers.deadline(ReadyState.CLOSED, 0, 3000, false), 3200, "a client waits for the server's TCP close");
-    assert.equal(timers.deadline(ReadyState.CLOSED, 0, 3000, true), Infinity);
-    timers.now = 3200;
-    assert.equal(timers.due(ReadyState.CLOSED, 3200), Due.TCP_CLOSE_TIMEOUT);
+    timers.set({ state: ReadyState.CLOSING, changedAt: 2000 });
+    assert.equal(timers.deadline, 2200);
+    timers.set({ now: 2200 });
+    assert.equal(timers.due(), Due.CLOSE_TIMEOUT);
+    timers.set({ state: ReadyState.CLOSED, changedAt: 3000 });
+    assert.equal(timers.deadline, 3200, "a client waits for the server's TCP close");
+    timers.set({ now: 3200 });
+    assert.equal(timers.due(), Due.TCP_CLOSE_TIMEOUT);
+    timers.set({ transportDone: true });
+    assert.equal(timers.deadline, Infinity);
   });
 });
