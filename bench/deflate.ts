@@ -41,9 +41,7 @@
  * Nothing is asserted about timing.
  */
 import { spawnSync } from "node:child_process";
-import { createRequire } from "node:module";
 import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
@@ -60,11 +58,13 @@ import {
   perMessageDeflateServer,
   ServerConnection,
 } from "../core/mod.ts";
+import { option as optionIn, RUNTIME } from "./shared/args.ts";
+import { requireWs, wsVersion } from "./shared/ws.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
 
 const args = process.argv.slice(2);
-const option = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const option = (name: string): string | undefined => optionIn(args, name);
 const TIME_MS = Number(option("time") ?? 2000);
 const WARMUP_MS = Number(option("warmup") ?? 500);
 const ROUNDS = Math.max(1, Number(option("rounds") ?? 3));
@@ -76,9 +76,8 @@ const PLAIN = args.includes("--plain");
 /** --sync-compress=N, --sync-inflate=N: anyws on a codec of its own with these limits of its synchronous way. */
 const SYNC_COMPRESS = option("sync-compress");
 const SYNC_INFLATE = option("sync-inflate");
-const RUNTIME = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
-// ---- ws, the npm package (by path: on Bun a bare "ws" is Bun's own stand-in) --------------------
+// ---- ws, the npm package -----------------------------------------------------------------------
 
 interface WsSocket {
   readonly readyState: number;
@@ -97,14 +96,11 @@ interface WsServerLike {
 }
 type WsCompress = (this: unknown, data: Uint8Array, fin: boolean, callback: (error: Error | null, result?: Uint8Array) => void) => void;
 
-const require = createRequire(import.meta.url);
-const wsDir = dirname(require.resolve("ws/package.json"));
-const ws = require(join(wsDir, "index.js")) as {
+const ws = requireWs<{
   WebSocket: new (url: string, options: { perMessageDeflate: boolean }) => WsSocket;
   WebSocketServer: new (options: { host: string; port: number; perMessageDeflate: boolean }) => WsServerLike;
-};
-const wsVersion: string = require(join(wsDir, "package.json")).version;
-const WsDeflate = require(join(wsDir, "lib", "permessage-deflate.js")) as { prototype: { compress: WsCompress } };
+}>("index.js");
+const WsDeflate = requireWs<{ prototype: { compress: WsCompress } }>("lib/permessage-deflate.js");
 
 /** Counts ws's compression, both ends, while `wsCounting` is set. */
 const wsCount = { in: 0, out: 0 };
