@@ -44,8 +44,6 @@ import { spawnSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
 import { serve, WebSocket as AnyWebSocket } from "../adapters/auto.ts";
 import { engineTuning } from "../adapters/shared/engine.ts";
 import { createZlibCodec, type ZlibCodec } from "../adapters/zlib/codec.ts";
@@ -59,6 +57,7 @@ import {
   ServerConnection,
 } from "../core/mod.ts";
 import { option as optionIn, RUNTIME } from "./shared/args.ts";
+import { settle } from "./shared/memory.ts";
 import { requireWs, wsVersion } from "./shared/ws.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
@@ -314,30 +313,6 @@ async function ratio(impl: Impl, s: Scenario, list: string[]): Promise<number> {
 
 // ---- Memory ------------------------------------------------------------------------------------
 
-function gcNow(): void {
-  const g = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
-  if (g.Bun) {
-    g.Bun.gc(true);
-    return;
-  }
-  if (typeof g.gc !== "function") {
-    try {
-      setFlagsFromString("--expose-gc");
-      g.gc = runInNewContext("gc") as () => void;
-    } catch {
-      return;
-    }
-  }
-  g.gc?.();
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await delay(50);
-    gcNow();
-  }
-}
-
 /** Opens `n` in-memory pairs; with `options`, each side sends one compressible message first. */
 async function openPairs(n: number, options: PerMessageDeflateOptions | null, codec: ZlibCodec): Promise<Connection[]> {
   const kept: Connection[] = [];
@@ -391,22 +366,22 @@ async function openPairs(n: number, options: PerMessageDeflateOptions | null, co
 
 async function memoryPerConnection(n: number, options: PerMessageDeflateOptions, chunkSize?: number): Promise<{ rss: number; heap: number }> {
   const codec = createZlibCodec({ chunkSize });
-  await settle();
+  await settle(3);
   const m0 = process.memoryUsage();
   let plain: Connection[] | null = await openPairs(n, null, codec);
-  await settle();
+  await settle(3);
   const m1 = process.memoryUsage();
   for (const c of plain) c.abort();
   plain = null;
-  await settle();
+  await settle(3);
   const m2 = process.memoryUsage();
   let compressed: Connection[] | null = await openPairs(n, options, codec);
-  await settle();
+  await settle(3);
   const m3 = process.memoryUsage();
   for (const c of compressed) c.abort();
   compressed = null;
   check(codec.stats.streams === 0, "streams freed");
-  await settle();
+  await settle(3);
   // Compressed pairs minus plain pairs, each measured from the state just before it.
   const perConn = (with_: number, without: number) => (with_ - without) / (2 * n);
   return {
