@@ -2,21 +2,13 @@
  * The adapter of the runtime this runs on — Deno, Bun or Node — so that one program runs
  * unchanged on all three: `import { serve, WebSocket } from "anyws/auto"`.
  */
-import type { DeflateCodec } from "../core/mod.ts";
-import { type createServe, type ServerHandlers, type ServerOptions, WebSocketServer as SharedWebSocketServer } from "./shared/server.ts";
+import type { createServe } from "./shared/server.ts";
 import type { createWebSocketClass } from "./shared/websocket.ts";
 import type { Runtime } from "./shared/transport.ts";
-import { zlibCodec } from "./zlib/codec.ts";
 
 export * from "./shared/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "./zlib/codec.ts";
-
-/** The server class, with `perMessageDeflate` on node:zlib (adapters/zlib/codec.ts). */
-export class WebSocketServer<T = undefined> extends SharedWebSocketServer<T> {
-  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec: DeflateCodec = zlibCodec) {
-    super(options, handlers, codec);
-  }
-}
+export { WebSocketServer } from "./zlib/server.ts";
 
 const g = globalThis as { Deno?: unknown; Bun?: unknown };
 /** Which runtime's adapter is in use. */

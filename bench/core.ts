@@ -29,20 +29,19 @@
  */
 import { Buffer } from "node:buffer";
 import { spawnSync } from "node:child_process";
-import { createRequire } from "node:module";
 import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ClientConnection, ServerConnection } from "../core/mod.ts";
 // The core as this runtime's adapters tune it (on V8, masking in 64-bit words).
 import { engineTuning } from "../adapters/shared/engine.ts";
+import { option as optionIn, RUNTIME } from "./shared/args.ts";
+import { requireWs, wsMasking, wsVersion } from "./shared/ws.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
 
 const args = process.argv.slice(2);
-const option = (name: string): string | undefined =>
-  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const option = (name: string): string | undefined => optionIn(args, name);
 const ONLY = option("only")?.split(",");
 const IMPL = option("impl") ?? "both"; // anyws | ws | both
 const JSON_OUT = args.includes("--json"); // child mode: print results as one JSON line
@@ -51,8 +50,6 @@ const ROUNDS = Number(option("rounds") ?? 5);
 const WARMUP_MS = Math.max(150, TIME_MS);
 /** wall: performance.now(). cpu: the process's CPU time, steadier when other work shares the cores. */
 const CLOCK = option("clock") === "cpu" ? "cpu" : "wall";
-
-const RUNTIME = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
 // ---- ws, loaded through the runtime's CommonJS support ----------------------------------------
 
@@ -73,25 +70,7 @@ interface Ws {
   Sender: { frame(data: Uint8Array | string, options: WsFrameOptions): Buffer[] };
 }
 
-// By absolute path: ws's "exports" hide lib/, and Bun answers a bare "ws" with its own built-in
-// stand-in, not the package.
-const require = createRequire(import.meta.url);
-const wsDir = dirname(require.resolve("ws/package.json"));
-const ws: Ws = require(join(wsDir, "index.js"));
-const wsVersion: string = require(join(wsDir, "package.json")).version;
-
-/** Which masking code ws ended up with (ws/lib/buffer-util.js picks it when first loaded). */
-function wsMasking(): string {
-  const mask: (...a: unknown[]) => void = require(join(wsDir, "lib", "buffer-util.js")).mask;
-  const source = mask.toString();
-  if (source.includes("bufferUtil.mask")) {
-    const native = require("bufferutil").mask.toString().includes("[native code]");
-    const version: string = require("bufferutil/package.json").version;
-    return `bufferutil ${version} (${native ? "native" : "its JS fallback"})`;
-  }
-  if (source.includes("websocketMask")) return "the runtime's http.websocketMask";
-  return "pure JS";
-}
+const ws: Ws = requireWs("index.js");
 
 // ---- Harness ---------------------------------------------------------------------------------
 

@@ -41,13 +41,9 @@
  * Nothing is asserted about timing.
  */
 import { spawnSync } from "node:child_process";
-import { createRequire } from "node:module";
 import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { runInNewContext } from "node:vm";
-import { setFlagsFromString } from "node:v8";
 import { serve, WebSocket as AnyWebSocket } from "../adapters/auto.ts";
 import { engineTuning } from "../adapters/shared/engine.ts";
 import { createZlibCodec, type ZlibCodec } from "../adapters/zlib/codec.ts";
@@ -60,11 +56,14 @@ import {
   perMessageDeflateServer,
   ServerConnection,
 } from "../core/mod.ts";
+import { option as optionIn, RUNTIME } from "./shared/args.ts";
+import { settle } from "./shared/memory.ts";
+import { requireWs, wsVersion } from "./shared/ws.ts";
 
 // ---- Options ---------------------------------------------------------------------------------
 
 const args = process.argv.slice(2);
-const option = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const option = (name: string): string | undefined => optionIn(args, name);
 const TIME_MS = Number(option("time") ?? 2000);
 const WARMUP_MS = Number(option("warmup") ?? 500);
 const ROUNDS = Math.max(1, Number(option("rounds") ?? 3));
@@ -76,9 +75,8 @@ const PLAIN = args.includes("--plain");
 /** --sync-compress=N, --sync-inflate=N: anyws on a codec of its own with these limits of its synchronous way. */
 const SYNC_COMPRESS = option("sync-compress");
 const SYNC_INFLATE = option("sync-inflate");
-const RUNTIME = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 
-// ---- ws, the npm package (by path: on Bun a bare "ws" is Bun's own stand-in) --------------------
+// ---- ws, the npm package -----------------------------------------------------------------------
 
 interface WsSocket {
   readonly readyState: number;
@@ -97,14 +95,11 @@ interface WsServerLike {
 }
 type WsCompress = (this: unknown, data: Uint8Array, fin: boolean, callback: (error: Error | null, result?: Uint8Array) => void) => void;
 
-const require = createRequire(import.meta.url);
-const wsDir = dirname(require.resolve("ws/package.json"));
-const ws = require(join(wsDir, "index.js")) as {
+const ws = requireWs<{
   WebSocket: new (url: string, options: { perMessageDeflate: boolean }) => WsSocket;
   WebSocketServer: new (options: { host: string; port: number; perMessageDeflate: boolean }) => WsServerLike;
-};
-const wsVersion: string = require(join(wsDir, "package.json")).version;
-const WsDeflate = require(join(wsDir, "lib", "permessage-deflate.js")) as { prototype: { compress: WsCompress } };
+}>("index.js");
+const WsDeflate = requireWs<{ prototype: { compress: WsCompress } }>("lib/permessage-deflate.js");
 
 /** Counts ws's compression, both ends, while `wsCounting` is set. */
 const wsCount = { in: 0, out: 0 };
@@ -318,30 +313,6 @@ async function ratio(impl: Impl, s: Scenario, list: string[]): Promise<number> {
 
 // ---- Memory ------------------------------------------------------------------------------------
 
-function gcNow(): void {
-  const g = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
-  if (g.Bun) {
-    g.Bun.gc(true);
-    return;
-  }
-  if (typeof g.gc !== "function") {
-    try {
-      setFlagsFromString("--expose-gc");
-      g.gc = runInNewContext("gc") as () => void;
-    } catch {
-      return;
-    }
-  }
-  g.gc?.();
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await delay(50);
-    gcNow();
-  }
-}
-
 /** Opens `n` in-memory pairs; with `options`, each side sends one compressible message first. */
 async function openPairs(n: number, options: PerMessageDeflateOptions | null, codec: ZlibCodec): Promise<Connection[]> {
   const kept: Connection[] = [];
@@ -395,22 +366,22 @@ async function openPairs(n: number, options: PerMessageDeflateOptions | null, co
 
 async function memoryPerConnection(n: number, options: PerMessageDeflateOptions, chunkSize?: number): Promise<{ rss: number; heap: number }> {
   const codec = createZlibCodec({ chunkSize });
-  await settle();
+  await settle(3);
   const m0 = process.memoryUsage();
   let plain: Connection[] | null = await openPairs(n, null, codec);
-  await settle();
+  await settle(3);
   const m1 = process.memoryUsage();
   for (const c of plain) c.abort();
   plain = null;
-  await settle();
+  await settle(3);
   const m2 = process.memoryUsage();
   let compressed: Connection[] | null = await openPairs(n, options, codec);
-  await settle();
+  await settle(3);
   const m3 = process.memoryUsage();
   for (const c of compressed) c.abort();
   compressed = null;
   check(codec.stats.streams === 0, "streams freed");
-  await settle();
+  await settle(3);
   // Compressed pairs minus plain pairs, each measured from the state just before it.
   const perConn = (with_: number, without: number) => (with_ - without) / (2 * n);
   return {

@@ -47,10 +47,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { Child } from "./shared/child.ts";
+import { NODE, ROOT, runtimeCommand } from "./shared/runtimes.ts";
 import { type LoadResult, type MemoryReport, numberOption, option, RUNTIME } from "./echo/common.ts";
 
 // ---- Options ------------------------------------------------------------------------------------
@@ -81,11 +81,7 @@ function shape(id: string, conns: number, window: number): [number, number] {
   return [c, w ?? window];
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const COMPILED = import.meta.url.endsWith(".js"); // dist/bench/echo.js on Node
-const ROOT = COMPILED ? join(HERE, "..", "..") : join(HERE, "..");
 const LOAD_JS = join(ROOT, "dist", "bench", "echo", "load.js");
-const NODE = RUNTIME === "node" ? process.execPath : (process.env.ANYWS_BENCH_NODE ?? "node");
 
 // ---- Scenarios ----------------------------------------------------------------------------------
 
@@ -185,12 +181,8 @@ interface Server {
 const servers = {} as Record<Impl, Server>;
 
 async function startServer(impl: Impl): Promise<Server> {
-  const argv = [`--impl=${impl}`];
-  const child = RUNTIME === "node"
-    ? new Child(process.execPath, ["--expose-gc", ...SERVER_FLAGS, join(ROOT, "dist", "bench", "echo", "server.js"), ...argv], `${impl} server`, ROOT)
-    : RUNTIME === "deno"
-    ? new Child(process.execPath, ["run", "-A", "--v8-flags=--expose-gc", ...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`, ROOT)
-    : new Child(process.execPath, [...SERVER_FLAGS, join(ROOT, "bench", "echo", "server.ts"), ...argv], `${impl} server`, ROOT);
+  const [command, argv] = runtimeCommand(RUNTIME, join("bench", "echo", "server"), { gc: true, flags: SERVER_FLAGS });
+  const child = new Child(command, [...argv, `--impl=${impl}`], `${impl} server`, ROOT);
   const ready = await child.next(30_000);
   return { child, port: ready.port as number, name: ready.name as string };
 }
@@ -496,17 +488,10 @@ async function main(): Promise<void> {
  */
 function dispatch(runtimes: string[]): boolean {
   const rest = args.filter((a) => !a.startsWith("--runtimes="));
-  const bin = join(ROOT, "node_modules", ".bin");
   let ok = true;
   for (const rt of runtimes) {
-    const [command, argv] = rt === "node"
-      ? [NODE, [join(ROOT, "dist", "bench", "echo.js")]]
-      : rt === "deno"
-      ? [join(bin, "deno"), ["run", "-A", join(ROOT, "bench", "echo.ts")]]
-      : rt === "bun"
-      ? [join(bin, "bun"), [join(ROOT, "bench", "echo.ts")]]
-      : [null, []];
-    if (command === null) throw new Error(`--runtimes: unknown runtime ${rt}`);
+    if (rt !== "node" && rt !== "deno" && rt !== "bun") throw new Error(`--runtimes: unknown runtime ${rt}`);
+    const [command, argv] = runtimeCommand(rt, join("bench", "echo"));
     console.log(`\n━━━━ ${rt}`);
     ok = spawnSync(command, [...argv, ...rest], { cwd: ROOT, stdio: "inherit" }).status === 0 && ok;
   }

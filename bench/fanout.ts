@@ -45,8 +45,8 @@ import { createServer as createNetServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { Child } from "./shared/child.ts";
+import { ROOT, type Runtime, runtimeCommand } from "./shared/runtimes.ts";
 import { numberOption, option, RUNTIME } from "./fanout/common.ts";
 
 const args = process.argv.slice(2);
@@ -62,17 +62,11 @@ const ROOMS = (option(args, "rooms") ?? "100x4,1000x1").split(",").map((r) => {
   return { conns, pubs };
 });
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const COMPILED = import.meta.url.endsWith(".js"); // dist/bench/fanout.js on Node
-const ROOT = COMPILED ? join(HERE, "..", "..") : join(HERE, "..");
-const BIN = join(ROOT, "node_modules", ".bin");
 const LOADGEN_C = join(ROOT, "bench", "fanout", "loadgen.c");
 const LOADGEN = join(ROOT, "dist", "bench", "fanout", "loadgen");
-const NODE = RUNTIME === "node" ? process.execPath : (process.env.ANYWS_BENCH_NODE ?? "node");
 
 // ---- Servers ------------------------------------------------------------------------------------
 
-type Runtime = "node" | "deno" | "bun";
 interface ServerKind {
   id: string;
   runtime: Runtime;
@@ -103,16 +97,6 @@ export interface Server {
   port: number;
   pid: number;
   name: string;
-}
-
-/** The command that runs `script` (a bench/ path without extension) on `runtime`. */
-export function runtimeCommand(runtime: Runtime, script: string, flags: { gc?: boolean } = {}): [string, string[]] {
-  if (runtime === "node") return [NODE, [...(flags.gc ? ["--expose-gc"] : []), join(ROOT, "dist", `${script}.js`)]];
-  if (runtime === "deno") {
-    const deno = RUNTIME === "deno" ? process.execPath : join(BIN, "deno");
-    return [deno, ["run", "-A", ...(flags.gc ? ["--v8-flags=--expose-gc"] : []), join(ROOT, `${script}.ts`)]];
-  }
-  return [RUNTIME === "bun" ? process.execPath : join(BIN, "bun"), [join(ROOT, `${script}.ts`)]];
 }
 
 export async function startServer(kind: ServerKind, extra: string[] = []): Promise<Server> {

@@ -35,6 +35,7 @@
  */
 import { rootCertificates } from "node:tls";
 import type {
+  Accept,
   AfterReads,
   Dial,
   DialOptions,
@@ -334,6 +335,19 @@ function hostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** The transport of a connected socket, given to its handler; when `bind` throws, the socket is closed and the error passes on. */
+function bound(socket: BunSocket, tls: boolean, settings: Settings, bind: Accept): BunTransport {
+  const transport = new BunTransport(socket, tls, settings);
+  try {
+    transport.attach(bind(transport));
+  } catch (e) {
+    socket.data = undefined;
+    socket.terminate();
+    throw e;
+  }
+  return transport;
+}
+
 // ---------------------------------------------------------------------------------------------
 // listen
 
@@ -354,12 +368,9 @@ function makeListen(settings: Settings): Listen {
           binaryType: "uint8array",
           // TLS: called once the handshake is done (no `handshake` callback is given).
           open(socket) {
-            const transport = new BunTransport(socket, tls, settings);
             try {
-              transport.attach(accept(transport));
+              bound(socket, tls, settings, accept);
             } catch (e) {
-              socket.data = undefined;
-              socket.terminate();
               rethrow(e); // as an uncaught exception, as Node's `connection` listener would
             }
           },
@@ -433,16 +444,11 @@ function makeDial(settings: Settings): Dial {
           return;
         }
         settled = true;
-        const transport = new BunTransport(socket, tls, settings);
         try {
-          transport.attach(bind(transport));
+          resolve(bound(socket, tls, settings, bind));
         } catch (e) {
-          socket.data = undefined;
-          socket.terminate();
           reject(e);
-          return;
         }
-        resolve(transport);
       };
       const handlers: Bun.SocketHandler<Slot> = {
         binaryType: "uint8array",

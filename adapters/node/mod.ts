@@ -3,27 +3,21 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { type DeflateCodec, parseRequestTarget } from "../../core/mod.ts";
-import { createServe, type ServerHandlers, type ServerOptions, WebSocketServer as SharedWebSocketServer } from "../shared/server.ts";
+import { parseRequestTarget } from "../../core/mod.ts";
+import { createServe, type ServerHandlers, type ServerOptions } from "../shared/server.ts";
 import { createWebSocketClass } from "../shared/websocket.ts";
 import type { TransportHandler } from "../shared/transport.ts";
 import { zlibCodec } from "../zlib/codec.ts";
+import { WebSocketServer } from "../zlib/server.ts";
 import { nodeRuntime, socketTransport } from "./runtime.ts";
 
 export * from "../shared/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
-export { nodeRuntime };
+export { nodeRuntime, WebSocketServer };
 
 export const serve = createServe(nodeRuntime, zlibCodec);
 export const WebSocket = createWebSocketClass(nodeRuntime, zlibCodec);
 export type WebSocket = InstanceType<typeof WebSocket>;
-
-/** The server class, with `perMessageDeflate` on node:zlib (adapters/zlib/codec.ts). */
-export class WebSocketServer<T = undefined> extends SharedWebSocketServer<T> {
-  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec: DeflateCodec = zlibCodec) {
-    super(options, handlers, codec);
-  }
-}
 
 /** Every `upgrade` listener that `attach()` added, and the requests one of them took. */
 const attachListeners = new WeakSet<(...args: never[]) => unknown>();

@@ -2,8 +2,7 @@
  * anyws over any pair of Web Streams of bytes — a socket from another TCP stack, a pipe, a
  * TransformStream — in either role. The same server and WebSocket as on every runtime.
  */
-import type { DeflateCodec } from "../../core/mod.ts";
-import { type ServerHandlers, type ServerOptions, WebSocketServer as SharedWebSocketServer } from "../shared/server.ts";
+import type { WebSocketServer as SharedWebSocketServer } from "../shared/server.ts";
 import type { DialOptions, Runtime } from "../shared/transport.ts";
 import { createWebSocketClass } from "../shared/websocket.ts";
 import { zlibCodec } from "../zlib/codec.ts";
@@ -11,14 +10,8 @@ import { streamTransport } from "./runtime.ts";
 
 export * from "../shared/mod.ts";
 export { createZlibCodec, type ZlibCodec, type ZlibCodecOptions, type ZlibCodecStats, zlibCodec } from "../zlib/codec.ts";
+export { WebSocketServer } from "../zlib/server.ts";
 export { streamTransport };
-
-/** The server class, with `perMessageDeflate` on node:zlib (adapters/zlib/codec.ts). */
-export class WebSocketServer<T = undefined> extends SharedWebSocketServer<T> {
-  constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec: DeflateCodec = zlibCodec) {
-    super(options, handlers, codec);
-  }
-}
 
 /** A duplex byte stream as two Web Streams. */
 export interface ByteStreams {

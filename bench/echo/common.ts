@@ -17,11 +17,7 @@ export interface EchoModule {
 }
 
 /** The server's answer to `mem` on its stdin (bytes). */
-export interface MemoryReport {
-  rss: number;
-  heapUsed: number;
-  external: number;
-}
+export type { MemoryReport } from "../shared/memory.ts";
 
 /** What the load generator prints at the end of an `echo` or `handshake` run (one JSON line). */
 export interface LoadResult {

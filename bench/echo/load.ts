@@ -399,6 +399,24 @@ class EchoParser {
 
 let running = false;
 let measuring = false;
+
+/** The warm-up, then the measured window (`measuring` is set during it): how far `counter` moved in it, its length and the CPU time spent in it. */
+async function measuredWindow(counter: () => number): Promise<{ count: number; seconds: number; cpu: number }> {
+  await sleep(WARMUP_MS);
+  emit({ phase: "measure" });
+  const n0 = counter();
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  measuring = true;
+  await sleep(TIME_MS);
+  measuring = false;
+  const t1 = performance.now();
+  const cpu1 = cpuSeconds();
+  const n1 = counter();
+  emit({ phase: "end" });
+  return { count: n1 - n0, seconds: (t1 - t0) / 1000, cpu: cpu1 - cpu0 };
+}
+
 let totalReceived = 0;
 let drainingLeft = 0;
 let onDrained: () => void = () => {};
@@ -475,18 +493,7 @@ async function runEcho(): Promise<void> {
 
   running = true;
   for (const c of connections) c.start();
-  await sleep(WARMUP_MS);
-  emit({ phase: "measure" });
-  const r0 = totalReceived;
-  const cpu0 = cpuSeconds();
-  const t0 = performance.now();
-  measuring = true;
-  await sleep(TIME_MS);
-  measuring = false;
-  const t1 = performance.now();
-  const cpu1 = cpuSeconds();
-  const r1 = totalReceived;
-  emit({ phase: "end" });
+  const window = await measuredWindow(() => totalReceived);
 
   // Stop sending; every message in flight must still come back.
   running = false;
@@ -499,7 +506,7 @@ async function runEcho(): Promise<void> {
   const verified = connections.reduce((sum, c) => sum + c.sent, 0);
   if (verified !== totalReceived) fail(`sent ${verified} messages, got ${totalReceived} back`);
 
-  const result: LoadResult = { count: r1 - r0, bytes: (r1 - r0) * SIZE, seconds: (t1 - t0) / 1000, cpu: cpu1 - cpu0, verified };
+  const result: LoadResult = { count: window.count, bytes: window.count * SIZE, seconds: window.seconds, cpu: window.cpu, verified };
   if (LATENCY && rtts.length > 0) {
     const sorted = Float64Array.from(rtts).sort();
     result.latency = {
@@ -520,7 +527,6 @@ async function runEcho(): Promise<void> {
 const CLOSE_FRAME = maskedFrame(0x8, Uint8Array.of(0x03, 0xe8));
 
 let handshakes = 0;
-let handshakesMeasured = 0;
 
 /** One loop: connect, upgrade, close handshake, wait for the TCP close; again while running. */
 function handshakeLoop(done: () => void): void {
@@ -543,7 +549,6 @@ function handshakeLoop(done: () => void): void {
   socket.on("close", () => {
     if (!closeSeen) fail("the connection closed without the server's close frame");
     handshakes++;
-    if (measuring) handshakesMeasured++;
     if (running) handshakeLoop(done);
     else done();
   });
@@ -555,20 +560,11 @@ async function runHandshakes(): Promise<void> {
   let finished: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (finished = resolve));
   for (let c = 0; c < CONNS; c++) handshakeLoop(() => --left === 0 && finished());
-  await sleep(WARMUP_MS);
-  emit({ phase: "measure" });
-  const cpu0 = cpuSeconds();
-  const t0 = performance.now();
-  measuring = true;
-  await sleep(TIME_MS);
-  measuring = false;
-  const t1 = performance.now();
-  const cpu1 = cpuSeconds();
-  emit({ phase: "end" });
+  const window = await measuredWindow(() => handshakes);
   running = false;
   const timeout = sleep(10_000).then(() => "timeout");
   if ((await Promise.race([allDone, timeout])) === "timeout") fail("handshake loops did not finish (10 s)");
-  const result: LoadResult = { count: handshakesMeasured, bytes: 0, seconds: (t1 - t0) / 1000, cpu: cpu1 - cpu0, verified: handshakes };
+  const result: LoadResult = { count: window.count, bytes: 0, seconds: window.seconds, cpu: window.cpu, verified: handshakes };
   emit(result);
 }
 

@@ -3,21 +3,14 @@
  * handler, defaults otherwise (no permessage-deflate, 16 MiB maxPayloadLength and backpressure
  * limit, 120 s idle timeout).
  */
+import { described, serveWebSockets } from "../shared/serve.bun.ts";
 import type { EchoServer } from "./common.ts";
 
 export function start(options: { hostname: string; port: number }): Promise<EchoServer> {
-  const server = Bun.serve({
-    hostname: options.hostname,
-    port: options.port,
-    fetch(request, server) {
-      if (server.upgrade(request)) return undefined;
-      return new Response("WebSocket upgrade expected", { status: 426 });
-    },
-    websocket: {
-      message(ws, message) {
-        ws.send(message); // a string back as text, a Buffer as binary
-      },
+  const server = serveWebSockets(options, {
+    message(ws, message) {
+      ws.send(message); // a string back as text, a Buffer as binary
     },
   });
-  return Promise.resolve({ port: server.port!, name: `Bun.serve ${Bun.version}` });
+  return Promise.resolve(described(server));
 }

@@ -4,8 +4,7 @@
  * maxPayload, client tracking on, and the native `bufferutil` (installed) for masking.
  */
 import { once } from "node:events";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { requireWs, wsMasking, wsVersion } from "../shared/ws.ts";
 import type { EchoServer } from "./common.ts";
 
 interface WsSocket {
@@ -19,11 +18,7 @@ interface WsServer {
   address(): { port: number };
 }
 
-// By absolute path, as bench/core.ts does: Bun answers a bare "ws" with its own stand-in.
-const require = createRequire(import.meta.url);
-const wsDir = dirname(require.resolve("ws/package.json"));
-const ws: { WebSocketServer: new (options: object) => WsServer } = require(join(wsDir, "index.js"));
-const version: string = require(join(wsDir, "package.json")).version;
+const ws = requireWs<{ WebSocketServer: new (options: object) => WsServer }>("index.js");
 
 export async function start(options: { hostname: string; port: number }): Promise<EchoServer> {
   const wss = new ws.WebSocketServer({ host: options.hostname, port: options.port });
@@ -32,12 +27,5 @@ export async function start(options: { hostname: string; port: number }): Promis
     socket.on("message", (data, isBinary) => socket.send(data, { binary: isBinary }));
   });
   await once(wss as unknown as import("node:events").EventEmitter, "listening");
-  let masking = "pure JS";
-  try {
-    require("bufferutil");
-    masking = "bufferutil";
-  } catch {
-    // ws falls back to JS masking
-  }
-  return { port: wss.address().port, name: `ws ${version} (${masking})` };
+  return { port: wss.address().port, name: `ws ${wsVersion} with ${wsMasking()}` };
 }

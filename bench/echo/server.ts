@@ -12,8 +12,8 @@
  * full garbage collection. Exits when stdin closes.
  */
 import process from "node:process";
-import { createInterface } from "node:readline";
-import { type EchoModule, type MemoryReport, option, RUNTIME } from "./common.ts";
+import { answerMemoryRequests } from "../shared/memory.ts";
+import { type EchoModule, option, RUNTIME } from "./common.ts";
 
 const args = process.argv.slice(2);
 const impl = option(args, "impl") ?? "anyws";
@@ -26,21 +26,4 @@ const { start } = (await import(modulePath)) as EchoModule;
 const server = await start({ hostname: option(args, "hostname") ?? "127.0.0.1", port: Number(option(args, "port") ?? 0) });
 process.stdout.write(JSON.stringify({ port: server.port, name: server.name }) + "\n");
 
-const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-
-async function collect(): Promise<void> {
-  // Twice, with a turn of the event loop between: finalizers and weak callbacks free native memory.
-  for (let i = 0; i < 2; i++) {
-    if (g.Bun) g.Bun.gc(true);
-    else g.gc?.();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-createInterface({ input: process.stdin }).on("line", async (line) => {
-  if (line.trim() !== "mem") return;
-  await collect();
-  const m = process.memoryUsage();
-  const report: MemoryReport = { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
-  process.stdout.write(JSON.stringify({ gc: g.Bun !== undefined || g.gc !== undefined, ...report }) + "\n");
-}).on("close", () => process.exit(0));
+answerMemoryRequests();

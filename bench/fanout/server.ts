@@ -7,10 +7,10 @@
  *
  * Only the one under test is loaded. Prints one JSON line once listening
  * (`{"port":…,"name":…,"pid":…}`); then answers `mem` on stdin with its memory after a full
- * garbage collection (`{"rss":…,"heapUsed":…}`). Exits when stdin closes.
+ * garbage collection (`{"gc":…,"rss":…,"heapUsed":…,"external":…}`). Exits when stdin closes.
  */
 import process from "node:process";
-import { createInterface } from "node:readline";
+import { answerMemoryRequests } from "../shared/memory.ts";
 import { type FanoutModule, option } from "./common.ts";
 
 const MODULES: Record<string, string> = { anyws: "anyws", ws: "ws", uws: "uws", bun: "native.bun", deno: "native.deno", socketio: "socketio" };
@@ -26,15 +26,4 @@ const { start } = (await import(specifier)) as FanoutModule;
 const server = await start({ hostname: option(args, "hostname") ?? "127.0.0.1", port: Number(option(args, "port") ?? 0), redis: option(args, "redis") });
 process.stdout.write(JSON.stringify({ port: server.port, name: server.name, pid: process.pid }) + "\n");
 
-const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
-
-createInterface({ input: process.stdin }).on("line", async (line) => {
-  if (line.trim() !== "mem") return;
-  for (let i = 0; i < 2; i++) {
-    if (g.Bun) g.Bun.gc(true);
-    else g.gc?.();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const m = process.memoryUsage();
-  process.stdout.write(JSON.stringify({ gc: g.Bun !== undefined || g.gc !== undefined, rss: m.rss, heapUsed: m.heapUsed }) + "\n");
-}).on("close", () => process.exit(0));
+answerMemoryRequests();

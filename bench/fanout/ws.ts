@@ -3,8 +3,7 @@
  * received data as text (`binary: false`), with the native `bufferutil` for masking.
  */
 import { once } from "node:events";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { requireWs, wsVersion } from "../shared/ws.ts";
 import type { FanoutServer } from "./common.ts";
 
 interface WsSocket {
@@ -19,11 +18,7 @@ interface WsServer {
   address(): { port: number };
 }
 
-// By absolute path: Bun answers a bare "ws" with its own stand-in.
-const require = createRequire(import.meta.url);
-const wsDir = dirname(require.resolve("ws/package.json"));
-const ws: { WebSocketServer: new (options: object) => WsServer } = require(join(wsDir, "index.js"));
-const version: string = require(join(wsDir, "package.json")).version;
+const ws = requireWs<{ WebSocketServer: new (options: object) => WsServer }>("index.js");
 
 export async function start(options: { hostname: string; port: number }): Promise<FanoutServer> {
   const wss = new ws.WebSocketServer({ host: options.hostname, port: options.port });
@@ -34,5 +29,5 @@ export async function start(options: { hostname: string; port: number }): Promis
     });
   });
   await once(wss as unknown as import("node:events").EventEmitter, "listening");
-  return { port: wss.address().port, name: `ws ${version}` };
+  return { port: wss.address().port, name: `ws ${wsVersion}` };
 }

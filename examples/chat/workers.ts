@@ -15,7 +15,7 @@
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
 import type { Config } from "./config.ts";
-import type { Role } from "./run.ts";
+import { type Role, signalled } from "./run.ts";
 
 type Run = (config: Config, role: Role) => Promise<number>;
 type UrlFor = (host: string, port: number) => string;
@@ -181,14 +181,8 @@ async function supervise(config: Config, urlFor: UrlFor, spawn: Spawn): Promise<
       running.set(index, handle);
     });
 
-  const signal = new Promise<void>((resolve) => {
-    const stop = () => {
-      if (stopping) return process.exit(130); // a second Ctrl-C: at once
-      stopping = true;
-      resolve();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
+  const signal = signalled().then(() => {
+    stopping = true;
   });
 
   try {

@@ -31,30 +31,10 @@ import {
 } from "../../core/mod.ts";
 import { createZlibCodec as makeCodec } from "../../adapters/zlib/codec.ts";
 import { concatBytes } from "../../core/bytes.ts";
+import { jsonLike, zipBomb } from "../support/deflate-data.ts";
+import { delay, until } from "../support/time.ts";
 
 const encoder = new TextEncoder();
-
-function delay(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(5);
-  }
-}
-
-
-/** JSON-like text that compresses well: ~`size` bytes. */
-function jsonLike(size: number, seed = 1): string {
-  let out = "[";
-  for (let i = 0; out.length < size; i++) {
-    out += JSON.stringify({ id: i * seed, user: `user${(i * 7919 + seed) % 1000}`, active: i % 3 === 0, score: (i * 37) % 101 }) + ",";
-  }
-  return out.slice(0, size - 1) + "]";
-}
 
 /** Incompressible bytes (xorshift), different for each seed: compressed, as large as they are. */
 function noise(size: number, seed: number): Uint8Array {
@@ -112,21 +92,6 @@ function afterHead(bytes: Uint8Array): Uint8Array | null {
     if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return bytes.subarray(i + 4);
   }
   return null;
-}
-
-/**
- * A zip bomb: `mib` MiB of zeros as one compressed message payload (tail removed), ~1 KiB per
- * MiB. From the second MiB on, every sync-flushed segment of zeros comes out identical.
- */
-async function zipBomb(mib: number): Promise<Uint8Array> {
-  const codec = makeCodec();
-  const c = codec.createCompressor({ windowBits: 15, memLevel: 9, level: 9, huffmanOnly: false, resetAfterMessage: false });
-  const zeros = new Uint8Array(1 << 20);
-  const [first, second, third] = [await c.compress(zeros), await c.compress(zeros), await c.compress(zeros)];
-  c.close();
-  assert.deepEqual(third, second);
-  const bomb = concatBytes([first, ...Array.from({ length: mib - 1 }, () => second)]);
-  return bomb.subarray(0, bomb.length - 4);
 }
 
 async function peakRss<T>(work: () => Promise<T>): Promise<{ result: T; growthMiB: number }> {

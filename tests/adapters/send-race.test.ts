@@ -9,55 +9,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runtimeName, serve, type ServerWebSocket, WebSocket } from "../../adapters/auto.ts";
-import {
-  type ClientExtensionFactory,
-  type EncodedPayload,
-  encodeFrame,
-  type Extension,
-  Opcode,
-  RSV1,
-  type ServerExtensionFactory,
-} from "../../core/mod.ts";
+import { encodeFrame, Opcode } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { utf8 } from "../support/bytes.ts";
+import { clientFactory, DeferredExtension, serverFactory } from "../support/deferred-extension.ts";
 import { RawClient, until } from "../support/net.ts";
-
-/** Encodes at once when `sync`, else when the test resolves it; decodes at once. Identity either way. */
-class Scripted implements Extension {
-  readonly name = "x-scripted";
-  readonly rsvBits = RSV1;
-  sync = false;
-  readonly waiting: (() => void)[] = [];
-
-  encode(payload: Uint8Array): EncodedPayload | Promise<EncodedPayload> {
-    if (this.sync) return { data: payload, rsv: RSV1 };
-    return new Promise((resolve) => this.waiting.push(() => resolve({ data: payload, rsv: RSV1 })));
-  }
-
-  decode(payload: Uint8Array): Uint8Array {
-    return payload;
-  }
-}
-
-const serverFactory = (extension: Extension): ServerExtensionFactory => ({
-  name: "x-scripted",
-  negotiate: () => ({ params: [], extension }),
-});
-const clientFactory = (extension: Extension): ClientExtensionFactory => ({
-  name: "x-scripted",
-  offers: () => [[]],
-  accept: () => extension,
-});
 
 const KEY = new Uint8Array([1, 2, 3, 4]);
 
-/** Lets every encoding waiting on the extension finish (the answer to the message waits too). */
-function finishEncoding(extension: Scripted): void {
-  for (const resolve of extension.waiting.splice(0)) resolve();
-}
-
 test(`server on ${runtimeName}: send() and ping() after the peer's close was answered return 0, without an error`, async () => {
-  const extension = new Scripted();
+  const extension = new DeferredExtension();
   const results: number[] = [];
   const errors: string[] = [];
   const closes: number[] = [];
@@ -77,7 +38,7 @@ test(`server on ${runtimeName}: send() and ping() after the peer's close was ans
   try {
     raw.write(utf8(
       "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: x-scripted\r\n\r\n",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: x-deferred\r\n\r\n",
     ));
     await until(() => socket !== null && extension.waiting.length === 1, "the server's open and its message being encoded");
     // A message and a close frame in one write: the handler's answer goes out before the close reply.
@@ -91,7 +52,7 @@ test(`server on ${runtimeName}: send() and ping() after the peer's close was ans
     results.push(socket!.send("late"), socket!.ping("p"));
     assert.deepEqual(results.slice(2), [0, 0], "dropped");
     assert.deepEqual(errors, [], "no error reported");
-    await until(() => (finishEncoding(extension), closes.length === 1), "the close handler");
+    await until(() => (extension.finishAll(), closes.length === 1), "the close handler");
     assert.deepEqual(closes, [1000]);
     assert.deepEqual(errors, []);
   } finally {
@@ -101,7 +62,7 @@ test(`server on ${runtimeName}: send() and ping() after the peer's close was ans
 });
 
 test(`our WebSocket on ${runtimeName}: send() after the server's close was answered is discarded and counted, not thrown`, async () => {
-  const server = await serve({ port: 0, extensions: [serverFactory(Object.assign(new Scripted(), { sync: true }))] }, {
+  const server = await serve({ port: 0, extensions: [serverFactory(Object.assign(new DeferredExtension(), { sync: true }))] }, {
     message(ws, data) {
       if (data === "go") {
         ws.send("bye");
@@ -109,7 +70,7 @@ test(`our WebSocket on ${runtimeName}: send() after the server's close was answe
       }
     },
   });
-  const extension = new Scripted();
+  const extension = new DeferredExtension();
   extension.sync = true;
   const ws = new WebSocket(`ws://127.0.0.1:${server.port}`, [], { perMessageDeflate: false, extensions: [clientFactory(extension)] });
   try {
@@ -138,7 +99,7 @@ test(`our WebSocket on ${runtimeName}: send() after the server's close was answe
     assert.equal(thrown, null, "send() did not throw");
     const [, after] = buffered!;
     assert.equal(after - before, 5, "the discarded message is counted in bufferedAmount");
-    await until(() => (finishEncoding(extension), closed !== null), "the close event");
+    await until(() => (extension.finishAll(), closed !== null), "the close event");
     assert.equal(closed, 1000);
   } finally {
     ws.close();

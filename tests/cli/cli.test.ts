@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeName } from "../../adapters/auto.ts";
-import { Child } from "../support/child.ts";
+import { Child, finish } from "../support/child.ts";
 import { until } from "../support/net.ts";
 // Type-only: it makes tsc (and so `npm test`) compile the CLI into dist/ for Node.
 import type {} from "../../cli/main.ts";
@@ -22,17 +22,6 @@ const TLS = fileURLToPath(new URL("../fixtures/tls/", import.meta.url.replace("/
 function anyws(args: string[]): Child {
   const argv = runtimeName === "deno" ? ["run", "-A", MAIN, ...args] : [MAIN, ...args];
   return new Child(process.execPath, argv, { env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
-}
-
-/** Waits for the process to exit (killing it after `ms`); returns its exit code and output. */
-async function finish(child: Child, ms = 15_000): Promise<{ code: number | null; out: string; err: string }> {
-  const timer = setTimeout(() => void child.kill(1000), ms);
-  try {
-    const { code } = await child.done();
-    return { code, out: child.lines.join("\n"), err: child.stderr };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function waitForOutput(child: Child, pattern: RegExp, what: string, where: "stdout" | "stderr" = "stdout"): Promise<RegExpExecArray> {

@@ -6,48 +6,14 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type ClientExtensionFactory,
-  type EncodedPayload,
-  type Extension,
-  ExtensionError,
-  prepareMessage,
-  RSV1,
-  type ServerExtensionFactory,
-} from "../../core/mod.ts";
+import { ExtensionError, prepareMessage } from "../../core/mod.ts";
 import { createPair, type Pair } from "../support/core-pair.ts";
+import { clientFactory, DeferredExtension, serverFactory } from "../support/deferred-extension.ts";
 
-/** An extension whose `encode` returns a promise the test settles (or the payload at once, when `sync`). */
-class Deferred implements Extension {
-  readonly name = "x-deferred";
-  readonly rsvBits = RSV1;
-  sync = false;
-  readonly waiting: { resolve(): void; reject(error: unknown): void; size: number }[] = [];
-  disposed = false;
-
-  encode(payload: Uint8Array): EncodedPayload | Promise<EncodedPayload> {
-    if (this.sync) return { data: payload, rsv: RSV1 };
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve: () => resolve({ data: payload, rsv: RSV1 }), reject, size: payload.length });
-    });
-  }
-
-  decode(payload: Uint8Array): Uint8Array {
-    return payload;
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    for (const w of this.waiting.splice(0)) w.reject(new Error("disposed"));
-  }
-}
-
-function deferredPair(): { pair: Pair; client: Deferred; server: Deferred } {
-  const client = new Deferred();
-  const server = new Deferred();
-  const serverFactory: ServerExtensionFactory = { name: "x-deferred", negotiate: () => ({ params: [], extension: server }) };
-  const clientFactory: ClientExtensionFactory = { name: "x-deferred", offers: () => [[]], accept: () => client };
-  const pair = createPair({ server: { extensions: [serverFactory] }, client: { extensions: [clientFactory] } });
+function deferredPair(): { pair: Pair; client: DeferredExtension; server: DeferredExtension } {
+  const client = new DeferredExtension();
+  const server = new DeferredExtension();
+  const pair = createPair({ server: { extensions: [serverFactory(server)] }, client: { extensions: [clientFactory(client)] } });
   assert.equal(pair.client.readyState, 1);
   return { pair, client, server };
 }

@@ -33,6 +33,7 @@ import {
 import { createZlibCodec, type ZlibCodec } from "../../adapters/zlib/codec.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { utf8 } from "../support/bytes.ts";
+import { jsonLike, zipBomb } from "../support/deflate-data.ts";
 import { createPair, drainOutput, type Pair } from "../support/core-pair.ts";
 import { type Frame, parseFrames } from "../support/frames.ts";
 import { delay, until } from "../support/time.ts";
@@ -40,15 +41,6 @@ import { delay, until } from "../support/time.ts";
 const KEY = new Uint8Array([0x12, 0x34, 0x56, 0x78]);
 const TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
 const codec = createZlibCodec();
-
-/** JSON-like text that compresses well: ~`size` bytes. */
-function jsonLike(size: number, seed = 1): string {
-  let out = "[";
-  for (let i = 0; out.length < size; i++) {
-    out += JSON.stringify({ id: i * seed, user: `user${(i * 7919 + seed) % 1000}`, active: i % 3 === 0, score: (i * 37) % 101 }) + ",";
-  }
-  return out.slice(0, size - 1) + "]";
-}
 
 function noise(size: number, seed = 7): Uint8Array {
   const out = new Uint8Array(size);
@@ -648,14 +640,7 @@ describe("permessage-deflate messages: decoding", () => {
   test("a zip bomb (1 MiB inflating to 1 GiB) fails with 1009 past maxMessageSize; memory stays bounded", async () => {
     // The bomb: 1 MiB of zeros compressed with sync flushes; from the second MiB on, each
     // segment comes out identical (the window is all zeros), so 1023 copies of it follow.
-    const maker = createZlibCodec();
-    const c = maker.createCompressor({ windowBits: 15, memLevel: 9, level: 9, huffmanOnly: false, resetAfterMessage: false });
-    const zeros = new Uint8Array(1 << 20);
-    const [first, second, third] = [await c.compress(zeros), await c.compress(zeros), await c.compress(zeros)];
-    c.close();
-    assert.deepEqual(third, second);
-    const bomb = concatBytes([first, ...Array.from({ length: 1023 }, () => second)]);
-    const payload = bomb.subarray(0, bomb.length - 4);
+    const payload = await zipBomb(1024);
     assert.ok(payload.length < 1.1 * (1 << 20), `${payload.length} bytes inflate to 1 GiB`);
 
     const limit = 8 * 1024 * 1024;

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { runtimeName } from "../../adapters/auto.ts";
 import { ChatClient, chatProcess, type ChatServer, startChat, stroke } from "../support/chat-demo.ts";
+import { finish } from "../support/child.ts";
 import { until } from "../support/time.ts";
 
 let server: ChatServer | null = null;
@@ -117,13 +118,7 @@ test(`chat demo --workers 2 on ${runtimeName}: a page that reconnects to the oth
 });
 
 test(`chat demo on ${runtimeName}: --help says what --workers uses here; bad --workers and --redis are refused`, { timeout: 60_000 }, async () => {
-  const run = async (flags: string[]) => {
-    const child = chatProcess(flags);
-    const timer = setTimeout(() => void child.kill(1000), 20_000);
-    const { code } = await child.done();
-    clearTimeout(timer);
-    return { code, out: child.lines.join("\n"), err: child.stderr };
-  };
+  const run = (flags: string[]) => finish(chatProcess(flags), 20_000);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.out, /--workers\s+CHAT_WORKERS\s+1/);

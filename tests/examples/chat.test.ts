@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { runtimeName, WebSocket } from "../../adapters/auto.ts";
-import type { Child } from "../support/child.ts";
+import { type Child, finish } from "../support/child.ts";
 import { chatProcess as serverProcess } from "../support/chat-demo.ts";
 import { Browser, type Page } from "../support/chat-page.ts";
 import { RawClient, until } from "../support/net.ts";
@@ -58,13 +58,7 @@ const join_ = (nick: string, room: string) => JSON.stringify({ t: "join", nick, 
 // ---- the tests -------------------------------------------------------------------------------
 
 test(`chat server on ${runtimeName}: settings from flags and environment, checked`, async () => {
-  const run = async (flags: string[], env: Record<string, string> = {}) => {
-    const child = serverProcess(flags, env);
-    const timer = setTimeout(() => void child.kill(1000), 15_000);
-    const { code } = await child.done();
-    clearTimeout(timer);
-    return { code, out: child.lines.join("\n"), err: child.stderr };
-  };
+  const run = (flags: string[], env: Record<string, string> = {}) => finish(serverProcess(flags, env), 15_000);
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.out, /--port\s+PORT\s+8080/);

@@ -148,6 +148,19 @@ const codeOf = (events: readonly Normalized[]): number | null => {
   return last?.type === "error" ? (last.code as number) : null;
 };
 const before = (events: readonly Normalized[]): Normalized[] => events.filter((e) => e.type !== "error" && e.type !== "close");
+const isControl = (e: Normalized): boolean => e.type === "ping" || e.type === "pong";
+/** How many events, from the first, the two lists have in common. */
+function sharedPrefix(ours: readonly Normalized[], theirs: readonly Normalized[]): number {
+  let i = 0;
+  while (i < ours.length && i < theirs.length && same(ours[i], theirs[i])) i++;
+  return i;
+}
+/** The first index from `from` on whose event is not a ping or a pong: anyws may deliver control frames between a message's fragments before it fails. */
+function pastControls(events: readonly Normalized[], from: number): number {
+  let j = from;
+  while (events[j] !== undefined && isControl(events[j])) j++;
+  return j;
+}
 
 /** Both failed at the same point (the same events before) on a frame breaking exactly these kinds of rules. */
 function sameFrameFailure(c: Compared, test: (rules: Rule[], ours: number | null, theirs: number | null) => boolean): boolean {
@@ -224,7 +237,7 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
       if (our !== null && our !== 1007 && our !== 1009 && !rules.some((r) => CODES[r][0] === our)) return false;
       const ours = before(c.ours);
       const theirs = before(c.theirs);
-      return same(ours.slice(0, theirs.length), theirs) && ours.slice(theirs.length).every((e) => e.type === "ping" || e.type === "pong");
+      return same(ours.slice(0, theirs.length), theirs) && ours.slice(theirs.length).every(isControl);
     },
   },
   {
@@ -235,12 +248,10 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     matches: (c) => {
       if (!c.deflate) return false;
       const { ours, theirs } = c;
-      let i = 0;
-      while (i < ours.length && i < theirs.length && same(ours[i], theirs[i])) i++;
+      const i = sharedPrefix(ours, theirs);
       const lost = theirs[i];
       // ws fails on the message's first frame; anyws may deliver control frames between its fragments first.
-      let j = i;
-      while (ours[j]?.type === "ping" || ours[j]?.type === "pong") j++;
+      const j = pastControls(ours, i);
       const ourEvent = ours[j];
       const tooBig = ourEvent?.type === "error" && ourEvent.code === 1009 && j === ours.length - 1;
       if (ourEvent?.type !== "text" && ourEvent?.type !== "binary" && !tooBig) return false;
@@ -276,10 +287,8 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     matches: (c) => {
       if (!c.deflate) return false;
       const { ours, theirs } = c;
-      let i = 0;
-      while (i < ours.length && i < theirs.length && same(ours[i], theirs[i])) i++;
-      let j = i; // control frames between the message's fragments come first in anyws
-      while (ours[j]?.type === "ping" || ours[j]?.type === "pong") j++;
+      const i = sharedPrefix(ours, theirs);
+      const j = pastControls(ours, i);
       const error = c.core.events.find((e) => e.type === "error");
       return ours[j]?.type === "error" && ours[j].code === 1007 && j === ours.length - 1 &&
         typeof error?.reason === "string" && error.reason.endsWith("data after the end of the DEFLATE stream") &&
@@ -295,7 +304,7 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
       const ours = before(c.ours);
       const theirs = before(c.theirs);
       if (!same(theirs.slice(0, ours.length), ours)) return false;
-      return theirs.slice(ours.length).every((e) => e.type === "ping" || e.type === "pong");
+      return theirs.slice(ours.length).every(isControl);
     },
   },
 ];

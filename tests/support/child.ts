@@ -101,3 +101,14 @@ export class Child {
     return `exit ${JSON.stringify(this.exit)}\nstdout:\n${this.lines.join("\n")}\nstderr:\n${this.stderr}`;
   }
 }
+
+/** Waits for the process to exit (killing it after `ms`); returns its exit code and output. */
+export async function finish(child: Child, ms = 15_000): Promise<{ code: number | null; out: string; err: string }> {
+  const timer = setTimeout(() => void child.kill(1000), ms);
+  try {
+    const { code } = await child.done();
+    return { code, out: child.lines.join("\n"), err: child.stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -67,6 +67,19 @@ export function listenAndDialCases({ runtime, track, serve, connect, echoRoundTr
     );
   });
 
+  test("a dial whose bind throws rejects with that error and closes the connection", async (t) => {
+    const bag = track(t);
+    const { listener, accepted } = await serve(bag);
+    const refused = new Error("bind refused");
+    await assert.rejects(
+      runtime.dial({ host: "127.0.0.1", port: listener.port }, () => {
+        throw refused;
+      }),
+      (e) => e === refused,
+    );
+    await until(() => accepted[0]?.closed, "the server side to see the connection close");
+  });
+
   test("listener close() stops accepting; open connections keep working", async (t) => {
     const bag = track(t);
     const { listener, accepted } = await serve(bag);

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import { createZlibCodec, type ZlibCodec } from "../../../adapters/zlib/codec.ts";
 import { type CompressorOptions, DecompressedSizeError } from "../../../core/mod.ts";
+import { jsonLike, zipBomb } from "../../support/deflate-data.ts";
 
 const TAIL = new Uint8Array([0, 0, 0xff, 0xff]);
 const encoder = new TextEncoder();
@@ -21,38 +22,9 @@ function decompressor(codec: ZlibCodec, windowBits = 15, resetAfterMessage = fal
   return codec.createDecompressor({ windowBits, resetAfterMessage });
 }
 
-/** JSON-like text that compresses well: ~`size` bytes. */
-function jsonLike(size: number, seed = 1): string {
-  let out = "[";
-  for (let i = 0; out.length < size; i++) {
-    out += JSON.stringify({ id: i * seed, user: `user${(i * 7919 + seed) % 1000}`, active: i % 3 === 0, score: (i * 37) % 101 }) + ",";
-  }
-  return out.slice(0, size - 1) + "]";
-}
-
 function endsWithTail(data: Uint8Array): boolean {
   const n = data.length;
   return n >= 4 && data[n - 4] === 0 && data[n - 3] === 0 && data[n - 2] === 0xff && data[n - 1] === 0xff;
-}
-
-/**
- * A real zip bomb: `mib` MiB of zeros as raw DEFLATE, ~1 KiB per MiB. Compressed in 1 MiB
- * segments with sync flushes; from the second one on, the window is all zeros and every segment
- * comes out identical, so the bomb is the first segment and that one repeated.
- */
-async function zipBomb(mib: number): Promise<Uint8Array> {
-  const codec = createZlibCodec();
-  const c = compressor(codec, { level: 9, memLevel: 9 });
-  const zeros = new Uint8Array(1 << 20);
-  const first = await c.compress(zeros);
-  const second = await c.compress(zeros);
-  const third = await c.compress(zeros);
-  c.close();
-  assert.deepEqual(third, second, "the repeated segment is stable");
-  const out = new Uint8Array(first.length + second.length * (mib - 1));
-  out.set(first, 0);
-  for (let i = 1; i < mib; i++) out.set(second, first.length + (i - 1) * second.length);
-  return out;
 }
 
 /** Resident memory now, and the most seen while `work` ran (sampled every few ms). */
