@@ -153,4 +153,17 @@ describe(`backplane state bounds on ${runtimeName}`, () => {
       await Promise.all([receiver.backplane.close(), publisher.backplane.close()]);
     }
   });
+
+  test("close() drops what waits in the relay queue, counted, and its bytes are no longer queued", async () => {
+    const hub = new MemoryHub();
+    const { backplane } = node(hub, { now: 0 });
+    await backplane.ready;
+    hub.down();
+    backplane.publish("room", "a");
+    backplane.publish("room", new Uint8Array(1000));
+    assert.equal(backplane.stats().queuedBytes, 38 + 4 + 1 + 38 + 4 + 1000);
+    await backplane.close();
+    assert.equal(backplane.stats().dropped, 2);
+    assert.equal(backplane.stats().queuedBytes, 0);
+  });
 });
