@@ -23,7 +23,7 @@ export interface NodeRedisClient {
   publish(channel: string, message: never): Promise<unknown>;
   subscribe(channels: string | string[], listener: Listener, bufferMode: true): Promise<unknown>;
   unsubscribe(channels?: string | string[]): Promise<unknown>;
-  /** Sharded pub/sub (Redis >= 7; node-redis 4.6+ and 5). */
+  /** Sharded pub/sub (Redis >= 7; node-redis 4.7 and 5 have it). */
   sPublish?(channel: string, message: never): Promise<unknown>;
   sSubscribe?(channels: string | string[], listener: Listener, bufferMode: true): Promise<unknown>;
   sUnsubscribe?(channels?: string | string[]): Promise<unknown>;
@@ -43,7 +43,7 @@ export interface IoRedisClient {
   publish(channel: string, message: never): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
-  /** Sharded pub/sub (Redis >= 7; ioredis 5.3+). */
+  /** Sharded pub/sub (Redis >= 7; ioredis 6 has it). */
   spublish?(channel: string, message: never): Promise<unknown>;
   ssubscribe?(...channels: string[]): Promise<unknown>;
   sunsubscribe?(...channels: string[]): Promise<unknown>;
@@ -119,7 +119,7 @@ function connection(client: RedisClient, events: ConnectionEvents, sharded: bool
 function method<F>(client: object, name: string): F {
   const f = (client as Record<string, unknown>)[name];
   if (typeof f !== "function") {
-    throw new TypeError(`redisBackplane({ sharded: true }) needs a client with ${name}() (node-redis 4.6+ or 5, ioredis 5.3+)`);
+    throw new TypeError(`redisBackplane({ sharded: true }) needs a client with ${name}(): a node-redis or ioredis version with sharded pub/sub`);
   }
   return f.bind(client) as F;
 }

@@ -404,7 +404,7 @@ describe("Redis backplane across processes and runtimes", () => {
           { name: "TypeError", message: /needs channels: "topic"/ },
         );
       }
-      // The shape of a client without sharded pub/sub (node-redis before 4.6): refused where it is passed.
+      // The shape of a client without sharded pub/sub (an older library): refused where it is passed.
       const noop = () => Promise.resolve();
       const older = { isOpen: false, isReady: false, connect: noop, duplicate: () => older, publish: noop, subscribe: noop, unsubscribe: noop, on() {}, off() {} };
       assert.throws(() => redisBackplane(older, { sharded: true }), { name: "TypeError", message: /sharded: true.*sPublish\(\)/ });
