@@ -225,8 +225,19 @@ class LazyPayload {
 }
 
 export interface ClusterHubOptions {
-  /** Called when relaying to a worker failed (it is gone or going); the others are not affected. */
+  /**
+   * Called when relaying to a worker failed (it is gone or going), or when envelopes for a worker
+   * are dropped because its backlog is full (once per run of drops); the others are not affected.
+   */
   error?(error: unknown): void;
+  /**
+   * Bytes of envelopes the hub may hold for one worker that has not read them yet (handed to its
+   * IPC channel and not yet written). Beyond it, envelopes for that worker are dropped, which its
+   * backplane reports as a gap. Default 16 MiB. Deno's `node:cluster` calls a send's callback
+   * before the worker has taken the bytes: there only what is sent within one turn of the event
+   * loop is bounded, not the backlog of a worker that stays stalled.
+   */
+  maxQueuedBytes?: number;
 }
 
 export interface ClusterHub {
@@ -247,11 +258,19 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
   if (activeHub) throw new Error("anyws: a clusterHub() is already running in this process");
   const members = new Map<Worker | PrimaryDriver, Member>();
   const report = (error: unknown) => options.error?.(error);
-  /** With a callback, a failed send (a worker exiting: EPIPE) comes back here instead of as the Worker's 'error' event, which would throw. */
-  const sendTo = (worker: Worker, message: HubMessage, onError: (error: unknown) => void = report): void => {
+  const maxQueuedBytes = options.maxQueuedBytes ?? 16 * 1024 * 1024;
+  /**
+   * With a callback, a failed send (a worker exiting: EPIPE) comes back here instead of as the
+   * Worker's 'error' event, which would throw; `done` runs once the message is written or failed.
+   */
+  const sendTo = (worker: Worker, message: HubMessage, onError: (error: unknown) => void = report, done?: () => void): void => {
     try {
-      worker.send(tagged(message), undefined, (error: Error | null) => error && onError(error));
+      worker.send(tagged(message), undefined, (error: Error | null) => {
+        done?.();
+        if (error) onError(error);
+      });
     } catch (error) {
+      done?.();
       onError(error);
     }
   };
@@ -268,14 +287,26 @@ export function clusterHub(options: ClusterHubOptions = {}): ClusterHub {
     for (const member of local) member.deliver(channel, payload);
   };
 
-  const workerMember = (worker: Worker, binary: boolean, channels: string[]): Member => ({
-    channels: new Set(channels),
-    deliver(channel, payload) {
-      if (!worker.isConnected()) return;
-      const e = binary ? payload.bytes() : payload.text();
-      sendTo(worker, { t: "pub", c: channel, e });
-    },
-  });
+  const workerMember = (worker: Worker, binary: boolean, channels: string[]): Member => {
+    // What IPC holds for this worker until it reads: counted, so one stalled worker cannot make the primary grow without end.
+    let queued = 0;
+    let dropping = false;
+    return {
+      channels: new Set(channels),
+      deliver(channel, payload) {
+        if (!worker.isConnected()) return;
+        const e = binary ? payload.bytes() : payload.text();
+        if (queued + e.length > maxQueuedBytes) {
+          if (!dropping) report(new RangeError(`anyws: cluster hub backlog for worker ${worker.id} full (${queued} bytes): envelopes for it are dropped`));
+          dropping = true;
+          return;
+        }
+        dropping = false;
+        queued += e.length;
+        sendTo(worker, { t: "pub", c: channel, e }, report, () => (queued -= e.length));
+      },
+    };
+  };
 
   const onMessage = (worker: Worker, message: unknown): void => {
     if (!isOurs(message)) return;

@@ -1,7 +1,8 @@
 /**
  * The Redis (and Valkey) backplane driver, on the client the application already has: node-redis
  * 4/5 (`redis`) or `ioredis`, recognised by their shape, never imported. Envelopes travel as
- * binary pub/sub messages (no base64): node-redis in buffer mode, ioredis' `messageBuffer`.
+ * binary pub/sub messages (no base64): node-redis in buffer mode, ioredis' `messageBuffer` (and
+ * `smessageBuffer` for sharded pub/sub).
  *
  * Bun's built-in `Bun.RedisClient` is not supported: it hands pub/sub messages to listeners as
  * strings decoded from UTF-8, every invalid byte becoming U+FFFD, so an envelope (random origin
@@ -22,6 +23,10 @@ export interface NodeRedisClient {
   publish(channel: string, message: never): Promise<unknown>;
   subscribe(channels: string | string[], listener: Listener, bufferMode: true): Promise<unknown>;
   unsubscribe(channels?: string | string[]): Promise<unknown>;
+  /** Sharded pub/sub (Redis >= 7; node-redis 4.7 and 5 have it). */
+  sPublish?(channel: string, message: never): Promise<unknown>;
+  sSubscribe?(channels: string | string[], listener: Listener, bufferMode: true): Promise<unknown>;
+  sUnsubscribe?(channels?: string | string[]): Promise<unknown>;
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;
   /** node-redis 5 */
@@ -38,6 +43,10 @@ export interface IoRedisClient {
   publish(channel: string, message: never): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
   unsubscribe(...channels: string[]): Promise<unknown>;
+  /** Sharded pub/sub (Redis >= 7; ioredis 6 has it). */
+  spublish?(channel: string, message: never): Promise<unknown>;
+  ssubscribe?(...channels: string[]): Promise<unknown>;
+  sunsubscribe?(...channels: string[]): Promise<unknown>;
   on(event: string, listener: Listener): unknown;
   off(event: string, listener: Listener): unknown;
   disconnect(): void;
@@ -52,6 +61,12 @@ export interface RedisBackplaneOptions {
    * driver's to (un)subscribe, and stays yours to close.
    */
   subscriber?: RedisClient;
+  /**
+   * Sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis >= 7, also on a server that is not a cluster):
+   * needs `channels: "topic"` in the backplane options, so that each topic's channel can live
+   * on its own shard.
+   */
+  sharded?: boolean;
 }
 
 /**
@@ -92,15 +107,32 @@ function isNodeRedis(client: RedisClient): client is NodeRedisClient {
   return typeof (client as NodeRedisClient).isOpen === "boolean";
 }
 
-function connection(client: RedisClient, events: ConnectionEvents): Connection {
-  if (isIoRedis(client)) return ioRedisConnection(client, events);
-  if (isNodeRedis(client)) return nodeRedisConnection(client, events);
+function connection(client: RedisClient, events: ConnectionEvents, sharded: boolean): Connection {
+  if (isIoRedis(client)) return ioRedisConnection(client, events, sharded);
+  if (isNodeRedis(client)) return nodeRedisConnection(client, events, sharded);
   throw new TypeError(
     "redisBackplane() takes a node-redis (createClient) or ioredis client; Bun.RedisClient cannot carry binary pub/sub messages",
   );
 }
 
-function nodeRedisConnection(client: NodeRedisClient, events: ConnectionEvents): Connection {
+/** The client's method `name`, bound, or a TypeError saying the client has no sharded pub/sub. */
+function method<F>(client: object, name: string): F {
+  const f = (client as Record<string, unknown>)[name];
+  if (typeof f !== "function") {
+    throw new TypeError(`redisBackplane({ sharded: true }) needs a client with ${name}(): a node-redis or ioredis version with sharded pub/sub`);
+  }
+  return f.bind(client) as F;
+}
+
+type Publish = (channel: string, message: never) => Promise<unknown>;
+type NodeRedisSubscribe = (channels: string[], listener: Listener, bufferMode: true) => Promise<unknown>;
+type NodeRedisUnsubscribe = (channels: string[]) => Promise<unknown>;
+type IoRedisSubscribe = (...channels: string[]) => Promise<unknown>;
+
+function nodeRedisConnection(client: NodeRedisClient, events: ConnectionEvents, sharded: boolean): Connection {
+  const publish = method<Publish>(client, sharded ? "sPublish" : "publish");
+  const subscribe = method<NodeRedisSubscribe>(client, sharded ? "sSubscribe" : "subscribe");
+  const unsubscribe = method<NodeRedisUnsubscribe>(client, sharded ? "sUnsubscribe" : "unsubscribe");
   let subscribed = false;
   const decoder = new TextDecoder();
   const onMessage = (message: Bytes, channel: Bytes | string) =>
@@ -120,18 +152,18 @@ function nodeRedisConnection(client: NodeRedisClient, events: ConnectionEvents):
       if (!client.isOpen) await client.connect();
     },
     async publish(channel, message) {
-      await client.publish(channel, toBuffer(message) as never);
+      await publish(channel, toBuffer(message) as never);
     },
     async subscribe(channels) {
       if (channels.length === 0) return;
       // node-redis resubscribes by itself after a reconnect, with our listener: drop that, so
       // the listener is there once and the server's subscriptions are the ones asked for here.
-      if (subscribed) await client.unsubscribe(channels);
+      if (subscribed) await unsubscribe(channels);
       subscribed = true;
-      await client.subscribe(channels, onMessage as never, true);
+      await subscribe(channels, onMessage as never, true);
     },
     async unsubscribe(channels) {
-      await client.unsubscribe(channels);
+      await unsubscribe(channels);
     },
     async close(owned) {
       for (const [event, listener] of listeners) client.off(event, listener);
@@ -144,13 +176,16 @@ function nodeRedisConnection(client: NodeRedisClient, events: ConnectionEvents):
   };
 }
 
-function ioRedisConnection(client: IoRedisClient, events: ConnectionEvents): Connection {
+function ioRedisConnection(client: IoRedisClient, events: ConnectionEvents, sharded: boolean): Connection {
+  const publish = method<Publish>(client, sharded ? "spublish" : "publish");
+  const subscribe = method<IoRedisSubscribe>(client, sharded ? "ssubscribe" : "subscribe");
+  const unsubscribe = method<IoRedisSubscribe>(client, sharded ? "sunsubscribe" : "unsubscribe");
   const decoder = new TextDecoder();
   const listeners: [string, Listener][] = [
     ["ready", () => events.ready()],
     ["close", () => events.lost()],
     ["error", (error: unknown) => events.error(error)],
-    ["messageBuffer", (channel: Bytes, message: Bytes) => events.message(decoder.decode(channel), message)],
+    [sharded ? "smessageBuffer" : "messageBuffer", (channel: Bytes, message: Bytes) => events.message(decoder.decode(channel), message)],
   ];
   for (const [event, listener] of listeners) client.on(event, listener);
   return {
@@ -161,15 +196,15 @@ function ioRedisConnection(client: IoRedisClient, events: ConnectionEvents): Con
       if (client.status === "wait") await client.connect();
     },
     async publish(channel, message) {
-      await client.publish(channel, toBuffer(message) as never);
+      await publish(channel, toBuffer(message) as never);
     },
     async subscribe(channels) {
       // SUBSCRIBE to a channel already subscribed is a no-op for Redis: ioredis' own
       // resubscription and ours may both happen.
-      if (channels.length !== 0) await client.subscribe(...channels);
+      if (channels.length !== 0) await subscribe(...channels);
     },
     async unsubscribe(channels) {
-      await client.unsubscribe(...channels);
+      await unsubscribe(...channels);
     },
     async close(owned) {
       for (const [event, listener] of listeners) client.off(event, listener);
@@ -186,6 +221,8 @@ function toBuffer(bytes: Bytes): Bytes {
 }
 
 class RedisDriver implements BackplaneDriver {
+  readonly requiresChannels: "topic" | undefined;
+  private readonly sharded: boolean;
   private readonly client: RedisClient;
   private readonly subscriberGiven: boolean;
   private readonly subscriberClient: RedisClient;
@@ -204,8 +241,16 @@ class RedisDriver implements BackplaneDriver {
   constructor(client: RedisClient, options: RedisBackplaneOptions) {
     this.client = client;
     this.subscriberGiven = options.subscriber !== undefined;
+    this.sharded = options.sharded === true;
+    // Sharded channels are per topic: one channel for every topic would sit on a single shard.
+    this.requiresChannels = this.sharded ? "topic" : undefined;
     // Shape checked now, so that a wrong client fails where it is passed.
-    if (!isIoRedis(client) && !isNodeRedis(client)) connection(client, null as never);
+    if (!isIoRedis(client) && !isNodeRedis(client)) connection(client, null as never, false);
+    if (this.sharded) {
+      for (const c of [client, options.subscriber ?? client]) {
+        for (const name of isIoRedis(c) ? ["spublish", "ssubscribe", "sunsubscribe"] : ["sPublish", "sSubscribe", "sUnsubscribe"]) method(c, name);
+      }
+    }
     this.subscriberClient = options.subscriber ?? client.duplicate();
   }
 
@@ -217,7 +262,7 @@ class RedisDriver implements BackplaneDriver {
       lost: () => this.lost("publish"),
       error: (error) => this.report("publish", error),
       message: () => {},
-    });
+    }, this.sharded);
     this.subscriber = connection(this.subscriberClient, {
       ready: () => this.resubscribe(),
       lost: () => {
@@ -228,7 +273,7 @@ class RedisDriver implements BackplaneDriver {
       message: (channel, message) => {
         if (this.channels.has(channel)) this.sink?.message(channel, message);
       },
-    });
+    }, this.sharded);
     this.publisher.connect().then(() => this.update(), (error) => this.report("connect", error));
     this.subscriber.connect().then(() => {
       if (this.subscriber.ready && !this.subscribed) this.resubscribe();
@@ -270,7 +315,9 @@ class RedisDriver implements BackplaneDriver {
     if (this.closed) return;
     this.queue(async () => {
       if (this.subscribed || !this.subscriber.ready) return;
-      await this.subscriber.subscribe([...this.channels]);
+      // In a cluster, one SSUBSCRIBE takes channels of one slot only: one command per channel.
+      if (this.sharded) for (const channel of this.channels) await this.subscriber.subscribe([channel]);
+      else await this.subscriber.subscribe([...this.channels]);
       this.subscribed = true;
       this.update();
     }).catch((error) => this.report("subscribe", error));

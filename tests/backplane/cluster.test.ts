@@ -19,7 +19,7 @@ import { assertReceived, clientsOn, closeAll, publication, publish, type TopicCl
 import { until } from "../support/time.ts";
 
 /** tests/support/cluster-relay.ts as a program on this runtime; resolves once it has exited. */
-async function runRelay(serialization: "advanced" | "json", hub: "first" | "late" | "never" | "restart"): Promise<Child> {
+async function runRelay(serialization: "advanced" | "json", hub: "first" | "late" | "never" | "restart" | "backlog"): Promise<Child> {
   const compiled = import.meta.url.endsWith(".js"); // Node runs the tsc output in dist/
   const script = fileURLToPath(new URL(`../support/cluster-relay.${compiled ? "js" : "ts"}`, import.meta.url));
   const args = runtimeName === "deno" ? ["run", "-A", script] : [script];
@@ -78,6 +78,20 @@ test(`cluster driver on ${runtimeName}: when the primary's hub closes, its worke
     "down primary", // the primary's own driver, when its hub closes at the end
     "exit",
   ], child.describe());
+});
+
+test(`cluster hub on ${runtimeName}: what it holds for a worker that does not read is bounded by maxQueuedBytes; the rest is dropped, reported once, and the worker gets the rest in order`, async () => {
+  const child = await runRelay("advanced", "backlog");
+  const got = child.lines.filter((l) => l.startsWith("got ")).map((l) => Number(l.slice(4)));
+  const errors = child.lines.filter((l) => l.startsWith("hub error "));
+  assert.equal(child.lines.at(-1), "exit", child.describe());
+  for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, `in order, once each: ${got}`);
+  assert.equal(got.at(-1), 40, "the last one, sent once the worker reads again");
+  // At most 1 MiB held (4 envelopes) plus what the kernel's socket buffer took: most are dropped.
+  assert.ok(got.length < 30, `envelopes dropped: got ${got}`);
+  assert.deepEqual(got.slice(0, 4), [0, 1, 2, 3], "the first ones, which fit");
+  assert.equal(errors.length, 1, child.describe());
+  assert.match(errors[0]!, /cluster hub backlog for worker 1 full \(\d+ bytes\): envelopes for it are dropped/);
 });
 
 test("cluster driver: outside a cluster worker, clusterDriver() throws and points at clusterHub()", () => {

@@ -115,8 +115,12 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
       await until(() => local.messages.length === 20, "local delivery, which does not wait for the broker");
       const stats = a.backplane!.stats();
       assert.equal(stats.up, false);
-      const queued = 3 + Math.floor((10 * 1024 - 3 * 33) / (1024 + 3 + 33));
+      // An envelope is 38 bytes of header, the topic and the payload: those that fit in 10 KiB.
+      const sizes = [2, 3, 4].map(() => 38 + 4 + 1).concat(Array.from({ length: 16 }, (_, i) => 38 + 4 + `${i + 5} `.length + 1024));
+      let queued = 0, bytes = 0;
+      while (bytes + sizes[queued]! <= 10 * 1024) bytes += sizes[queued++]!;
       assert.equal(stats.dropped, 19 - queued);
+      assert.equal(stats.queuedBytes, bytes, "every queued byte counted");
       hub.up();
       a.publish("room", "21");
       await until(() => remote.messages.length === 1 + queued + 1, "the queue and the next message");
@@ -142,8 +146,8 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
       const c = await client(server, "room");
       const origin = new Uint8Array(16).fill(7);
       await foreign.publish("anyws", new TextEncoder().encode("not an envelope, though longer than one"));
-      await foreign.publish("anyws", encodeEnvelope(origin, 1, "room", new Uint8Array([0xc3, 0x28]), false));
-      await foreign.publish("anyws", encodeEnvelope(origin, 2, "room", "fine"));
+      await foreign.publish("anyws", encodeEnvelope(origin, 1, 1, "room", new Uint8Array([0xc3, 0x28]), false));
+      await foreign.publish("anyws", encodeEnvelope(origin, 1, 2, "room", "fine"));
       await until(() => c.messages.length === 1, "the valid message");
       assert.deepEqual(c.messages, ["fine"]);
       assert.deepEqual(errors.map(([stage]) => stage), ["decode", "receive"]);
@@ -161,7 +165,7 @@ describe(`backplane with the memory driver on ${runtimeName}`, () => {
     const log: string[] = [];
     const gaps: unknown[][] = [];
     const a = await start({ driver: recorded(hub.driver(), log), channels: "topic", prefix: "app", gap: (...args) => gaps.push(args) });
-    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app", maxQueuedBytes: 100, error: () => {} });
+    const b = await start({ driver: hub.driver(), channels: "topic", prefix: "app", maxQueuedBytes: 120, error: () => {} });
     try {
       await Promise.all([a.backplane!.ready, b.backplane!.ready]);
       assert.deepEqual(log, []);

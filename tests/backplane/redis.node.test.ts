@@ -1,8 +1,9 @@
 /**
  * The Redis backplane with a real redis-server (the test's own, on a free loopback port) and
  * real server processes of different runtimes and clients on one channel: Node, Deno and Bun,
- * each with node-redis or ioredis (tests/backplane/redis-peer.ts), each with real WebSocket
- * clients, which number their messages so that loss, duplication and order can be checked.
+ * each with node-redis 5, node-redis 4 or ioredis (tests/backplane/redis-peer.ts), on plain and
+ * on sharded pub/sub, each with real WebSocket clients, which number their messages so that
+ * loss, duplication and order can be checked.
  * Driven from Node, which starts every process and stops it by pid.
  */
 import { after, before, describe, test } from "node:test";
@@ -18,7 +19,7 @@ import { delay, until, withTimeout } from "../support/time.ts";
 const ROOT = sourcePath("../../", import.meta.url);
 const SOURCE = join(ROOT, "tests", "backplane", "redis-peer.ts");
 type Runtime = "node" | "deno" | "bun";
-type Library = "node-redis" | "ioredis";
+type Library = "node-redis" | "node-redis4" | "ioredis";
 
 function command(runtime: Runtime): [string, string[]] {
   if (runtime === "node") return [process.execPath, [join(ROOT, "dist", "tests", "backplane", "redis-peer.js")]];
@@ -43,15 +44,15 @@ class Peer {
   port = 0;
   origin = "";
 
-  constructor(runtime: Runtime, library: Library, redis: RedisServer) {
+  constructor(runtime: Runtime, library: Library, redis: RedisServer, sharded: boolean) {
     const [file, args] = command(runtime);
     this.runtime = runtime;
-    this.name = `${runtime}/${library}`;
-    this.child = new Child(file, args, { env: { REDIS_URL: redis.url, REDIS_CLIENT: library } });
+    this.name = `${runtime}/${library}${sharded ? "/sharded" : ""}`;
+    this.child = new Child(file, args, { env: { REDIS_URL: redis.url, REDIS_CLIENT: library, REDIS_SHARDED: sharded ? "1" : "0" } });
   }
 
-  static async start(runtime: Runtime, library: Library, redis: RedisServer): Promise<Peer> {
-    const peer = new Peer(runtime, library, redis);
+  static async start(runtime: Runtime, library: Library, redis: RedisServer, sharded = false): Promise<Peer> {
+    const peer = new Peer(runtime, library, redis, sharded);
     try {
       await until(() => peer.child.exit !== null || peer.events("up").length > 0, `${peer.name} to be up`, 60_000);
     } catch (error) {
@@ -157,8 +158,8 @@ describe("Redis backplane across processes and runtimes", () => {
     await Promise.all(peers.splice(0).map((p) => p.child.kill()));
   }
 
-  async function startPeers(kinds: [Runtime, Library][], clientsPerPeer = 2): Promise<Client[][]> {
-    peers.push(...(await Promise.all(kinds.map(([rt, lib]) => Peer.start(rt, lib, redis)))));
+  async function startPeers(kinds: [Runtime, Library][], sharded = false, clientsPerPeer = 2): Promise<Client[][]> {
+    peers.push(...(await Promise.all(kinds.map(([rt, lib]) => Peer.start(rt, lib, redis, sharded)))));
     const groups: Client[][] = [];
     for (const peer of peers) {
       const group: Client[] = [];
@@ -210,13 +211,55 @@ describe("Redis backplane across processes and runtimes", () => {
     assert.deepEqual(sweep.received, []);
   }
 
-  test("three processes: Node + node-redis, Deno + ioredis, Bun + node-redis", { timeout: 120_000 }, async () => {
+  /** The channels the peers hold on Redis: plain (SUBSCRIBE) and sharded (SSUBSCRIBE). */
+  async function channelsOnRedis(): Promise<{ plain: string[]; sharded: string[] }> {
+    const { createClient } = await import("redis");
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
     try {
-      await exchange(await startPeers([["node", "node-redis"], ["deno", "ioredis"], ["bun", "node-redis"]]), 300);
+      const plain = await admin.sendCommand<string[]>(["PUBSUB", "CHANNELS"]);
+      const sharded = await admin.sendCommand<string[]>(["PUBSUB", "SHARDCHANNELS"]);
+      return { plain: plain.sort(), sharded: sharded.sort() };
     } finally {
-      await stopAll();
+      admin.destroy();
     }
-  });
+  }
+
+  const exchanges: [Runtime, Library][][] = [
+    [["node", "node-redis"], ["deno", "ioredis"], ["bun", "node-redis"]],
+    [["node", "ioredis"], ["deno", "node-redis"], ["bun", "ioredis"]],
+    [["node", "node-redis4"], ["deno", "node-redis4"], ["bun", "node-redis4"]],
+  ];
+  const named = (kinds: [Runtime, Library][]) =>
+    kinds.map(([rt, lib]) => `${rt[0]!.toUpperCase()}${rt.slice(1)} + ${lib.replace("redis4", "redis 4")}`).join(", ");
+  for (const kinds of exchanges) {
+    test(`three processes: ${named(kinds)}`, { timeout: 120_000 }, async () => {
+      try {
+        const groups = await startPeers(kinds);
+        assert.deepEqual(await channelsOnRedis(), { plain: ["anyws"], sharded: [] });
+        await exchange(groups, 300);
+      } finally {
+        await stopAll();
+      }
+    });
+  }
+
+  const shardedExchanges: [Runtime, Library][][] = [
+    [["node", "node-redis"], ["deno", "ioredis"], ["bun", "node-redis4"]],
+    [["node", "ioredis"], ["deno", "node-redis"], ["bun", "ioredis"]],
+    [["node", "node-redis4"], ["deno", "node-redis4"], ["bun", "node-redis"]],
+  ];
+  for (const kinds of shardedExchanges) {
+    test(`sharded pub/sub (SPUBLISH, SSUBSCRIBE), one channel per topic, three processes: ${named(kinds)}`, { timeout: 120_000 }, async () => {
+      try {
+        const groups = await startPeers(kinds, true);
+        assert.deepEqual(await channelsOnRedis(), { plain: [], sharded: ["anyws:room"] });
+        await exchange(groups, 300);
+      } finally {
+        await stopAll();
+      }
+    });
+  }
 
   /**
    * Checks what `receiver` got from `publisher` (which sent 1..sent) against the gaps its process
@@ -232,9 +275,15 @@ describe("Redis backplane across processes and runtimes", () => {
     return missing;
   }
 
-  test("redis-server killed mid-stream and restarted: local delivery goes on, the drivers resubscribe, the gap is reported, delivery resumes", { timeout: 120_000 }, async () => {
+  const restarts: [[Runtime, Library][], boolean][] = [
+    [[["node", "node-redis"], ["bun", "ioredis"]], false],
+    [[["deno", "node-redis4"], ["node", "node-redis4"]], false],
+    [[["bun", "node-redis"], ["deno", "ioredis"]], true],
+  ];
+  for (const [kinds, sharded] of restarts) {
+  test(`redis-server killed mid-stream and restarted: local delivery goes on, the drivers resubscribe, the gap is reported, delivery resumes (${named(kinds)}${sharded ? ", sharded" : ""})`, { timeout: 120_000 }, async () => {
     try {
-      const [[publisher, local], [remote, remotePublisher]] = await startPeers([["node", "node-redis"], ["bun", "ioredis"]]);
+      const [[publisher, local], [remote, remotePublisher]] = await startPeers(kinds, sharded);
       const [a, b] = peers as [Peer, Peer];
       let stop = false;
       const stream = (async () => {
@@ -272,13 +321,20 @@ describe("Redis backplane across processes and runtimes", () => {
       await stopAll();
     }
   });
+  }
 
-  test("a subscriber Redis cuts off for its output buffer is reported (down, error), resubscribes, and the missed message is a gap", { timeout: 120_000 }, async () => {
+  const cutOffs: [[Runtime, Library][], boolean][] = [
+    [[["node", "ioredis"], ["deno", "node-redis"]], false],
+    [[["bun", "node-redis4"], ["node", "node-redis4"]], false],
+    [[["deno", "node-redis4"], ["bun", "ioredis"]], true],
+  ];
+  for (const [kinds, sharded] of cutOffs) {
+  test(`a subscriber Redis cuts off for its output buffer is reported (down, error), resubscribes, and the missed message is a gap (${named(kinds)}${sharded ? ", sharded" : ""})`, { timeout: 120_000 }, async () => {
     const { createClient } = await import("redis");
     const admin = createClient({ url: redis.url });
     await admin.connect();
     try {
-      const [[publisher, local], [remote]] = await startPeers([["node", "ioredis"], ["deno", "node-redis"]]);
+      const [[publisher, local], [remote]] = await startPeers(kinds, sharded);
       const [a, b] = peers as [Peer, Peer];
       await publisher!.send(100, false);
       await until(() => remote!.received.length === 1, "a first message");
@@ -302,39 +358,60 @@ describe("Redis backplane across processes and runtimes", () => {
       await stopAll();
     }
   });
+  }
 
   test("server.close() does not wait for a broker that is gone, and leaves the application's client open", { timeout: 60_000 }, async () => {
     const { createClient } = await import("redis");
+    const { createClient: createClient4 } = await import("redis4");
     const { Redis } = await import("ioredis");
     const nodeRedis = createClient({ url: redis.url, socket: { reconnectStrategy: () => 100 } });
+    const nodeRedis4 = createClient4({ url: redis.url, socket: { reconnectStrategy: () => 100 } });
     const ioRedis = new Redis(redis.url, { retryStrategy: () => 100 });
     const errors: string[] = [];
-    const servers = await Promise.all([nodeRedis, ioRedis].map((client) =>
+    const servers = await Promise.all([nodeRedis, nodeRedis4, ioRedis].map((client) =>
       serve({ port: 0, backplane: { driver: redisBackplane(client), error: (stage) => errors.push(stage) } }, {})
     ));
     try {
       await Promise.all(servers.map((s) => s.backplane!.ready));
       await redis.kill();
-      await until(() => servers.every((s) => !s.backplane!.stats().up), "both drivers to see Redis gone");
+      await until(() => servers.every((s) => !s.backplane!.stats().up), "every driver to see Redis gone");
       for (const s of servers) s.publish("room", "queued while Redis is down");
-      assert.deepEqual(servers.map((s) => s.backplane!.stats().queuedBytes > 0), [true, true]);
+      assert.deepEqual(servers.map((s) => s.backplane!.stats().queuedBytes > 0), [true, true, true]);
       await withTimeout(Promise.all(servers.map((s) => s.close())), 10_000, "server.close() with Redis down");
-      assert.deepEqual(servers.map((s) => s.backplane!.stats().dropped), [1, 1], "what was queued is dropped, and counted");
+      assert.deepEqual(servers.map((s) => s.backplane!.stats().dropped), [1, 1, 1], "what was queued is dropped, and counted");
+      assert.deepEqual(servers.map((s) => s.backplane!.stats().queuedBytes), [0, 0, 0]);
       assert.equal(nodeRedis.isOpen, true, "the node-redis client is still the application's");
+      assert.equal(nodeRedis4.isOpen, true, "the node-redis 4 client is still the application's");
       assert.notEqual(ioRedis.status, "end", "the ioredis client is still the application's");
       assert.ok(errors.includes("receive"), `errors reported: ${errors}`);
     } finally {
       nodeRedis.destroy();
+      await nodeRedis4.disconnect();
       ioRedis.disconnect();
       await redis.restart();
     }
   });
 
-  test("three processes: Node + ioredis, Deno + node-redis, Bun + ioredis", { timeout: 120_000 }, async () => {
+  test('sharded: true needs channels: "topic" and a client with sharded pub/sub, and says so', async () => {
+    const { createClient } = await import("redis");
+    const { Redis } = await import("ioredis");
+    const nodeRedis = createClient({ url: redis.url });
+    const ioRedis = new Redis(redis.url, { lazyConnect: true });
     try {
-      await exchange(await startPeers([["node", "ioredis"], ["deno", "node-redis"], ["bun", "ioredis"]]), 300);
+      for (const client of [nodeRedis, ioRedis]) {
+        await assert.rejects(
+          async () => await serve({ port: 0, backplane: { driver: redisBackplane(client, { sharded: true }) } }, {}),
+          { name: "TypeError", message: /needs channels: "topic"/ },
+        );
+      }
+      // The shape of a client without sharded pub/sub (an older library): refused where it is passed.
+      const noop = () => Promise.resolve();
+      const older = { isOpen: false, isReady: false, connect: noop, duplicate: () => older, publish: noop, subscribe: noop, unsubscribe: noop, on() {}, off() {} };
+      assert.throws(() => redisBackplane(older, { sharded: true }), { name: "TypeError", message: /sharded: true.*sPublish\(\)/ });
     } finally {
-      await stopAll();
+      assert.equal(nodeRedis.isOpen, false, "nothing was connected");
+      ioRedis.disconnect();
     }
   });
+
 });

@@ -9,7 +9,11 @@
  * ANYWS_SERIALIZATION ("advanced" or "json"). With ANYWS_HUB_LATE=never there is no hub: the
  * one worker prints `start failed <message>`. With ANYWS_HUB_LATE=restart the one worker's hub
  * closes and a new one starts: it prints `up`, `down`, `publish failed <message>`, `up`, then
- * the envelope the new hub's primary driver publishes.
+ * the envelope the new hub's primary driver publishes. With ANYWS_HUB_LATE=backlog the hub holds
+ * at most 1 MiB for a worker: the one worker stops reading (its event loop busy for 2 s) while
+ * the primary publishes 40 envelopes of 256 KiB, then, 3 s later, a last one of 4 bytes; the
+ * worker prints `got <index>` for each envelope that reaches it, the primary `hub error
+ * <message>` for each error its hub reports.
  */
 import cluster from "node:cluster";
 import process from "node:process";
@@ -43,7 +47,47 @@ async function publishAll(driver: BackplaneDriver): Promise<void> {
 }
 
 const mode = process.env.ANYWS_HUB_LATE;
-if (cluster.isPrimary && mode === "never") {
+/** Envelope `index` of the backlog run: its index in the first 4 bytes. */
+const numbered = (index: number, size: number) => {
+  const bytes = new Uint8Array(size);
+  new DataView(bytes.buffer).setUint32(0, index);
+  return bytes;
+};
+if (cluster.isPrimary && mode === "backlog") {
+  cluster.setupPrimary({ serialization: "advanced" });
+  const hub = clusterHub({ maxQueuedBytes: 1024 * 1024, error: (error) => print(`hub error ${(error as Error).message}`) });
+  const driver = hub.driver();
+  await driver.start(printingSink("primary", Infinity, () => {}));
+  const worker = cluster.fork({ ANYWS_WHO: "w1" });
+  worker.on("message", async (m: { ready?: string }) => {
+    if (!m.ready) return;
+    for (let i = 0; i < 40; i++) await driver.publish("c", numbered(i, 256 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await driver.publish("c", numbered(40, 4));
+  });
+  worker.on("exit", () => {
+    hub.close();
+    print("exit");
+  });
+} else if (cluster.isWorker && mode === "backlog") {
+  const driver = clusterDriver();
+  await driver.subscribe("c");
+  await driver.start({
+    message(_channel, envelope) {
+      const index = new DataView(envelope.buffer, envelope.byteOffset, envelope.byteLength).getUint32(0);
+      print(`got ${index}`);
+      if (index === 40) void driver.close().then(() => process.disconnect?.());
+    },
+    error: (stage, error) => print(`error w1 ${stage} ${String(error)}`),
+    up() {},
+    down() {},
+  });
+  process.send!({ ready: "w1" });
+  const until = Date.now() + 2000;
+  while (Date.now() < until) {
+    // Busy: this worker reads nothing from its IPC channel meanwhile.
+  }
+} else if (cluster.isPrimary && mode === "never") {
   cluster.fork({ ANYWS_WHO: "w1" }).on("exit", () => print("exit"));
 } else if (cluster.isPrimary && mode === "restart") {
   let hub = clusterHub();
