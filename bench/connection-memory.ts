@@ -7,11 +7,10 @@
  *   bun bench/connection-memory.ts
  */
 import process from "node:process";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { ServerConnection, connectionConfig } from "../core/mod.ts";
 import { engineTuning } from "../adapters/shared/engine.ts";
 import { numberOption, RUNTIME } from "./shared/args.ts";
+import { collectGarbage } from "./shared/memory.ts";
 
 const COUNT = numberOption(process.argv.slice(2), "count", 10_000);
 const REQUEST = new TextEncoder().encode(
@@ -20,15 +19,7 @@ const REQUEST = new TextEncoder().encode(
 );
 
 function collect(): void {
-  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
-  if (bun) return bun.gc(true);
-  let gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) {
-    // Without --expose-gc (as `npm run bench` starts it): V8 can still be given the flag now.
-    setFlagsFromString("--expose-gc");
-    gc = runInNewContext("gc") as () => void;
-  }
-  gc();
+  if (!collectGarbage()) throw new Error("this runtime lets no program ask for a garbage collection");
 }
 
 const heap = (): number => process.memoryUsage().heapUsed;

@@ -133,7 +133,7 @@ export class WebSocketServer<T = undefined> {
   /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
   readonly backplane: Backplane | null;
 
-  /** `codec` runs `perMessageDeflate` (each runtime entry's class passes its own). */
+  /** `codec` runs `perMessageDeflate` (adapters/zlib/server.ts, the class every entry exports, passes node:zlib's). */
   constructor(options: ServerOptions, handlers: ServerHandlers<T>, codec?: DeflateCodec) {
     this.options = options;
     this.backplane = options.backplane
