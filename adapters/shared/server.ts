@@ -21,7 +21,7 @@ import { Backplane, type BackplaneOptions } from "./backplane.ts";
 import { ConnectionError } from "./errors.ts";
 import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
-import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
+import { now, Session, SessionHost, type SessionOwner } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "./deflate.ts";
 
@@ -126,6 +126,8 @@ export class WebSocketServer<T = undefined> {
   private listener: Listener | null = null;
   private closing = false;
   private readonly extensions: ServerExtensionFactory[] | undefined;
+  /** What this server's sessions share (timer, write task, merge buffers), with no other server. */
+  private readonly host = new SessionHost();
   /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
   readonly backplane: Backplane | null;
 
@@ -167,10 +169,10 @@ export class WebSocketServer<T = undefined> {
       keepaliveInterval: o.keepaliveInterval ?? DEFAULT_KEEPALIVE,
       tuning: o.tuning ?? engineTuning(),
       now: now(),
-      onWake: wakeSession,
+      onWake: this.host.wake,
     });
     const owner = new Handshake(this, transport);
-    const session = new Session(connection, owner);
+    const session = new Session(this.host, connection, owner);
     owner.session = session;
     session.readLimit = o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT;
     if (this.closing) {
