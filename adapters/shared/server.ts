@@ -608,7 +608,8 @@ export class ServerWebSocket<T = undefined> {
     const connection = this.session.connection;
     if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return false;
     const o = this.server.options;
-    if (this.bufferedAmount >= (o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT)) {
+    const pending = connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
+    if (this.session.bufferedAtLeast((o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT) - pending)) {
       if (o.closeOnBackpressureLimit) this.close(1008, "send buffer limit exceeded");
       else this.session.drainWanted = true; // over the limit with messages still being compressed: no drain may come from the transport
       return false;

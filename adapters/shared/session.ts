@@ -42,42 +42,17 @@ const MERGE_POOL_MAX = 16;
 /** Merges smaller than this get a buffer of their own size: cheap to allocate, and a pool buffer would be mostly idle. */
 const MERGE_POOL_MIN = 16 * 1024;
 
-/**
- * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
- * one chunk; a chunk that fits in no run is kept as it is, uncopied. Pool buffers used are added
- * to `lent` when given.
- */
-function coalesce(chunks: Uint8Array[], bytes: number, lent: Uint8Array[] | null, pool: Uint8Array[]): Uint8Array[] {
-  const n = chunks.length;
-  if (n === 1) return chunks;
-  if (bytes <= COALESCE_LIMIT) return [concat(chunks, 0, n, bytes, lent, pool)];
-  const out: Uint8Array[] = [];
-  let i = 0;
-  while (i < n) {
-    let end = i + 1;
-    let total = chunks[i].length;
-    while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
-    out.push(end === i + 1 ? chunks[i] : concat(chunks, i, end, total, lent, pool));
-    i = end;
-  }
-  return out;
-}
-
-function concat(chunks: Uint8Array[], from: number, to: number, total: number, lent: Uint8Array[] | null, pool: Uint8Array[]): Uint8Array {
-  let merged: Uint8Array;
-  if (lent !== null && total >= MERGE_POOL_MIN) {
-    const buffer = pool.pop() ?? new Uint8Array(COALESCE_LIMIT);
-    lent.push(buffer);
-    merged = buffer.subarray(0, total);
-  } else merged = new Uint8Array(total);
-  for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
-  return merged;
-}
-
 /** Sessions whose output waits for one scheduler's task, all handed out by that one task. */
 export class DueList {
   private sessions: Session[] = [];
   private readonly schedule: AfterReads;
+  /**
+   * The last merge made in this task into a buffer of its own, and the chunks it was made from:
+   * a session handed out after it with the very same chunks (a publish reaches every subscriber
+   * with the same frames, in the same order) writes that merge instead of copying them again.
+   */
+  mergedFrom: Uint8Array[] | null = null;
+  merged: Uint8Array | null = null;
   constructor(schedule: AfterReads) {
     this.schedule = schedule;
   }
@@ -88,8 +63,20 @@ export class DueList {
   private readonly run = (): void => {
     const sessions = this.sessions;
     this.sessions = [];
-    for (let i = 0; i < sessions.length; i++) sessions[i].handOut();
+    try {
+      for (let i = 0; i < sessions.length; i++) sessions[i].handOut(this);
+    } finally {
+      this.mergedFrom = null;
+      this.merged = null;
+    }
   };
+}
+
+/** Whether `a` and `b` hold the same chunks (the same objects) in the same order. */
+function sameChunks(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Where a transport gives no `afterReads`: the end of the tick. */
@@ -291,6 +278,13 @@ export class Session implements TransportHandler {
   /** Output taken from the connection and not yet given to the transport (null: none). */
   private out: Uint8Array[] | null = null;
   private outBytes = 0;
+  /**
+   * At least the transport's `bufferedAmount`: what it held after it was last read. Only the
+   * session writes to its transport, so that amount can only shrink until the session's next
+   * write; the checks made on every send compare this bound and read the transport only when it
+   * is over their limit.
+   */
+  private transportBuffered = 0;
   private outDue = false;
   /** Where `out` waits to be handed out: the list of the transport's `afterReads`. */
   private due: DueList | null = null;
@@ -328,7 +322,12 @@ export class Session implements TransportHandler {
 
   /** Bytes written by the connection and not yet sent: the transport's and those waiting for the end of the loop turn. */
   get bufferedAmount(): number {
-    return (this.transport?.bufferedAmount ?? 0) + this.outBytes;
+    return (this.transportBuffered = this.transport?.bufferedAmount ?? 0) + this.outBytes;
+  }
+
+  /** Whether `bufferedAmount` is at least `limit`. */
+  bufferedAtLeast(limit: number): boolean {
+    return this.transportBuffered + this.outBytes >= limit && this.bufferedAmount >= limit;
   }
 
   onData(chunk: Uint8Array): void {
@@ -405,7 +404,7 @@ export class Session implements TransportHandler {
     const transport = this.transport;
     if (transport === null || this.closed || this.ended) return true;
     this.scheduleOut();
-    if (transport.bufferedAmount + this.outBytes <= transport.highWaterMark) return true;
+    if (!this.bufferedAtLeast(transport.highWaterMark + 1)) return true;
     this.drainWanted = true;
     // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
     if (this.backpressured && !this.readPaused) this.checkReadLimit();
@@ -438,8 +437,8 @@ export class Session implements TransportHandler {
     (this.due ??= this.host.dueListFor(this.transport.afterReads)).add(this);
   }
 
-  /** Gives `out` to the transport, as one write. */
-  handOut(): void {
+  /** Gives `out` to the transport, as one write; `list` when called by that list's task. */
+  handOut(list: DueList | null = null): void {
     const out = this.out;
     const transport = this.transport;
     const scheduled = this.outDue;
@@ -449,20 +448,61 @@ export class Session implements TransportHandler {
     const bytes = this.outBytes;
     this.outBytes = 0;
     if (this.closed || this.ended) return;
-    let lent: Uint8Array[] | null = null;
-    if (transport.releasesChunks) {
-      this.reclaim(transport);
-      lent = this.lent ??= [];
-    }
-    if (!transport.write(coalesce(out, bytes, lent, this.host.mergePool))) this.backpressured = true;
-    if (lent !== null && lent.length === 0) this.lent = null;
+    const lends = transport.releasesChunks;
+    if (lends) this.reclaim(transport);
+    if (!transport.write(out.length === 1 ? out : this.coalesce(out, bytes, lends, list))) this.backpressured = true;
+    this.transportBuffered = transport.bufferedAmount;
     if (scheduled && !this.flushing) this.afterWrite();
+  }
+
+  /**
+   * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
+   * one chunk; a chunk that fits in no run is kept as it is, uncopied. With `lends`, large merges
+   * go into the host's pool buffers, listed in `lent` until the transport has sent them. A merge
+   * into a buffer of its own is never written to again, so sessions of one `list` task share it.
+   */
+  private coalesce(chunks: Uint8Array[], bytes: number, lends: boolean, list: DueList | null): Uint8Array[] {
+    const n = chunks.length;
+    if (bytes <= COALESCE_LIMIT) {
+      if (list !== null && list.mergedFrom !== null && sameChunks(chunks, list.mergedFrom)) return [list.merged!];
+      const merged = this.concat(chunks, 0, n, bytes, lends);
+      if (list !== null && !(lends && bytes >= MERGE_POOL_MIN)) {
+        list.mergedFrom = chunks;
+        list.merged = merged;
+      }
+      return [merged];
+    }
+    const out: Uint8Array[] = [];
+    let i = 0;
+    while (i < n) {
+      let end = i + 1;
+      let total = chunks[i].length;
+      while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
+      out.push(end === i + 1 ? chunks[i] : this.concat(chunks, i, end, total, lends));
+      i = end;
+    }
+    return out;
+  }
+
+  private concat(chunks: Uint8Array[], from: number, to: number, total: number, lends: boolean): Uint8Array {
+    let merged: Uint8Array;
+    if (lends && total >= MERGE_POOL_MIN) {
+      const buffer = this.host.mergePool.pop() ?? new Uint8Array(COALESCE_LIMIT);
+      (this.lent ??= []).push(buffer);
+      merged = buffer.subarray(0, total);
+    } else {
+      // Cut from a slab as the connection's own frames are, where its tuning pools small buffers.
+      const allocator = this.connection.tuning.allocator;
+      merged = allocator === null ? new Uint8Array(total) : allocator.allocate(total);
+    }
+    for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
+    return merged;
   }
 
   /** Once the transport holds none of the bytes given, the pool buffers under them are free. */
   private reclaim(transport: Transport): void {
     const lent = this.lent;
-    if (lent === null || transport.bufferedAmount !== 0) return;
+    if (lent === null || (this.transportBuffered !== 0 && (this.transportBuffered = transport.bufferedAmount) !== 0)) return;
     this.lent = null;
     const pool = this.host.mergePool;
     for (let i = 0; i < lent.length && pool.length < MERGE_POOL_MAX; i++) pool.push(lent[i]);
