@@ -7,7 +7,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ClientConnection, ServerConnection } from "../../core/mod.ts";
+import { ClientConnection, prepareMessage, ServerConnection } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
 import { COALESCE_LIMIT, Session, SessionHost, type SessionOwner } from "../../adapters/shared/session.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
@@ -187,7 +187,7 @@ async function openSession(releasesChunks: boolean, host = new SessionHost()) {
   assert.equal(client.readyState, 1, "open");
   writes.length = 0;
   const texts = () => client.pollEvents().filter((e) => e.type === "text").map((e) => (e as { data: string }).data);
-  return { server, session, writes, texts, setBuffered: (n: number) => void (buffered = n) };
+  return { server, client, session, writes, texts, setBuffered: (n: number) => void (buffered = n) };
 }
 
 describe("session write coalescing", () => {
@@ -238,6 +238,39 @@ describe("session write coalescing", () => {
       const third = await send();
       if (releases) assert.equal(third.buffer === first.buffer || third.buffer === second.buffer, true, "reused once released");
       else assert.ok(third.buffer !== first.buffer && third.buffer !== second.buffer, "a transport that keeps chunks gets fresh ones");
+    }
+  });
+
+  test("sockets sent the same frames in one turn each get all of them; one's released merge buffer never holds another's bytes", async () => {
+    const host = new SessionHost();
+    const a = await openSession(true, host);
+    const b = await openSession(true, host);
+    const binaries = (client: ClientConnection) =>
+      client.pollEvents().filter((e) => e.type === "binary").map((e) => (e as { data: Uint8Array }).data[0]);
+    /** `count` messages of `size` bytes (filled with `first`, `first + 1`, …), framed once, to both sockets in one turn. */
+    const publish = async (first: number, count: number, size: number) => {
+      for (let i = 0; i < count; i++) {
+        const message = prepareMessage(new Uint8Array(size).fill(first + i));
+        for (const s of [a, b]) {
+          s.server.sendPrepared(message);
+          s.session.write();
+        }
+      }
+      await Promise.resolve(); // the host's task hands both sessions' output out
+    };
+    for (const [size, merged] of [[100, "small"], [4000, "large"]] as const) {
+      a.setBuffered(0); // a's transport has sent everything at once...
+      b.setBuffered(1); // ...b's still holds what it was given
+      a.writes.length = b.writes.length = 0;
+      await publish(0, 8, size);
+      assert.deepEqual(binaries(a.client), [0, 1, 2, 3, 4, 5, 6, 7], `${merged} merges: a got every message in order`);
+      assert.deepEqual(binaries(b.client), [0, 1, 2, 3, 4, 5, 6, 7], `${merged} merges: b got every message in order`);
+      const held = b.writes[0][0];
+      const copy = held.slice();
+      await publish(100, 8, size); // a merges again, into a buffer its transport released
+      assert.deepEqual(binaries(a.client), [100, 101, 102, 103, 104, 105, 106, 107]);
+      assert.deepEqual(binaries(b.client), [100, 101, 102, 103, 104, 105, 106, 107]);
+      assert.deepEqual(held, copy, `${merged} merges: what b's transport holds is untouched`);
     }
   });
 });
