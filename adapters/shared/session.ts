@@ -285,6 +285,8 @@ export class Session implements TransportHandler {
    * is over their limit.
    */
   private transportBuffered = 0;
+  /** The transport's `highWaterMark`, read once: every send compares with it. */
+  private highWaterMark = 0;
   private outDue = false;
   /** Where `out` waits to be handed out: the list of the transport's `afterReads`. */
   private due: DueList | null = null;
@@ -311,6 +313,7 @@ export class Session implements TransportHandler {
   /** The transport's handler, bound to `transport`. */
   bind(transport: Transport): TransportHandler {
     this.transport = transport;
+    this.highWaterMark = transport.highWaterMark;
     this.due = this.host.dueListFor(transport.afterReads);
     this.flush();
     return this;
@@ -404,7 +407,7 @@ export class Session implements TransportHandler {
     const transport = this.transport;
     if (transport === null || this.closed || this.ended) return true;
     this.scheduleOut();
-    if (!this.bufferedAtLeast(transport.highWaterMark + 1)) return true;
+    if (!this.bufferedAtLeast(this.highWaterMark + 1)) return true;
     this.drainWanted = true;
     // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
     if (this.backpressured && !this.readPaused) this.checkReadLimit();
