@@ -461,15 +461,17 @@ export class Session implements TransportHandler {
   /**
    * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
    * one chunk; a chunk that fits in no run is kept as it is, uncopied. With `lends`, large merges
-   * go into the host's pool buffers, listed in `lent` until the transport has sent them. A merge
-   * into a buffer of its own is never written to again, so sessions of one `list` task share it.
+   * go into the host's pool buffers, listed in `lent` until the transport has sent them. A small
+   * merge is never written to again, so the sessions handed out by one `list` task share it.
    */
   private coalesce(chunks: Uint8Array[], bytes: number, lends: boolean, list: DueList | null): Uint8Array[] {
     const n = chunks.length;
     if (bytes <= COALESCE_LIMIT) {
-      if (list !== null && list.mergedFrom !== null && sameChunks(chunks, list.mergedFrom)) return [list.merged!];
+      // Not a pool buffer, and not passed on to the other end as it is (where its reader owns it).
+      const shares = list !== null && lends && bytes < MERGE_POOL_MIN;
+      if (shares && list.mergedFrom !== null && sameChunks(chunks, list.mergedFrom)) return [list.merged!];
       const merged = this.concat(chunks, 0, n, bytes, lends);
-      if (list !== null && !(lends && bytes >= MERGE_POOL_MIN)) {
+      if (shares) {
         list.mergedFrom = chunks;
         list.merged = merged;
       }
