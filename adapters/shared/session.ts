@@ -279,9 +279,9 @@ export class Session implements TransportHandler {
   private out: Uint8Array[] | null = null;
   private outBytes = 0;
   /**
-   * At least the transport's `bufferedAmount`: what it held after it was last read. Only the
-   * session writes to its transport, so that amount can only shrink until the session's next
-   * write; the checks made on every send compare this bound and read the transport only when it
+   * At least the transport's `bufferedAmount`: what it held when last read, plus what was written
+   * to it since. Only the session writes to its transport, and nothing else makes that amount
+   * grow; the checks made on every send compare this bound and read the transport only when it
    * is over their limit.
    */
   private transportBuffered = 0;
@@ -454,7 +454,7 @@ export class Session implements TransportHandler {
     const lends = transport.releasesChunks;
     if (lends) this.reclaim(transport);
     if (!transport.write(out.length === 1 ? out : this.coalesce(out, bytes, lends, list))) this.backpressured = true;
-    this.transportBuffered = transport.bufferedAmount;
+    this.transportBuffered += bytes; // still a bound, without reading the transport
     if (scheduled && !this.flushing) this.afterWrite();
   }
 
