@@ -23,7 +23,7 @@ import { Backplane, type BackplaneOptions } from "./backplane.ts";
 import { ConnectionError } from "./errors.ts";
 import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, utf8Length, viewBytes } from "./data.ts";
-import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
+import { now, Session, SessionHost, type SessionOwner } from "./session.ts";
 import type { Listener, Runtime, TlsServerOptions, Transport, TransportHandler } from "./transport.ts";
 import { serverExtensions } from "./deflate.ts";
 
@@ -128,6 +128,8 @@ export class WebSocketServer<T = undefined> {
   private listener: Listener | null = null;
   private closing = false;
   private readonly extensions: ServerExtensionFactory[] | undefined;
+  /** What this server's sessions share (timer, write task, merge buffers), with no other server. */
+  private readonly host = new SessionHost();
   /** The connections' options, resolved once and shared by all of them. */
   private readonly connectionConfig: ConnectionConfig;
   /** The link to other processes' servers, with its counters (`stats()`), when `options.backplane` is set. */
@@ -147,7 +149,7 @@ export class WebSocketServer<T = undefined> {
       ...options,
       keepaliveInterval: options.keepaliveInterval ?? DEFAULT_KEEPALIVE,
       tuning: options.tuning ?? engineTuning(),
-      onWake: wakeSession,
+      onWake: this.host.wake,
     });
   }
 
@@ -173,7 +175,7 @@ export class WebSocketServer<T = undefined> {
     const o = this.options;
     const connection = new ServerConnection({ config: this.connectionConfig, extensions: this.extensions, now: now() });
     const owner = new Handshake(this, transport);
-    const session = new Session(connection, owner);
+    const session = new Session(this.host, connection, owner);
     owner.session = session;
     session.readLimit = o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT;
     if (this.closing) {
@@ -609,7 +611,8 @@ export class ServerWebSocket<T = undefined> {
     const connection = this.session.connection;
     if (connection.readyState !== ReadyState.OPEN || this.session.transportClosed) return false;
     const o = this.server.options;
-    if (this.bufferedAmount >= (o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT)) {
+    const pending = connection.pendingBytes + (this.blobQueue?.bytes ?? 0);
+    if (this.session.bufferedAtLeast((o.backpressureLimit ?? DEFAULT_BACKPRESSURE_LIMIT) - pending)) {
       if (o.closeOnBackpressureLimit) this.close(1008, "send buffer limit exceeded");
       else this.session.drainWanted = true; // over the limit with messages still being compressed: no drain may come from the transport
       return false;

@@ -18,17 +18,6 @@ export interface SessionOwner {
   onReadLimit?(): void;
 }
 
-/** Each connection's session, for `wakeSession`. */
-const sessions = new WeakMap<Connection, Session>();
-
-/**
- * The `onWake` to give every connection that a session drives: one function for all, where a
- * closure per connection would cost an idle connection about a hundred bytes.
- */
-export function wakeSession(connection: Connection): void {
-  sessions.get(connection)?.flush();
-}
-
 /**
  * After the transport is ended, how long (ms) the peer has to end its side before the transport
  * is destroyed; the wait starts again while bytes buffered before the end are still being
@@ -48,51 +37,22 @@ export const DEFAULT_END_TIMEOUT = 2000;
  */
 export const COALESCE_LIMIT = 128 * 1024;
 
-/**
- * Merge buffers (COALESCE_LIMIT bytes) that no transport holds any more, for the next merges,
- * because a fresh zeroed buffer per write costs more than the copy into it (bench/NOTES.md).
- */
-const mergePool: Uint8Array[] = [];
+/** How many free merge buffers (COALESCE_LIMIT bytes each) a SessionHost keeps. */
 const MERGE_POOL_MAX = 16;
 /** Merges smaller than this get a buffer of their own size: cheap to allocate, and a pool buffer would be mostly idle. */
 const MERGE_POOL_MIN = 16 * 1024;
 
-/**
- * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
- * one chunk; a chunk that fits in no run is kept as it is, uncopied. Pool buffers used are added
- * to `lent` when given.
- */
-function coalesce(chunks: Uint8Array[], bytes: number, lent: Uint8Array[] | null): Uint8Array[] {
-  const n = chunks.length;
-  if (n === 1) return chunks;
-  if (bytes <= COALESCE_LIMIT) return [concat(chunks, 0, n, bytes, lent)];
-  const out: Uint8Array[] = [];
-  let i = 0;
-  while (i < n) {
-    let end = i + 1;
-    let total = chunks[i].length;
-    while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
-    out.push(end === i + 1 ? chunks[i] : concat(chunks, i, end, total, lent));
-    i = end;
-  }
-  return out;
-}
-
-function concat(chunks: Uint8Array[], from: number, to: number, total: number, lent: Uint8Array[] | null): Uint8Array {
-  let merged: Uint8Array;
-  if (lent !== null && total >= MERGE_POOL_MIN) {
-    const buffer = mergePool.pop() ?? new Uint8Array(COALESCE_LIMIT);
-    lent.push(buffer);
-    merged = buffer.subarray(0, total);
-  } else merged = new Uint8Array(total);
-  for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
-  return merged;
-}
-
 /** Sessions whose output waits for one scheduler's task, all handed out by that one task. */
-class DueList {
+export class DueList {
   private sessions: Session[] = [];
   private readonly schedule: AfterReads;
+  /**
+   * The last merge made in this task into a buffer of its own, and the chunks it was made from:
+   * a session handed out after it with the very same chunks (a publish reaches every subscriber
+   * with the same frames, in the same order) writes that merge instead of copying them again.
+   */
+  mergedFrom: Uint8Array[] | null = null;
+  merged: Uint8Array | null = null;
   constructor(schedule: AfterReads) {
     this.schedule = schedule;
   }
@@ -103,29 +63,34 @@ class DueList {
   private readonly run = (): void => {
     const sessions = this.sessions;
     this.sessions = [];
-    for (let i = 0; i < sessions.length; i++) sessions[i].handOut();
+    try {
+      for (let i = 0; i < sessions.length; i++) sessions[i].handOut(this);
+    } finally {
+      this.mergedFrom = null;
+      this.merged = null;
+    }
   };
+}
+
+/** Whether `a` and `b` hold the same chunks (the same objects) in the same order. */
+function sameChunks(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Where a transport gives no `afterReads`: the end of the tick. */
 const endOfTick: AfterReads = (task) => queueMicrotask(task);
-/** One list per scheduler (each runtime entry passes one function for all its transports). */
-const dueLists = new WeakMap<AfterReads, DueList>();
-function dueListFor(schedule: AfterReads = endOfTick): DueList {
-  let list = dueLists.get(schedule);
-  if (list === undefined) dueLists.set(schedule, (list = new DueList(schedule)));
-  return list;
-}
 
 /** The clock every connection is told the time with. */
 export const now: () => number = () => performance.now();
 
 /**
- * Every session's deadline in one binary min-heap behind one runtime timer. A server's idle
- * connections each keep a deadline (keepalive, idle timeout); a timer object and a callback per
- * connection would cost more than the rest of an idle connection's state.
+ * Every deadline of a host's sessions in one binary min-heap behind one runtime timer. A
+ * server's idle connections each keep a deadline (keepalive, idle timeout); a timer object and
+ * a callback per connection would cost more than the rest of an idle connection's state.
  */
-class Deadlines {
+export class Deadlines {
   private readonly heap: Session[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Infinity;
@@ -240,7 +205,47 @@ class Deadlines {
   }
 }
 
-const deadlines = new Deadlines();
+/**
+ * What the sessions of one owner share (a server, or a client WebSocket class; each creates its
+ * own and passes it to its sessions): the timer of their deadlines, the task per scheduler that
+ * hands their writes out, the merge buffers, and the `onWake` of their connections. Nothing of it
+ * is process-wide, so two servers, or two copies of the package, in one process share nothing.
+ */
+export class SessionHost {
+  readonly deadlines: Deadlines = new Deadlines();
+  /**
+   * Merge buffers no transport holds any more, for the next merges: a fresh zeroed buffer per
+   * write costs more than the copy into it (bench/NOTES.md).
+   */
+  readonly mergePool: Uint8Array[] = [];
+  /**
+   * One list per scheduler (each runtime passes one function for all its transports), so that
+   * one task per loop turn hands out the writes of all the host's sessions.
+   */
+  private readonly dueLists = new Map<AfterReads, DueList>();
+  /** Each connection's session, for `wake`. */
+  private readonly sessions = new WeakMap<Connection, Session>();
+
+  /**
+   * The `onWake` to give every connection of this host: one function for all, where a closure
+   * per connection would cost an idle connection about a hundred bytes.
+   */
+  readonly wake = (connection: Connection): void => {
+    this.sessions.get(connection)?.flush();
+  };
+
+  /** @internal */
+  register(connection: Connection, session: Session): void {
+    this.sessions.set(connection, session);
+  }
+
+  /** @internal */
+  dueListFor(schedule: AfterReads = endOfTick): DueList {
+    let list = this.dueLists.get(schedule);
+    if (list === undefined) this.dueLists.set(schedule, (list = new DueList(schedule)));
+    return list;
+  }
+}
 
 export class Session implements TransportHandler {
   readonly connection: Connection;
@@ -263,15 +268,25 @@ export class Session implements TransportHandler {
   /** The transport's `bufferedAmount` when `endAt` was set. */
   private endBuffered = 0;
 
-  /** When the connection's deadline is to be checked (Infinity: never); kept by `deadlines`. */
+  /** When the connection's deadline is to be checked (Infinity: never); kept by the host's `deadlines`. */
   deadlineAt = Infinity;
-  /** The session's place in `deadlines`' heap, -1 when not in it. */
+  /** The session's place in the host's `deadlines` heap, -1 when not in it. */
   heapIndex = -1;
 
+  private readonly host: SessionHost;
   private owner: SessionOwner;
   /** Output taken from the connection and not yet given to the transport (null: none). */
   private out: Uint8Array[] | null = null;
   private outBytes = 0;
+  /**
+   * At least the transport's `bufferedAmount`: what it held when last read, plus what was written
+   * to it since. Only the session writes to its transport, and nothing else makes that amount
+   * grow; the checks made on every send compare this bound and read the transport only when it
+   * is over their limit.
+   */
+  private transportBuffered = 0;
+  /** The transport's `highWaterMark`, read once: every send compares with it. */
+  private highWaterMark = 0;
   private outDue = false;
   /** Where `out` waits to be handed out: the list of the transport's `afterReads`. */
   private due: DueList | null = null;
@@ -282,10 +297,12 @@ export class Session implements TransportHandler {
   private ended = false;
   private closed = false;
 
-  constructor(connection: Connection, owner: SessionOwner) {
+  /** `connection` was created with `host.wake` as its `onWake`. */
+  constructor(host: SessionHost, connection: Connection, owner: SessionOwner) {
+    this.host = host;
     this.connection = connection;
     this.owner = owner;
-    sessions.set(connection, this);
+    host.register(connection, this);
   }
 
   /** Gives the session's events, from the next one on, to `owner`. */
@@ -296,7 +313,8 @@ export class Session implements TransportHandler {
   /** The transport's handler, bound to `transport`. */
   bind(transport: Transport): TransportHandler {
     this.transport = transport;
-    this.due = dueListFor(transport.afterReads);
+    this.highWaterMark = transport.highWaterMark;
+    this.due = this.host.dueListFor(transport.afterReads);
     this.flush();
     return this;
   }
@@ -307,7 +325,12 @@ export class Session implements TransportHandler {
 
   /** Bytes written by the connection and not yet sent: the transport's and those waiting for the end of the loop turn. */
   get bufferedAmount(): number {
-    return (this.transport?.bufferedAmount ?? 0) + this.outBytes;
+    return (this.transportBuffered = this.transport?.bufferedAmount ?? 0) + this.outBytes;
+  }
+
+  /** Whether `bufferedAmount` is at least `limit`. */
+  bufferedAtLeast(limit: number): boolean {
+    return this.transportBuffered + this.outBytes >= limit && this.bufferedAmount >= limit;
   }
 
   onData(chunk: Uint8Array): void {
@@ -384,7 +407,7 @@ export class Session implements TransportHandler {
     const transport = this.transport;
     if (transport === null || this.closed || this.ended) return true;
     this.scheduleOut();
-    if (transport.bufferedAmount + this.outBytes <= transport.highWaterMark) return true;
+    if (!this.bufferedAtLeast(this.highWaterMark + 1)) return true;
     this.drainWanted = true;
     // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
     if (this.backpressured && !this.readPaused) this.checkReadLimit();
@@ -414,11 +437,11 @@ export class Session implements TransportHandler {
     }
     if (this.outDue) return;
     this.outDue = true;
-    (this.due ??= dueListFor(this.transport.afterReads)).add(this);
+    (this.due ??= this.host.dueListFor(this.transport.afterReads)).add(this);
   }
 
-  /** Gives `out` to the transport, as one write. */
-  handOut(): void {
+  /** Gives `out` to the transport, as one write; `list` when called by that list's task. */
+  handOut(list: DueList | null = null): void {
     const out = this.out;
     const transport = this.transport;
     const scheduled = this.outDue;
@@ -428,22 +451,66 @@ export class Session implements TransportHandler {
     const bytes = this.outBytes;
     this.outBytes = 0;
     if (this.closed || this.ended) return;
-    let lent: Uint8Array[] | null = null;
-    if (transport.releasesChunks) {
-      this.reclaim(transport);
-      lent = this.lent ??= [];
-    }
-    if (!transport.write(coalesce(out, bytes, lent))) this.backpressured = true;
-    if (lent !== null && lent.length === 0) this.lent = null;
+    const lends = transport.releasesChunks;
+    if (lends) this.reclaim(transport);
+    if (!transport.write(out.length === 1 ? out : this.coalesce(out, bytes, lends, list))) this.backpressured = true;
+    this.transportBuffered += bytes; // still a bound, without reading the transport
     if (scheduled && !this.flushing) this.afterWrite();
+  }
+
+  /**
+   * `chunks` (`bytes` in all) with each run of neighbours that fits in COALESCE_LIMIT copied into
+   * one chunk; a chunk that fits in no run is kept as it is, uncopied. With `lends`, large merges
+   * go into the host's pool buffers, listed in `lent` until the transport has sent them. A small
+   * merge is never written to again, so the sessions handed out by one `list` task share it.
+   */
+  private coalesce(chunks: Uint8Array[], bytes: number, lends: boolean, list: DueList | null): Uint8Array[] {
+    const n = chunks.length;
+    if (bytes <= COALESCE_LIMIT) {
+      // Not a pool buffer, and not passed on to the other end as it is (where its reader owns it).
+      const shares = list !== null && lends && bytes < MERGE_POOL_MIN;
+      if (shares && list.mergedFrom !== null && sameChunks(chunks, list.mergedFrom)) return [list.merged!];
+      const merged = this.concat(chunks, 0, n, bytes, lends);
+      if (shares) {
+        list.mergedFrom = chunks;
+        list.merged = merged;
+      }
+      return [merged];
+    }
+    const out: Uint8Array[] = [];
+    let i = 0;
+    while (i < n) {
+      let end = i + 1;
+      let total = chunks[i].length;
+      while (end < n && total + chunks[end].length <= COALESCE_LIMIT) total += chunks[end++].length;
+      out.push(end === i + 1 ? chunks[i] : this.concat(chunks, i, end, total, lends));
+      i = end;
+    }
+    return out;
+  }
+
+  private concat(chunks: Uint8Array[], from: number, to: number, total: number, lends: boolean): Uint8Array {
+    let merged: Uint8Array;
+    if (lends && total >= MERGE_POOL_MIN) {
+      const buffer = this.host.mergePool.pop() ?? new Uint8Array(COALESCE_LIMIT);
+      (this.lent ??= []).push(buffer);
+      merged = buffer.subarray(0, total);
+    } else {
+      // Cut from a slab as the connection's own frames are, where its tuning pools small buffers.
+      const allocator = this.connection.tuning.allocator;
+      merged = allocator === null ? new Uint8Array(total) : allocator.allocate(total);
+    }
+    for (let i = from, offset = 0; i < to; offset += chunks[i++].length) merged.set(chunks[i], offset);
+    return merged;
   }
 
   /** Once the transport holds none of the bytes given, the pool buffers under them are free. */
   private reclaim(transport: Transport): void {
     const lent = this.lent;
-    if (lent === null || transport.bufferedAmount !== 0) return;
+    if (lent === null || (this.transportBuffered !== 0 && (this.transportBuffered = transport.bufferedAmount) !== 0)) return;
     this.lent = null;
-    for (let i = 0; i < lent.length && mergePool.length < MERGE_POOL_MAX; i++) mergePool.push(lent[i]);
+    const pool = this.host.mergePool;
+    for (let i = 0; i < lent.length && pool.length < MERGE_POOL_MAX; i++) pool.push(lent[i]);
   }
 
   /** Drain owed to the owner, and the read limit, once output went to the transport. */
@@ -507,10 +574,10 @@ export class Session implements TransportHandler {
   /** Sets the connection's deadline, or the end wait's; a later one waits for the earlier one to be reached first. */
   private arm(): void {
     const at = Math.min(this.connection.deadline, this.endAt);
-    if (at < this.deadlineAt) deadlines.set(this, at);
+    if (at < this.deadlineAt) this.host.deadlines.set(this, at);
   }
 
-  /** Called by `deadlines` when the deadline set by `arm` has come. */
+  /** Called by the host's `deadlines` when the deadline set by `arm` has come. */
   deadlineReached(): void {
     if (this.endAt <= now() && this.transport !== null && !this.closed) {
       this.endWaited(this.transport);
@@ -521,6 +588,6 @@ export class Session implements TransportHandler {
   }
 
   private clearTimer(): void {
-    deadlines.clear(this);
+    this.host.deadlines.clear(this);
   }
 }

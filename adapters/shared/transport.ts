@@ -31,9 +31,12 @@ export interface Transport {
    * the end is not an error, as a send that races with the peer's close is not one in the core.
    */
   write(chunks: readonly Uint8Array[]): boolean;
-  /** Bytes accepted by `write()` and not yet handed to the operating system. */
+  /**
+   * Bytes accepted by `write()` and not yet handed to the operating system. Only `write()` makes
+   * it grow (the session counts on it: between its writes the amount can only shrink).
+   */
   readonly bufferedAmount: number;
-  /** `write()` returns false once `bufferedAmount` is over this. */
+  /** `write()` returns false once `bufferedAmount` is over this. The same for the transport's life. */
   readonly highWaterMark: number;
   /**
    * True when the transport holds no reference to a written chunk's memory once `bufferedAmount`

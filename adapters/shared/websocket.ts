@@ -19,7 +19,7 @@ import { engineTuning } from "./engine.ts";
 import { ConnectionError } from "./errors.ts";
 import { BlobQueue } from "./blob-queue.ts";
 import { isBlob, type SendData, toArrayBuffer, utf8Length, viewBytes } from "./data.ts";
-import { now, Session, type SessionOwner, wakeSession } from "./session.ts";
+import { now, Session, SessionHost, type SessionOwner } from "./session.ts";
 import type { Runtime, TlsClientOptions, Transport } from "./transport.ts";
 import { clientExtensions } from "./deflate.ts";
 
@@ -182,14 +182,22 @@ export class WebSocket extends EventTarget implements SessionOwner {
   private readonly handlers = new Map<string, { handler: AnyHandler; listener: EventListener }>();
   private readonly origin: string;
 
-  constructor(url: string | URL, protocols?: string | string[], options: WebSocketOptions = {}, runtime?: Runtime, codec?: DeflateCodec) {
+  /** `host` is shared by the sockets of one class (createWebSocketClass); without it, this socket has one of its own. */
+  constructor(
+    url: string | URL,
+    protocols?: string | string[],
+    options: WebSocketOptions = {},
+    runtime?: Runtime,
+    codec?: DeflateCodec,
+    host: SessionHost = new SessionHost(),
+  ) {
     super();
     const parsed = parseUrl(url);
     const offered = protocolList(protocols);
     this.url = parsed.href;
     this.origin = parsed.origin;
     if (!runtime) throw new TypeError("use the WebSocket class of a runtime adapter (anyws/node, /deno, /bun)");
-    this.connect(runtime, parsed, offered, options, codec);
+    this.connect(runtime, host, parsed, offered, options, codec);
   }
 
   get readyState(): ReadyState {
@@ -330,7 +338,14 @@ export class WebSocket extends EventTarget implements SessionOwner {
   // ---- internals ----------------------------------------------------------------------------
 
   /** Builds the connection now, so that bad options (a header value) throw from the constructor. */
-  private connect(runtime: Runtime, url: URL, protocols: string[], options: WebSocketOptions, codec: DeflateCodec | undefined): void {
+  private connect(
+    runtime: Runtime,
+    host: SessionHost,
+    url: URL,
+    protocols: string[],
+    options: WebSocketOptions,
+    codec: DeflateCodec | undefined,
+  ): void {
     const timeout = options.connectTimeout ?? options.handshakeTimeout ?? 10_000;
     let connection: ClientConnection;
     try {
@@ -343,12 +358,12 @@ export class WebSocket extends EventTarget implements SessionOwner {
         handshakeTimeout: timeout,
         tuning: options.tuning ?? engineTuning(),
         now: now(),
-        onWake: wakeSession,
+        onWake: host.wake,
       });
     } catch (error) {
       throw domException(error);
     }
-    const session = new Session(connection, this);
+    const session = new Session(host, connection, this);
     session.readLimit = options.readLimit ?? DEFAULT_READ_LIMIT;
     this.session = session;
     void this.dial(runtime, url, session, timeout, options);
@@ -480,9 +495,10 @@ export interface WebSocket {
 
 /** Builds a runtime's WebSocket class: `new WebSocket(url, protocols?, options?)`. */
 export function createWebSocketClass(runtime: Runtime, codec?: DeflateCodec): typeof WebSocket {
+  const host = new SessionHost(); // shared by this class's sockets only
   return class extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[], options?: WebSocketOptions) {
-      super(url, protocols, options, runtime, codec);
+      super(url, protocols, options, runtime, codec, host);
     }
   };
 }

@@ -7,18 +7,18 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ClientConnection, ServerConnection } from "../../core/mod.ts";
+import { ClientConnection, prepareMessage, ServerConnection } from "../../core/mod.ts";
 import { concatBytes } from "../../core/bytes.ts";
-import { COALESCE_LIMIT, Session, type SessionOwner } from "../../adapters/shared/session.ts";
+import { COALESCE_LIMIT, Session, SessionHost, type SessionOwner } from "../../adapters/shared/session.ts";
 import type { Transport } from "../../adapters/shared/transport.ts";
 import { decodeLatin1 } from "../../core/http.ts";
 import { delay } from "../support/time.ts";
 
-/** A session whose connection's handshake times out after `timeout` ms; `ended` lists the order. */
-function sessionTimingOut(name: string, timeout: number, ended: string[]) {
-  const connection = new ServerConnection({ handshakeTimeout: timeout, now: performance.now() });
+/** A session of `host` whose connection's handshake times out after `timeout` ms; `ended` lists the order. */
+function sessionTimingOut(host: SessionHost, name: string, timeout: number, ended: string[]) {
+  const connection = new ServerConnection({ handshakeTimeout: timeout, now: performance.now(), onWake: host.wake });
   const owner: SessionOwner = { onEvent() {}, onDrain() {}, onTransportClose() {} };
-  const session = new Session(connection, owner);
+  const session = new Session(host, connection, owner);
   const written: string[] = [];
   const transport: Transport = {
     write(chunks) {
@@ -47,11 +47,12 @@ function sessionTimingOut(name: string, timeout: number, ended: string[]) {
 describe("session deadlines", () => {
   test("many sessions' deadlines are reached in order, each once; a closed session's never", async () => {
     const ended: string[] = [];
-    const c = sessionTimingOut("c", 90, ended);
-    const a = sessionTimingOut("a", 30, ended);
-    const gone = sessionTimingOut("gone", 45, ended);
-    const b = sessionTimingOut("b", 60, ended);
-    const alsoA = sessionTimingOut("a2", 30, ended);
+    const host = new SessionHost();
+    const c = sessionTimingOut(host, "c", 90, ended);
+    const a = sessionTimingOut(host, "a", 30, ended);
+    const gone = sessionTimingOut(host, "gone", 45, ended);
+    const b = sessionTimingOut(host, "b", 60, ended);
+    const alsoA = sessionTimingOut(host, "a2", 30, ended);
     gone.session.onClose(); // the peer went away first: its deadline is dropped
     const deadline = performance.now() + 5000;
     while (ended.length < 4 && performance.now() < deadline) await delay(10);
@@ -67,9 +68,10 @@ describe("session deadlines", () => {
 
   test("a deadline that goes away leaves the timer be; the next is still reached, not before its time", async () => {
     const ended: string[] = [];
+    const host = new SessionHost();
     const started = performance.now();
-    const early = sessionTimingOut("early", 20, ended);
-    const late = sessionTimingOut("late", 80, ended);
+    const early = sessionTimingOut(host, "early", 20, ended);
+    const late = sessionTimingOut(host, "late", 80, ended);
     early.session.onClose(); // the timer stays due at 20 ms: it fires, finds nothing due, re-arms
     const deadline = performance.now() + 5000;
     while (ended.length < 1 && performance.now() < deadline) await delay(10);
@@ -86,7 +88,8 @@ describe("session deadlines", () => {
     globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => (sets++, realSet(...args))) as typeof setTimeout;
     globalThis.clearTimeout = ((id?: Parameters<typeof clearTimeout>[0]) => (clears++, realClear(id))) as typeof clearTimeout;
     try {
-      const sessions = Array.from({ length: 100 }, (_, i) => sessionTimingOut(`s${i}`, 10_000 + i, []));
+      const host = new SessionHost();
+      const sessions = Array.from({ length: 100 }, (_, i) => sessionTimingOut(host, `s${i}`, 10_000 + i, []));
       // Each closes while its deadline is the earliest: moving the timer later is left to the timer.
       for (const { session } of sessions) session.onClose();
     } finally {
@@ -130,7 +133,7 @@ describe("session read limit", () => {
       onTransportClose() {},
       onReadLimit: () => void calls.push("read limit"),
     };
-    const session = new Session(server, owner);
+    const session = new Session(new SessionHost(), server, owner);
     session.readLimit = 4096;
     session.bind(transport);
     session.onData(concatBytes(client.pollOutput()));
@@ -153,7 +156,7 @@ describe("session read limit", () => {
 });
 
 /** An open server session over an in-memory transport that records each write() and what the client got. */
-async function openSession(releasesChunks: boolean) {
+async function openSession(releasesChunks: boolean, host = new SessionHost()) {
   const server = new ServerConnection({ handshakeTimeout: 0, now: performance.now() });
   const client = new ClientConnection({ host: "example.com", handshakeTimeout: 0 });
   const writes: Uint8Array[][] = [];
@@ -177,14 +180,14 @@ async function openSession(releasesChunks: boolean) {
     remotePort: 0,
   };
   const owner: SessionOwner = { onEvent: (event) => event.type === "upgrade" && server.accept(), onDrain() {}, onTransportClose() {} };
-  const session = new Session(server, owner);
+  const session = new Session(host, server, owner);
   session.bind(transport);
   session.onData(concatBytes(client.pollOutput()));
   await Promise.resolve();
   assert.equal(client.readyState, 1, "open");
   writes.length = 0;
   const texts = () => client.pollEvents().filter((e) => e.type === "text").map((e) => (e as { data: string }).data);
-  return { server, session, writes, texts, setBuffered: (n: number) => void (buffered = n) };
+  return { server, client, session, writes, texts, setBuffered: (n: number) => void (buffered = n) };
 }
 
 describe("session write coalescing", () => {
@@ -235,6 +238,39 @@ describe("session write coalescing", () => {
       const third = await send();
       if (releases) assert.equal(third.buffer === first.buffer || third.buffer === second.buffer, true, "reused once released");
       else assert.ok(third.buffer !== first.buffer && third.buffer !== second.buffer, "a transport that keeps chunks gets fresh ones");
+    }
+  });
+
+  test("sockets sent the same frames in one turn each get all of them; one's released merge buffer never holds another's bytes", async () => {
+    const host = new SessionHost();
+    const a = await openSession(true, host);
+    const b = await openSession(true, host);
+    const binaries = (client: ClientConnection) =>
+      client.pollEvents().filter((e) => e.type === "binary").map((e) => (e as { data: Uint8Array }).data[0]);
+    /** `count` messages of `size` bytes (filled with `first`, `first + 1`, …), framed once, to both sockets in one turn. */
+    const publish = async (first: number, count: number, size: number) => {
+      for (let i = 0; i < count; i++) {
+        const message = prepareMessage(new Uint8Array(size).fill(first + i));
+        for (const s of [a, b]) {
+          s.server.sendPrepared(message);
+          s.session.write();
+        }
+      }
+      await Promise.resolve(); // the host's task hands both sessions' output out
+    };
+    for (const [size, merged] of [[100, "small"], [4000, "large"]] as const) {
+      a.setBuffered(0); // a's transport has sent everything at once...
+      b.setBuffered(1); // ...b's still holds what it was given
+      a.writes.length = b.writes.length = 0;
+      await publish(0, 8, size);
+      assert.deepEqual(binaries(a.client), [0, 1, 2, 3, 4, 5, 6, 7], `${merged} merges: a got every message in order`);
+      assert.deepEqual(binaries(b.client), [0, 1, 2, 3, 4, 5, 6, 7], `${merged} merges: b got every message in order`);
+      const held = b.writes[0][0];
+      const copy = held.slice();
+      await publish(100, 8, size); // a merges again, into a buffer its transport released
+      assert.deepEqual(binaries(a.client), [100, 101, 102, 103, 104, 105, 106, 107]);
+      assert.deepEqual(binaries(b.client), [100, 101, 102, 103, 104, 105, 106, 107]);
+      assert.deepEqual(held, copy, `${merged} merges: what b's transport holds is untouched`);
     }
   });
 });

@@ -1,15 +1,18 @@
-/** A runtime whose accepted transports are its own, wrapped to record how many chunks each `write()` was given. */
+/** A runtime whose accepted transports are its own, wrapped to record what each `write()` was given. */
 import type { Runtime, Transport } from "../../adapters/shared/transport.ts";
 
 export class LoggedTransport implements Transport {
   /** The number of chunks of each `write()`, in order. */
   readonly writes: number[] = [];
+  /** The memory under every chunk written, in order. */
+  readonly buffers: ArrayBufferLike[] = [];
   private readonly inner: Transport;
   constructor(inner: Transport) {
     this.inner = inner;
   }
   write(chunks: readonly Uint8Array[]): boolean {
     this.writes.push(chunks.length);
+    for (const chunk of chunks) this.buffers.push(chunk.buffer);
     return this.inner.write(chunks);
   }
   get bufferedAmount(): number {

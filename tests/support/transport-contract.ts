@@ -13,7 +13,7 @@ import { assertBytes, fromUtf8, pattern, utf8 } from "./bytes.ts";
 import { delay, until } from "./time.ts";
 import { type Bag, endBack, endGracefully, type Harness, Recorder } from "./transport-recorder.ts";
 import { ServerConnection } from "../../core/mod.ts";
-import { now, Session, type SessionOwner, wakeSession } from "../../adapters/shared/session.ts";
+import { now, Session, SessionHost, type SessionOwner } from "../../adapters/shared/session.ts";
 import type { Runtime, Transport, TransportHandler } from "../../adapters/shared/transport.ts";
 
 /** A runtime's harness, with its `track` (which also closes its raw sockets) and the fixture CA. */
@@ -239,6 +239,9 @@ async function recordedPair(t: TestContext, open: OpenPair): Promise<{ a: Record
   return { a, b };
 }
 
+/** What the sessions of these cases share. */
+const host = new SessionHost();
+
 /** The owner of a session that is only there to be ended. */
 const quietOwner: SessionOwner = { onEvent() {}, onDrain() {}, onTransportClose() {} };
 
@@ -310,7 +313,7 @@ export function endCases(open: OpenPair): void {
     await open(
       t,
       (transport) => {
-        session = new Session(new ServerConnection({ now: now(), onWake: wakeSession }), quietOwner);
+        session = new Session(host, new ServerConnection({ now: now(), onWake: host.wake }), quietOwner);
         session.endTimeout = 100;
         return session.bind(transport);
       },
@@ -343,7 +346,7 @@ export function endCases(open: OpenPair): void {
     return {
       session: () => session!,
       bind(transport) {
-        session = new Session(new ServerConnection({ now: now(), onWake: wakeSession }), owner);
+        session = new Session(host, new ServerConnection({ now: now(), onWake: host.wake }), owner);
         session.endTimeout = endTimeout;
         return session.bind(transport);
       },
