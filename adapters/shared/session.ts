@@ -247,24 +247,28 @@ export class SessionHost {
   }
 }
 
+const BACKPRESSURED = 1;
+const DRAIN_WANTED = 2;
+const READ_PAUSED = 4;
+const OUT_DUE = 8;
+const FLUSHING = 16;
+const AGAIN = 32;
+const ENDED = 64;
+const CLOSED = 128;
+
 export class Session implements TransportHandler {
   readonly connection: Connection;
   transport: Transport | null = null;
-  /** The last write found the transport over its high-water mark; cleared by drain. */
-  backpressured = false;
-  /** The owner refused a send over its limit: `onDrain` once the output is written and nothing is pending. */
-  drainWanted = false;
   /**
    * Bytes waiting to be written (the transport's and the connection's pending ones) beyond which
    * the session stops reading from the peer until the transport drains: what the peer makes us
    * write (pongs, close replies, a handler's answers) then stays bounded. Infinity: never.
    */
   readLimit = Infinity;
-  private readPaused = false;
   /** See DEFAULT_END_TIMEOUT. */
   endTimeout = DEFAULT_END_TIMEOUT;
-  /** When the wait for the peer's end runs out (Infinity: not ended, or closed). */
-  private endAt = Infinity;
+  /** When the wait for the peer's end runs out (null: not ended, or closed); null, not Infinity, so that an idle session holds no number box. */
+  private endAt: number | null = null;
   /** The transport's `bufferedAmount` when `endAt` was set. */
   private endBuffered = 0;
 
@@ -285,17 +289,12 @@ export class Session implements TransportHandler {
    * is over their limit.
    */
   private transportBuffered = 0;
-  /** The transport's `highWaterMark`, read once: every send compares with it. */
-  private highWaterMark = 0;
-  private outDue = false;
   /** Where `out` waits to be handed out: the list of the transport's `afterReads`. */
   private due: DueList | null = null;
   /** Pool buffers under chunks given to the transport, back to the pool once it holds nothing. */
   private lent: Uint8Array[] | null = null;
-  private flushing = false;
-  private again = false;
-  private ended = false;
-  private closed = false;
+  /** The flags below, as bits of one number: a server holds a session per connection. */
+  private flags = 0;
 
   /** `connection` was created with `host.wake` as its `onWake`. */
   constructor(host: SessionHost, connection: Connection, owner: SessionOwner) {
@@ -303,6 +302,64 @@ export class Session implements TransportHandler {
     this.connection = connection;
     this.owner = owner;
     host.register(connection, this);
+  }
+
+  /** The last write found the transport over its high-water mark; cleared by drain. */
+  get backpressured(): boolean {
+    return (this.flags & BACKPRESSURED) !== 0;
+  }
+  set backpressured(value: boolean) {
+    this.flags = value ? this.flags | BACKPRESSURED : this.flags & ~BACKPRESSURED;
+  }
+
+  /** The owner refused a send over its limit: `onDrain` once the output is written and nothing is pending. */
+  get drainWanted(): boolean {
+    return (this.flags & DRAIN_WANTED) !== 0;
+  }
+  set drainWanted(value: boolean) {
+    this.flags = value ? this.flags | DRAIN_WANTED : this.flags & ~DRAIN_WANTED;
+  }
+
+  private get readPaused(): boolean {
+    return (this.flags & READ_PAUSED) !== 0;
+  }
+  private set readPaused(value: boolean) {
+    this.flags = value ? this.flags | READ_PAUSED : this.flags & ~READ_PAUSED;
+  }
+
+  private get outDue(): boolean {
+    return (this.flags & OUT_DUE) !== 0;
+  }
+  private set outDue(value: boolean) {
+    this.flags = value ? this.flags | OUT_DUE : this.flags & ~OUT_DUE;
+  }
+
+  private get flushing(): boolean {
+    return (this.flags & FLUSHING) !== 0;
+  }
+  private set flushing(value: boolean) {
+    this.flags = value ? this.flags | FLUSHING : this.flags & ~FLUSHING;
+  }
+
+  private get again(): boolean {
+    return (this.flags & AGAIN) !== 0;
+  }
+  private set again(value: boolean) {
+    this.flags = value ? this.flags | AGAIN : this.flags & ~AGAIN;
+  }
+
+  private get ended(): boolean {
+    return (this.flags & ENDED) !== 0;
+  }
+  private set ended(value: boolean) {
+    this.flags = value ? this.flags | ENDED : this.flags & ~ENDED;
+  }
+
+  private get closed(): boolean {
+    return (this.flags & CLOSED) !== 0;
+  }
+  private set closed(value: boolean) {
+    this.flags = value ? this.flags | CLOSED : this.flags & ~CLOSED;
   }
 
   /** Gives the session's events, from the next one on, to `owner`. */
@@ -313,7 +370,6 @@ export class Session implements TransportHandler {
   /** The transport's handler, bound to `transport`. */
   bind(transport: Transport): TransportHandler {
     this.transport = transport;
-    this.highWaterMark = transport.highWaterMark;
     this.due = this.host.dueListFor(transport.afterReads);
     this.flush();
     return this;
@@ -407,7 +463,7 @@ export class Session implements TransportHandler {
     const transport = this.transport;
     if (transport === null || this.closed || this.ended) return true;
     this.scheduleOut();
-    if (!this.bufferedAtLeast(this.highWaterMark + 1)) return true;
+    if (!this.bufferedAtLeast(transport.highWaterMark + 1)) return true;
     this.drainWanted = true;
     // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
     if (this.backpressured && !this.readPaused) this.checkReadLimit();
@@ -557,7 +613,7 @@ export class Session implements TransportHandler {
       this.endBuffered = buffered;
       this.endAt = now() + this.endTimeout;
     } else {
-      this.endAt = Infinity;
+      this.endAt = null;
       transport.destroy();
     }
   }
@@ -573,13 +629,13 @@ export class Session implements TransportHandler {
 
   /** Sets the connection's deadline, or the end wait's; a later one waits for the earlier one to be reached first. */
   private arm(): void {
-    const at = Math.min(this.connection.deadline, this.endAt);
+    const at = Math.min(this.connection.deadline, this.endAt ?? Infinity);
     if (at < this.deadlineAt) this.host.deadlines.set(this, at);
   }
 
   /** Called by the host's `deadlines` when the deadline set by `arm` has come. */
   deadlineReached(): void {
-    if (this.endAt <= now() && this.transport !== null && !this.closed) {
+    if (this.endAt !== null && this.endAt <= now() && this.transport !== null && !this.closed) {
       this.endWaited(this.transport);
       if (this.closed) return;
     }
