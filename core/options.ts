@@ -10,6 +10,7 @@
  * Calls upwards are abstract methods that connection.ts implements.
  */
 import type { Connection } from "./connection.ts";
+import { withDefaults } from "./defaults.ts";
 import { WebSocketError } from "./errors.ts";
 import type { HttpLimits } from "./http.ts";
 import { FrameTracer, type TraceHook } from "./trace.ts";
@@ -92,16 +93,7 @@ export function connectionConfig(options: Omit<ConnectionOptions, "now" | "confi
   const tuning = options.tuning ?? PORTABLE_TUNING;
   if (tuning !== PORTABLE_TUNING) checkTuning(tuning);
   const config: ConnectionConfig = {
-    maxMessageSize: options.maxMessageSize ?? DEFAULTS.maxMessageSize,
-    maxFragments: options.maxFragments ?? DEFAULTS.maxFragments,
-    streamThreshold: options.streamThreshold ?? DEFAULTS.streamThreshold,
-    autoPong: options.autoPong ?? DEFAULTS.autoPong,
-    fragmentSize: options.fragmentSize ?? DEFAULTS.fragmentSize,
-    handshakeTimeout: options.handshakeTimeout ?? DEFAULTS.handshakeTimeout,
-    closeTimeout: options.closeTimeout ?? DEFAULTS.closeTimeout,
-    idleTimeout: options.idleTimeout ?? DEFAULTS.idleTimeout,
-    keepaliveInterval: options.keepaliveInterval ?? DEFAULTS.keepaliveInterval,
-    pongTimeout: options.pongTimeout ?? DEFAULTS.pongTimeout,
+    ...withDefaults(DEFAULTS, options),
     random: options.random ?? defaultRandom,
     onWake: options.onWake ?? NO_WAKE,
     tuning,

@@ -4,6 +4,7 @@
  * cannot tell engines apart, so its default (`PORTABLE_TUNING`) is the choice that is safe and
  * reasonably fast everywhere; each runtime adapter passes the tuning for its engine.
  */
+import { withDefaults } from "./defaults.ts";
 import { WebSocketError } from "./errors.ts";
 
 /** Turns ASCII bytes `bytes[start:end]` into a string without a view of them. */
@@ -56,13 +57,7 @@ export const PORTABLE_TUNING: Tuning = Object.freeze({
 
 /** `PORTABLE_TUNING` with `choices` applied, checked and frozen. */
 export function createTuning(choices: Partial<Tuning> = {}): Tuning {
-  const tuning: Tuning = {
-    maskWordSize: choices.maskWordSize ?? PORTABLE_TUNING.maskWordSize,
-    payloadCopyLimit: choices.payloadCopyLimit ?? PORTABLE_TUNING.payloadCopyLimit,
-    asciiDecoder: choices.asciiDecoder ?? PORTABLE_TUNING.asciiDecoder,
-    lenientDecodeLimit: choices.lenientDecodeLimit ?? PORTABLE_TUNING.lenientDecodeLimit,
-    allocator: choices.allocator ?? PORTABLE_TUNING.allocator,
-  };
+  const tuning = withDefaults(PORTABLE_TUNING, choices);
   checkTuning(tuning);
   return Object.freeze(tuning);
 }
