@@ -8,21 +8,11 @@ import { runtimeName, serve, type WebSocketServer, WebSocket } from "../../adapt
 import { encodeEnvelope, MemoryHub } from "../../adapters/backplane/mod.ts";
 import type { BackplaneDriver, BackplaneOptions } from "../../adapters/shared/backplane.ts";
 import { until } from "../support/net.ts";
+import { topicHandlers } from "../support/topic-server.ts";
 
 /** A server whose clients send "sub TOPIC" / "unsub TOPIC" / "pub TOPIC TEXT", or binary (published to "bin"). */
 function start(backplane: BackplaneOptions): Promise<WebSocketServer> {
-  return serve({ port: 0, backplane }, {
-    message(ws, data) {
-      if (typeof data !== "string") {
-        ws.publish("bin", data);
-        return;
-      }
-      const [command, topic, ...rest] = data.split(" ");
-      if (command === "sub") ws.subscribe(topic!), ws.send(`subscribed ${topic}`);
-      else if (command === "unsub") ws.unsubscribe(topic!), ws.send(`unsubscribed ${topic}`);
-      else if (command === "pub") ws.publish(topic!, rest.join(" "));
-    },
-  });
+  return serve({ port: 0, backplane }, topicHandlers(null, "bin"));
 }
 
 async function client(server: WebSocketServer, ...topics: string[]) {
