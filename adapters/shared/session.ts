@@ -249,10 +249,14 @@ export class SessionHost {
 
 const BACKPRESSURED = 1;
 const DRAIN_WANTED = 2;
+/** Reading from the transport is paused (`readLimit`). */
 const READ_PAUSED = 4;
+/** `out` waits in the due list for the after-reads task. */
 const OUT_DUE = 8;
+/** Inside `flush()`; `AGAIN`: it is to run once more. */
 const FLUSHING = 16;
 const AGAIN = 32;
+/** The transport was ended; then closed. */
 const ENDED = 64;
 const CLOSED = 128;
 
@@ -293,7 +297,7 @@ export class Session implements TransportHandler {
   private due: DueList | null = null;
   /** Pool buffers under chunks given to the transport, back to the pool once it holds nothing. */
   private lent: Uint8Array[] | null = null;
-  /** The flags below, as bits of one number: a server holds a session per connection. */
+  /** BACKPRESSURED … CLOSED, as bits of one number: a server holds a session per connection. */
   private flags = 0;
 
   /** `connection` was created with `host.wake` as its `onWake`. */
@@ -306,60 +310,26 @@ export class Session implements TransportHandler {
 
   /** The last write found the transport over its high-water mark; cleared by drain. */
   get backpressured(): boolean {
-    return (this.flags & BACKPRESSURED) !== 0;
+    return this.is(BACKPRESSURED);
   }
   set backpressured(value: boolean) {
-    this.flags = value ? this.flags | BACKPRESSURED : this.flags & ~BACKPRESSURED;
+    this.mark(BACKPRESSURED, value);
   }
 
   /** The owner refused a send over its limit: `onDrain` once the output is written and nothing is pending. */
   get drainWanted(): boolean {
-    return (this.flags & DRAIN_WANTED) !== 0;
+    return this.is(DRAIN_WANTED);
   }
   set drainWanted(value: boolean) {
-    this.flags = value ? this.flags | DRAIN_WANTED : this.flags & ~DRAIN_WANTED;
+    this.mark(DRAIN_WANTED, value);
   }
 
-  private get readPaused(): boolean {
-    return (this.flags & READ_PAUSED) !== 0;
-  }
-  private set readPaused(value: boolean) {
-    this.flags = value ? this.flags | READ_PAUSED : this.flags & ~READ_PAUSED;
+  private is(flag: number): boolean {
+    return (this.flags & flag) !== 0;
   }
 
-  private get outDue(): boolean {
-    return (this.flags & OUT_DUE) !== 0;
-  }
-  private set outDue(value: boolean) {
-    this.flags = value ? this.flags | OUT_DUE : this.flags & ~OUT_DUE;
-  }
-
-  private get flushing(): boolean {
-    return (this.flags & FLUSHING) !== 0;
-  }
-  private set flushing(value: boolean) {
-    this.flags = value ? this.flags | FLUSHING : this.flags & ~FLUSHING;
-  }
-
-  private get again(): boolean {
-    return (this.flags & AGAIN) !== 0;
-  }
-  private set again(value: boolean) {
-    this.flags = value ? this.flags | AGAIN : this.flags & ~AGAIN;
-  }
-
-  private get ended(): boolean {
-    return (this.flags & ENDED) !== 0;
-  }
-  private set ended(value: boolean) {
-    this.flags = value ? this.flags | ENDED : this.flags & ~ENDED;
-  }
-
-  private get closed(): boolean {
-    return (this.flags & CLOSED) !== 0;
-  }
-  private set closed(value: boolean) {
-    this.flags = value ? this.flags | CLOSED : this.flags & ~CLOSED;
+  private mark(flag: number, on: boolean): void {
+    this.flags = on ? this.flags | flag : this.flags & ~flag;
   }
 
   /** Gives the session's events, from the next one on, to `owner`. */
@@ -376,7 +346,7 @@ export class Session implements TransportHandler {
   }
 
   get transportClosed(): boolean {
-    return this.closed;
+    return this.is(CLOSED);
   }
 
   /** Bytes written by the connection and not yet sent: the transport's and those waiting for the end of the loop turn. */
@@ -406,16 +376,16 @@ export class Session implements TransportHandler {
     this.backpressured = false;
     if (this.transport !== null) this.reclaim(this.transport);
     this.drainWanted = false;
-    if (this.readPaused) {
-      this.readPaused = false;
-      if (!this.closed) this.transport?.resume();
+    if (this.is(READ_PAUSED)) {
+      this.mark(READ_PAUSED, false);
+      if (!this.is(CLOSED)) this.transport?.resume();
     }
     this.owner.onDrain();
   }
 
   onClose(error?: Error): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.is(CLOSED)) return;
+    this.mark(CLOSED, true);
     this.clearTimer();
     this.connection.receiveEof();
     this.flush();
@@ -428,29 +398,29 @@ export class Session implements TransportHandler {
    * calls (a handler that sends) are folded into the running loop.
    */
   flush(): void {
-    if (this.flushing) {
-      this.again = true;
+    if (this.is(FLUSHING)) {
+      this.mark(AGAIN, true);
       return;
     }
-    this.flushing = true;
+    this.mark(FLUSHING, true);
     const connection = this.connection;
     try {
       do {
-        this.again = false;
+        this.mark(AGAIN, false);
         this.collect();
         const events = connection.pollEvents();
         for (let i = 0; i < events.length; i++) this.owner.onEvent(events[i]);
-        if (events.length !== 0) this.again = true;
-      } while (this.again);
-      if (connection.closeExpected && !this.ended && this.transport !== null && !this.closed) {
+        if (events.length !== 0) this.mark(AGAIN, true);
+      } while (this.is(AGAIN));
+      if (connection.closeExpected && !this.is(ENDED) && this.transport !== null && !this.is(CLOSED)) {
         this.handOut(); // the end follows the last bytes, in order
         this.end(this.transport);
       } else this.scheduleOut();
     } finally {
-      this.flushing = false;
+      this.mark(FLUSHING, false);
     }
     this.afterWrite();
-    if (!this.closed) this.arm();
+    if (!this.is(CLOSED)) this.arm();
   }
 
   /**
@@ -461,12 +431,12 @@ export class Session implements TransportHandler {
   write(): boolean {
     this.collect();
     const transport = this.transport;
-    if (transport === null || this.closed || this.ended) return true;
+    if (transport === null || this.is(CLOSED) || this.is(ENDED)) return true;
     this.scheduleOut();
     if (!this.bufferedAtLeast(transport.highWaterMark + 1)) return true;
     this.drainWanted = true;
     // A send is not followed by a flush: past the high-water mark it checks the read limit itself.
-    if (this.backpressured && !this.readPaused) this.checkReadLimit();
+    if (this.backpressured && !this.is(READ_PAUSED)) this.checkReadLimit();
     return false;
   }
 
@@ -474,7 +444,7 @@ export class Session implements TransportHandler {
   private collect(): void {
     const output = this.connection.pollOutput();
     if (output.length === 0) return;
-    if (this.closed || this.ended) return; // nothing more goes out
+    if (this.is(CLOSED) || this.is(ENDED)) return; // nothing more goes out
     const out = (this.out ??= []);
     for (let i = 0; i < output.length; i++) {
       const chunk = output[i];
@@ -491,8 +461,8 @@ export class Session implements TransportHandler {
       this.handOut();
       return;
     }
-    if (this.outDue) return;
-    this.outDue = true;
+    if (this.is(OUT_DUE)) return;
+    this.mark(OUT_DUE, true);
     (this.due ??= this.host.dueListFor(this.transport.afterReads)).add(this);
   }
 
@@ -500,18 +470,18 @@ export class Session implements TransportHandler {
   handOut(list: DueList | null = null): void {
     const out = this.out;
     const transport = this.transport;
-    const scheduled = this.outDue;
-    this.outDue = false;
+    const scheduled = this.is(OUT_DUE);
+    this.mark(OUT_DUE, false);
     if (out === null || transport === null) return;
     this.out = null;
     const bytes = this.outBytes;
     this.outBytes = 0;
-    if (this.closed || this.ended) return;
+    if (this.is(CLOSED) || this.is(ENDED)) return;
     const lends = transport.releasesChunks;
     if (lends) this.reclaim(transport);
     if (!transport.write(out.length === 1 ? out : this.coalesce(out, bytes, lends, list))) this.backpressured = true;
     this.transportBuffered += bytes; // still a bound, without reading the transport
-    if (scheduled && !this.flushing) this.afterWrite();
+    if (scheduled && !this.is(FLUSHING)) this.afterWrite();
   }
 
   /**
@@ -571,14 +541,14 @@ export class Session implements TransportHandler {
 
   /** Drain owed to the owner, and the read limit, once output went to the transport. */
   private afterWrite(): void {
-    if (this.closed) return;
+    if (this.is(CLOSED)) return;
     if (this.drainWanted && !this.backpressured && this.out === null && this.connection.pendingBytes === 0) {
       // The owner was refused or told to wait while bytes waited here or were being compressed;
       // they are with the transport now, under its high-water mark.
       this.drainWanted = false;
       this.owner.onDrain();
     }
-    if (this.backpressured && !this.readPaused && !this.ended) this.checkReadLimit();
+    if (this.backpressured && !this.is(READ_PAUSED) && !this.is(ENDED)) this.checkReadLimit();
   }
 
   /**
@@ -588,7 +558,7 @@ export class Session implements TransportHandler {
   private checkReadLimit(): void {
     const transport = this.transport;
     if (transport === null || transport.bufferedAmount + this.outBytes + this.connection.pendingBytes <= this.readLimit) return;
-    this.readPaused = true;
+    this.mark(READ_PAUSED, true);
     transport.pause();
     this.owner.onReadLimit?.();
   }
@@ -600,7 +570,7 @@ export class Session implements TransportHandler {
    * moving, before the transport is destroyed.
    */
   private end(transport: Transport): void {
-    this.ended = true;
+    this.mark(ENDED, true);
     transport.end();
     this.endBuffered = transport.bufferedAmount;
     this.endAt = now() + this.endTimeout;
@@ -624,7 +594,7 @@ export class Session implements TransportHandler {
     this.out = null;
     this.outBytes = 0;
     this.flush();
-    if (this.transport !== null && !this.closed) this.transport.destroy();
+    if (this.transport !== null && !this.is(CLOSED)) this.transport.destroy();
   }
 
   /** Sets the connection's deadline, or the end wait's; a later one waits for the earlier one to be reached first. */
@@ -635,9 +605,9 @@ export class Session implements TransportHandler {
 
   /** Called by the host's `deadlines` when the deadline set by `arm` has come. */
   deadlineReached(): void {
-    if (this.endAt !== null && this.endAt <= now() && this.transport !== null && !this.closed) {
+    if (this.endAt !== null && this.endAt <= now() && this.transport !== null && !this.is(CLOSED)) {
       this.endWaited(this.transport);
-      if (this.closed) return;
+      if (this.is(CLOSED)) return;
     }
     this.connection.tick(now());
     this.flush();
